@@ -51,16 +51,16 @@ type NAT struct {
 
 // LAN is what one LAN's Router Advertisements carry.
 type LAN struct {
-	Interface  string     `json:"interface"`
-	Mode       string     `json:"mode"`
-	Managed    bool       `json:"managed"`
-	Other      bool       `json:"other"`
-	Prefixes   []Prefix   `json:"prefixes"`
-	Deprecated []Prefix   `json:"deprecated,omitempty"`
-	RAsSent    uint64     `json:"ras_sent"`
-	RSReceived uint64     `json:"rs_received"`
-	Source     string     `json:"source,omitempty"`
-	Routers    []string   `json:"other_routers,omitempty"`
+	Interface  string   `json:"interface"`
+	Mode       string   `json:"mode"`
+	Managed    bool     `json:"managed"`
+	Other      bool     `json:"other"`
+	Prefixes   []Prefix `json:"prefixes"`
+	Deprecated []Prefix `json:"deprecated,omitempty"`
+	RAsSent    uint64   `json:"ras_sent"`
+	RSReceived uint64   `json:"rs_received"`
+	Source     string   `json:"source,omitempty"`
+	Routers    []string `json:"other_routers,omitempty"`
 }
 
 // Prefix is an advertised prefix and the lifetimes the last RA carried.
