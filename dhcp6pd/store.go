@@ -1,0 +1,177 @@
+package dhcp6pd
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// savedLease is the on-disk form: prefixes and addresses as text, durations
+// in whole seconds, so an operator can read and edit the file.
+type savedLease struct {
+	Interface      string        `json:"interface"`
+	IAID           uint32        `json:"iaid"`
+	ServerID       string        `json:"server_duid"`
+	ServerAddr     string        `json:"server_addr,omitempty"`
+	Unicast        string        `json:"unicast,omitempty"`
+	T1             int64         `json:"t1_s"`
+	T2             int64         `json:"t2_s"`
+	Acquired       time.Time     `json:"acquired"`
+	Prefixes       []savedPrefix `json:"prefixes"`
+	ReconfigureKey string        `json:"reconfigure_key,omitempty"`
+	Hint           int           `json:"hint,omitempty"`
+}
+
+type savedPrefix struct {
+	Prefix    string `json:"prefix"`
+	Preferred int64  `json:"preferred_s"`
+	Valid     int64  `json:"valid_s"`
+}
+
+func leasePath(stateDir, iface string, iaid uint32) string {
+	return filepath.Join(stateDir, fmt.Sprintf("lease-%s-%d.json", iface, iaid))
+}
+
+// SaveLease writes l to <stateDir>/lease-<iface>-<iaid>.json atomically:
+// a crash leaves either the old file or the new one, never a torn one.
+// A nil lease removes nothing; use RemoveLease for that.
+func SaveLease(stateDir, iface string, l *Lease) error {
+	if l == nil {
+		return errors.New("saving lease: nil lease")
+	}
+	s := savedLease{
+		Interface:      iface,
+		IAID:           l.IAID,
+		ServerID:       FormatDUID(l.ServerID),
+		T1:             int64(l.T1 / time.Second),
+		T2:             int64(l.T2 / time.Second),
+		Acquired:       l.Acquired.UTC(),
+		ReconfigureKey: hex.EncodeToString(l.ReconfigureKey),
+		Hint:           l.Hint,
+	}
+	if l.ServerAddr.IsValid() {
+		s.ServerAddr = l.ServerAddr.String()
+	}
+	if l.Unicast.IsValid() {
+		s.Unicast = l.Unicast.String()
+	}
+	for _, p := range l.Prefixes {
+		s.Prefixes = append(s.Prefixes, savedPrefix{
+			Prefix:    p.Prefix.String(),
+			Preferred: int64(p.Preferred / time.Second),
+			Valid:     int64(p.Valid / time.Second),
+		})
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("saving lease: %w", err)
+	}
+	if err := writeFileAtomic(leasePath(stateDir, iface, l.IAID), append(data, '\n')); err != nil {
+		return fmt.Errorf("saving lease: %w", err)
+	}
+	return nil
+}
+
+// RemoveLease deletes the saved lease, e.g. after a Release or expiry, so a
+// restart does not Rebind a prefix the server no longer holds for us.
+func RemoveLease(stateDir, iface string, iaid uint32) error {
+	err := os.Remove(leasePath(stateDir, iface, iaid))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing saved lease: %w", err)
+	}
+	return nil
+}
+
+// LoadLease reads the lease SaveLease wrote. A missing file is (nil, nil).
+func LoadLease(stateDir, iface string, iaid uint32) (*Lease, error) {
+	data, err := os.ReadFile(leasePath(stateDir, iface, iaid))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading lease: %w", err)
+	}
+	var s savedLease
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("loading lease %s: %w", leasePath(stateDir, iface, iaid), err)
+	}
+	l := &Lease{
+		IAID:     s.IAID,
+		T1:       time.Duration(s.T1) * time.Second,
+		T2:       time.Duration(s.T2) * time.Second,
+		Acquired: s.Acquired,
+		Hint:     s.Hint,
+	}
+	if l.ServerID, err = ParseDUID(s.ServerID); err != nil {
+		return nil, fmt.Errorf("loading lease: %w", err)
+	}
+	if s.ServerAddr != "" {
+		if l.ServerAddr, err = netip.ParseAddr(s.ServerAddr); err != nil {
+			return nil, fmt.Errorf("loading lease: server_addr: %w", err)
+		}
+	}
+	if s.Unicast != "" {
+		if l.Unicast, err = netip.ParseAddr(s.Unicast); err != nil {
+			return nil, fmt.Errorf("loading lease: unicast: %w", err)
+		}
+	}
+	if l.ReconfigureKey, err = hex.DecodeString(s.ReconfigureKey); err != nil {
+		return nil, fmt.Errorf("loading lease: reconfigure_key: %w", err)
+	}
+	if len(l.ReconfigureKey) == 0 {
+		l.ReconfigureKey = nil
+	}
+	for _, sp := range s.Prefixes {
+		p, err := netip.ParsePrefix(sp.Prefix)
+		if err != nil {
+			return nil, fmt.Errorf("loading lease: prefix: %w", err)
+		}
+		l.Prefixes = append(l.Prefixes, Prefix{
+			Prefix:    p,
+			Preferred: time.Duration(sp.Preferred) * time.Second,
+			Valid:     time.Duration(sp.Valid) * time.Second,
+		})
+	}
+	return l, nil
+}
+
+// writeFileAtomic writes a temporary file beside path, fsyncs it, renames it
+// over path and fsyncs the directory so the rename itself is durable.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op once renamed
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

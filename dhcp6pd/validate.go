@@ -1,0 +1,157 @@
+package dhcp6pd
+
+import (
+	"crypto/hmac"
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/insomniacslk/dhcp/iana"
+)
+
+const (
+	statusSuccess       = iana.StatusSuccess
+	statusUnspecFail    = iana.StatusUnspecFail
+	statusNoBinding     = iana.StatusNoBinding
+	statusUseMulticast  = iana.StatusUseMulticast
+	statusNoPrefixAvail = iana.StatusNoPrefixAvail
+)
+
+// verdict is what the semantic checks make of a server message.
+type verdict struct {
+	reason string  // non-empty: drop the whole message for this reason
+	status *status // the first non-success status, at whatever level
+	ia     *iaPD   // our IA_PD, nil when absent
+	usable []Prefix
+}
+
+// check validates a parsed message against our configuration (RFC 8415
+// §16, §21.21, §21.22) and finds the status that governs it. Status codes
+// live at three levels (message, IA_PD, IA_PREFIX) and each one counts:
+// odhcp6c once missed the nested NoPrefixAvail and stayed dead until T1.
+func (m *Machine) check(msg *message) verdict {
+	var v verdict
+	if s := msg.Status; s != nil && s.Code != statusSuccess {
+		v.status = s
+	}
+	for i := range msg.IAPDs {
+		if msg.IAPDs[i].IAID == m.cfg.IAID {
+			v.ia = &msg.IAPDs[i]
+		}
+	}
+	if v.ia == nil {
+		return v
+	}
+	ia := v.ia
+	if v.status == nil && ia.Status != nil && ia.Status.Code != statusSuccess {
+		v.status = ia.Status
+	}
+	// §21.21: a client discards an IA_PD whose T1 is greater than T2.
+	if ia.T1 != 0 && ia.T2 != 0 && ia.T1 > ia.T2 {
+		v.reason = fmt.Sprintf("T1 %s > T2 %s", ia.T1, ia.T2)
+		return v
+	}
+	seen := map[netip.Prefix]bool{}
+	var prefixStatus *status
+	for _, p := range ia.Prefixes {
+		if p.Status != nil && p.Status.Code != statusSuccess {
+			if prefixStatus == nil {
+				prefixStatus = p.Status
+			}
+			continue
+		}
+		if reason := m.checkPrefix(p.Prefix); reason != "" {
+			v.reason = reason
+			return v
+		}
+		if seen[p.Prefix] {
+			v.reason = fmt.Sprintf("prefix %s appears twice", p.Prefix)
+			return v
+		}
+		seen[p.Prefix] = true
+		if p.Preferred > p.Valid {
+			// §21.22: such a prefix is discarded; the rest stay usable.
+			continue
+		}
+		if p.Valid == 0 {
+			continue // withdrawn (§18.2.10.1); bind drops it from the lease
+		}
+		v.usable = append(v.usable, Prefix{Prefix: p.Prefix.Masked(), Preferred: p.Preferred, Valid: p.Valid})
+	}
+	if v.status == nil && len(v.usable) == 0 && prefixStatus != nil {
+		v.status = prefixStatus
+	}
+	if v.status == nil && len(v.usable) == 0 && len(ia.Prefixes) > 0 && len(seen) > 0 && allDiscarded(ia) {
+		v.reason = "every prefix has preferred lifetime > valid lifetime"
+	}
+	return v
+}
+
+func allDiscarded(ia *iaPD) bool {
+	for _, p := range ia.Prefixes {
+		if p.Preferred <= p.Valid {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPrefix refuses prefixes a router cannot delegate on: wrong length,
+// or an address range that is not global unicast.
+func (m *Machine) checkPrefix(p netip.Prefix) string {
+	if !p.IsValid() {
+		return "IA_PREFIX with an invalid prefix length"
+	}
+	a := p.Addr()
+	switch {
+	case p.Bits() < 1 || p.Bits() > 64:
+		return fmt.Sprintf("prefix %s: length outside 1..64", p)
+	case p.Bits() > m.cfg.MaxPrefixLength:
+		return fmt.Sprintf("prefix %s: longer than /%d, too small for the configured LANs", p, m.cfg.MaxPrefixLength)
+	case a.Is4In6():
+		return fmt.Sprintf("prefix %s: IPv4-mapped", p)
+	case a.IsUnspecified():
+		return fmt.Sprintf("prefix %s: unspecified", p)
+	case a.IsLoopback():
+		return fmt.Sprintf("prefix %s: loopback", p)
+	case a.IsMulticast():
+		return fmt.Sprintf("prefix %s: multicast", p)
+	case a.IsLinkLocalUnicast():
+		return fmt.Sprintf("prefix %s: link-local", p)
+	case a.IsPrivate():
+		return fmt.Sprintf("prefix %s: ULA", p)
+	}
+	return ""
+}
+
+// checkReconfigureAuth verifies the Reconfigure Key authentication of RFC
+// 8415 §20.4.2: HMAC-MD5 over the whole message with the digest zeroed,
+// keyed with the key the server gave in its Reply.
+func checkReconfigureAuth(b []byte, a *auth, key []byte) error {
+	switch {
+	case len(key) == 0:
+		return errors.New("no reconfigure key known for this server")
+	case a == nil:
+		return errors.New("no Auth option")
+	case a.Protocol != authProtoReconfigureKey || a.Algorithm != authAlgHMACMD5 || a.RDM != authRDMCounter:
+		return fmt.Errorf("auth protocol %d algorithm %d rdm %d, want %d/%d/%d",
+			a.Protocol, a.Algorithm, a.RDM, authProtoReconfigureKey, authAlgHMACMD5, authRDMCounter)
+	case a.InfoType != authTypeHMAC:
+		return fmt.Errorf("auth info type %d, want HMAC-MD5 digest", a.InfoType)
+	}
+	if !hmac.Equal(a.Value, reconfigureDigest(b, a.valueOffset, key)) {
+		return errors.New("HMAC-MD5 digest does not match the reconfigure key")
+	}
+	return nil
+}
+
+// reconfigureDigest computes the digest of message b whose 16-byte digest
+// field starts at off.
+func reconfigureDigest(b []byte, off int, key []byte) []byte {
+	zeroed := append([]byte(nil), b...)
+	clear(zeroed[off : off+authKeyLen])
+	h := hmac.New(md5.New, key)
+	h.Write(zeroed)
+	return h.Sum(nil)
+}
