@@ -1,0 +1,339 @@
+package nat
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Chain names inside our table.
+const (
+	ChainPrerouting  = "prerouting"
+	ChainPostrouting = "postrouting"
+)
+
+// ifNameSize is IFNAMSIZ: interface names travel to the kernel NUL padded to 16 bytes.
+const ifNameSize = 16
+
+// Offsets of the IPv6 source and destination addresses in the network header (RFC 8200 §3).
+const (
+	offsetSaddr = 8
+	offsetDaddr = 24
+)
+
+// Uplink is one upstream: the WAN interface and the delegated prefix the internal prefix is
+// mapped onto there.
+type Uplink struct {
+	WAN      string       // interface name
+	External netip.Prefix // the delegated prefix, already fitted to the internal length (see Fit)
+	// Mark, when > 0 and there is more than one uplink, is set as the conntrack mark of flows
+	// arriving on WAN, so that their replies can be routed back by the same uplink.
+	Mark uint32
+}
+
+// Ruleset is the desired NAT state, rendered as a whole into our table.
+type Ruleset struct {
+	Internal netip.Prefix // the ULA used inside, e.g. fd00:aaaa:bbbb:cc00::/56
+	LANs     []string     // LAN interfaces: where hairpin traffic may come from
+	Hairpin  bool         // LAN hosts may reach LAN hosts through the external prefix
+	Uplinks  []Uplink     // empty: the table exists with empty chains
+}
+
+// Check reports what makes uplinks (or the whole Ruleset) unusable. Render leaves those
+// uplinks out; every other uplink is still mapped. Length mismatches wrap ErrLength.
+func (r Ruleset) Check() error {
+	if len(r.Uplinks) == 0 {
+		return nil
+	}
+	if err := checkInternal(r.Internal); err != nil {
+		return err
+	}
+	var errs []error
+	for i := range r.Uplinks {
+		if err := r.checkUplink(i); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, lan := range r.LANs {
+		if lan == "" || len(lan) >= ifNameSize {
+			errs = append(errs, fmt.Errorf("nat: LAN interface name %q is not a valid interface name", lan))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkInternal(p netip.Prefix) error {
+	if !p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() == 0 {
+		return fmt.Errorf("nat: internal prefix %v is not an IPv6 prefix", p)
+	}
+	if p.Masked() != p {
+		return fmt.Errorf("nat: internal prefix %v has host bits set (did you mean %v?)", p, p.Masked())
+	}
+	return nil
+}
+
+// checkUplink validates r.Uplinks[i] against the internal prefix and the uplinks before it.
+func (r Ruleset) checkUplink(i int) error {
+	u := r.Uplinks[i]
+	if u.WAN == "" || len(u.WAN) >= ifNameSize {
+		return fmt.Errorf("nat: uplink %d: %q is not a valid interface name", i, u.WAN)
+	}
+	if !u.External.IsValid() || !u.External.Addr().Is6() || u.External.Addr().Is4In6() {
+		return fmt.Errorf("nat: uplink %s: external prefix %v is not an IPv6 prefix", u.WAN, u.External)
+	}
+	if u.External.Bits() != r.Internal.Bits() {
+		return fmt.Errorf("nat: uplink %s: external %v is a /%d but internal %v is a /%d; no mapping installed: %w",
+			u.WAN, u.External, u.External.Bits(), r.Internal, r.Internal.Bits(), ErrLength)
+	}
+	if u.External.Masked() != u.External {
+		return fmt.Errorf("nat: uplink %s: external prefix %v has host bits set", u.WAN, u.External)
+	}
+	for _, prev := range r.Uplinks[:i] {
+		if prev.WAN == u.WAN {
+			return fmt.Errorf("nat: uplink %s listed twice", u.WAN)
+		}
+	}
+	return nil
+}
+
+// RuleSpec is one rendered rule: the chain it lives in, the uplink whose pair it belongs to,
+// and its text as `nft list` prints it. It also carries the expressions Table sends.
+type RuleSpec struct {
+	Chain  string // ChainPrerouting or ChainPostrouting
+	Uplink string // the WAN this rule belongs to
+	Text   string
+
+	exprs []expr.Any
+	lans  []string // elements of the anonymous ifname set the rule's lookup refers to
+}
+
+// Render turns a Ruleset into the rules of our table: per uplink, the inbound dnat (and its
+// ct mark when multihomed) and the hairpin dnat in prerouting, the outbound snat and the
+// hairpin snat in postrouting. Uplinks that fail Check are left out. Pure: golden tests
+// compare its output.
+func Render(r Ruleset) []RuleSpec {
+	if len(r.Uplinks) == 0 || checkInternal(r.Internal) != nil {
+		return nil
+	}
+	lans := slices.Clone(r.LANs)
+	slices.Sort(lans)
+	lans = slices.Compact(lans)
+	lans = slices.DeleteFunc(lans, func(s string) bool { return s == "" || len(s) >= ifNameSize })
+
+	var pre, post []RuleSpec
+	for i, u := range r.Uplinks {
+		if r.checkUplink(i) != nil {
+			continue
+		}
+		add := func(list *[]RuleSpec, chain string, b *builder) {
+			*list = append(*list, RuleSpec{Chain: chain, Uplink: u.WAN, Text: b.String(), exprs: b.exprs, lans: b.lans})
+		}
+		if u.Mark > 0 && len(r.Uplinks) > 1 {
+			// nat chains see only a connection's first packet, which is exactly when the
+			// mark has to be put on the conntrack entry.
+			b := new(builder)
+			b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, u.WAN)
+			b.ctMarkSet(u.Mark)
+			add(&pre, ChainPrerouting, b)
+		}
+
+		b := new(builder)
+		b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, u.WAN)
+		b.addr(offsetDaddr, "ip6 daddr", u.External)
+		b.netmap(expr.NATTypeDestNAT, "dnat", r.Internal)
+		add(&pre, ChainPrerouting, b)
+
+		if r.Hairpin {
+			// A LAN host talks to another LAN host's external address: translate the
+			// destination back to the internal one here ...
+			b := new(builder)
+			switch len(lans) {
+			case 0:
+				b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpNeq, u.WAN)
+			case 1:
+				b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, lans[0])
+			default:
+				b.ifnameIn(lans)
+			}
+			b.addr(offsetSaddr, "ip6 saddr", r.Internal)
+			b.addr(offsetDaddr, "ip6 daddr", u.External)
+			b.netmap(expr.NATTypeDestNAT, "dnat", r.Internal)
+			add(&pre, ChainPrerouting, b)
+		}
+
+		b = new(builder)
+		b.ifname(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, u.WAN)
+		b.addr(offsetSaddr, "ip6 saddr", r.Internal)
+		b.netmap(expr.NATTypeSourceNAT, "snat", u.External)
+		add(&post, ChainPostrouting, b)
+
+		if r.Hairpin {
+			// ... and the source to the sender's external address here, so the peer
+			// answers through the router (where conntrack reverses both) instead of
+			// straight to an internal address the sender never talked to. The
+			// conntrack's original destination identifies hairpin flows without
+			// borrowing a packet mark that routing rules may use.
+			b := new(builder)
+			b.addr(offsetSaddr, "ip6 saddr", r.Internal)
+			b.ctOrigDaddr(u.External)
+			b.netmap(expr.NATTypeSourceNAT, "snat", u.External)
+			add(&post, ChainPostrouting, b)
+		}
+	}
+	return append(pre, post...)
+}
+
+// Format prints rendered rules as `nft list table ip6 <name>` does, so that golden files,
+// the differential test and an operator's `nft list` all read the same.
+func Format(name string, rules []RuleSpec) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "table ip6 %s {\n", name)
+	for i, c := range []struct{ name, hook, prio string }{
+		{ChainPrerouting, "prerouting", "dstnat"},
+		{ChainPostrouting, "postrouting", "srcnat"},
+	} {
+		if i > 0 {
+			sb.WriteString("\n")
+		}
+		fmt.Fprintf(&sb, "\tchain %s {\n\t\ttype nat hook %s priority %s; policy accept;\n", c.name, c.hook, c.prio)
+		for _, r := range rules {
+			if r.Chain == c.name {
+				fmt.Fprintf(&sb, "\t\t%s\n", r.Text)
+			}
+		}
+		sb.WriteString("\t}\n")
+	}
+	sb.WriteString("}\n")
+	return sb.String()
+}
+
+// builder writes one rule's text and expressions side by side, so they cannot disagree.
+type builder struct {
+	words []string
+	exprs []expr.Any
+	lans  []string
+}
+
+func (b *builder) String() string { return strings.Join(b.words, " ") }
+
+func (b *builder) ifname(key expr.MetaKey, word string, op expr.CmpOp, name string) {
+	if op == expr.CmpOpNeq {
+		b.words = append(b.words, fmt.Sprintf("%s != %q", word, name))
+	} else {
+		b.words = append(b.words, fmt.Sprintf("%s %q", word, name))
+	}
+	b.exprs = append(b.exprs,
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: op, Register: 1, Data: ifname(name)},
+	)
+}
+
+// ifnameIn matches the input interface against an anonymous set; Table creates the set in
+// the same batch and fills in the lookup's set name and id.
+func (b *builder) ifnameIn(names []string) {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = fmt.Sprintf("%q", n)
+	}
+	b.words = append(b.words, "iifname { "+strings.Join(quoted, ", ")+" }")
+	b.exprs = append(b.exprs,
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1},
+	)
+	b.lans = names
+}
+
+// addr matches a payload address against a prefix the way nft encodes it: a whole-byte
+// prefix compares only its bytes, any other length masks all 16.
+func (b *builder) addr(offset uint32, word string, p netip.Prefix) {
+	b.words = append(b.words, word+" "+prefixText(p))
+	a := p.Addr().As16()
+	if p.Bits()%8 == 0 {
+		n := uint32(p.Bits() / 8)
+		b.exprs = append(b.exprs,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: n},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:n]},
+		)
+		return
+	}
+	b.exprs = append(b.exprs, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 16})
+	b.masked(p)
+}
+
+// ctOrigDaddr matches the destination the connection was opened to, before any dnat.
+func (b *builder) ctOrigDaddr(p netip.Prefix) {
+	b.words = append(b.words, "ct original ip6 daddr "+prefixText(p))
+	b.exprs = append(b.exprs, &expr.Ct{Key: expr.CtKeyDST, Register: 1, Direction: 0 /* IP_CT_DIR_ORIGINAL */})
+	b.masked(p)
+}
+
+func (b *builder) masked(p netip.Prefix) {
+	a := p.Addr().As16()
+	mask := prefixMask(p.Bits())
+	if p.Bits() < 128 {
+		b.exprs = append(b.exprs, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask[:], Xor: make([]byte, 16)})
+	}
+	b.exprs = append(b.exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
+}
+
+func (b *builder) ctMarkSet(mark uint32) {
+	b.words = append(b.words, fmt.Sprintf("ct mark set 0x%08x", mark))
+	data := make([]byte, 4)
+	binary.NativeEndian.PutUint32(data, mark) // marks are host-order u32 in the kernel
+	b.exprs = append(b.exprs,
+		&expr.Immediate{Register: 1, Data: data},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
+	)
+}
+
+// netmap is NETMAP: the address range of `to` in registers 1 and 2 with the prefix flag, so
+// the kernel keeps the host bits and replaces the prefix bits.
+func (b *builder) netmap(typ expr.NATType, word string, to netip.Prefix) {
+	b.words = append(b.words, word+" prefix to "+prefixText(to))
+	first := to.Addr().As16()
+	last := first
+	mask := prefixMask(to.Bits())
+	for i := range last {
+		last[i] |= ^mask[i]
+	}
+	b.exprs = append(b.exprs,
+		&expr.Immediate{Register: 1, Data: first[:]},
+		&expr.Immediate{Register: 2, Data: last[:]},
+		&expr.NAT{Type: typ, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 2, Prefix: true},
+	)
+}
+
+func prefixMask(bits int) [16]byte {
+	var m [16]byte
+	for i := range m {
+		switch {
+		case bits >= 8:
+			m[i] = 0xff
+			bits -= 8
+		case bits > 0:
+			m[i] = byte(0xff << (8 - bits))
+			bits = 0
+		}
+	}
+	return m
+}
+
+// prefixText prints a prefix as nft does: a /128 as a bare address.
+func prefixText(p netip.Prefix) string {
+	if p.Bits() == 128 {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+func ifname(name string) []byte {
+	b := make([]byte, ifNameSize)
+	copy(b, name)
+	return b
+}

@@ -1,0 +1,136 @@
+package nat
+
+import (
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+var (
+	internal = netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56")
+	ext1     = netip.MustParsePrefix("2001:db8:100::/56")
+	ext2     = netip.MustParsePrefix("2001:db8:200::/56")
+	ext3     = netip.MustParsePrefix("2001:db8:300::/56")
+)
+
+// goldenRulesets are rendered into testdata/<name>.golden; the root differential test
+// loads several of them into the kernel too.
+var goldenRulesets = []struct {
+	name string
+	r    Ruleset
+}{
+	{"empty", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true}},
+	{"one-uplink", Ruleset{Internal: internal, LANs: []string{"lan0"},
+		Uplinks: []Uplink{{WAN: "wan0", External: ext1, Mark: 1}}}},
+	{"hairpin-one-lan", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true,
+		Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}},
+	{"hairpin-two-lans", Ruleset{Internal: internal, LANs: []string{"lan1", "lan0", "lan1"}, Hairpin: true,
+		Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}},
+	{"hairpin-no-lans", Ruleset{Internal: internal, Hairpin: true,
+		Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}},
+	{"two-uplinks", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true,
+		Uplinks: []Uplink{{WAN: "wan0", External: ext1, Mark: 1}, {WAN: "wan1", External: ext2, Mark: 2}}}},
+	{"three-uplinks", Ruleset{Internal: internal, LANs: []string{"lan0"},
+		Uplinks: []Uplink{{WAN: "wan0", External: ext1, Mark: 1}, {WAN: "wan1", External: ext2}, {WAN: "wan2", External: ext3, Mark: 3}}}},
+	{"length-mismatch", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true,
+		Uplinks: []Uplink{{WAN: "wan0", External: netip.MustParsePrefix("2001:db8:100::/60")}, {WAN: "wan1", External: ext2}}}},
+	{"odd-length", Ruleset{Internal: netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/60"), LANs: []string{"lan0"}, Hairpin: true,
+		Uplinks: []Uplink{{WAN: "wan0", External: netip.MustParsePrefix("2001:db8:100:10::/60")}}}},
+}
+
+func goldenText(r Ruleset) string {
+	var sb strings.Builder
+	if err := r.Check(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			sb.WriteString("# check: " + line + "\n")
+		}
+	}
+	sb.WriteString(Format(DefaultName, Render(r)))
+	return sb.String()
+}
+
+func TestRenderGolden(t *testing.T) {
+	for _, tc := range goldenRulesets {
+		t.Run("the "+tc.name+" ruleset renders as in testdata/"+tc.name+".golden", func(t *testing.T) {
+			got := goldenText(tc.r)
+			path := filepath.Join("testdata", tc.name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("reading golden file (run with -update to create it): %v", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("Render mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name       string
+		r          Ruleset
+		wantErr    bool
+		wantLength bool
+	}{
+		{"an empty ruleset is fine without an internal prefix", Ruleset{}, false, false},
+		{"a matching uplink is fine", Ruleset{Internal: internal, Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}, false, false},
+		{"a longer external prefix is a length error",
+			Ruleset{Internal: internal, Uplinks: []Uplink{{WAN: "wan0", External: netip.MustParsePrefix("2001:db8:100::/60")}}}, true, true},
+		{"a shorter external prefix is a length error",
+			Ruleset{Internal: internal, Uplinks: []Uplink{{WAN: "wan0", External: netip.MustParsePrefix("2001:db8::/48")}}}, true, true},
+		{"an IPv4 internal prefix is refused",
+			Ruleset{Internal: netip.MustParsePrefix("10.0.0.0/8"), Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}, true, false},
+		{"host bits in the internal prefix are refused",
+			Ruleset{Internal: netip.MustParsePrefix("fd00::1/56"), Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}, true, false},
+		{"a WAN listed twice is refused",
+			Ruleset{Internal: internal, Uplinks: []Uplink{{WAN: "wan0", External: ext1}, {WAN: "wan0", External: ext2}}}, true, false},
+		{"an interface name of 16 bytes is refused",
+			Ruleset{Internal: internal, Uplinks: []Uplink{{WAN: "wan0123456789abc", External: ext1}}}, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.r.Check()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Check() = %v, want error: %v", err, tc.wantErr)
+			}
+			if got := errors.Is(err, ErrLength); got != tc.wantLength {
+				t.Errorf("errors.Is(%v, ErrLength) = %v, want %v", err, got, tc.wantLength)
+			}
+		})
+	}
+}
+
+func TestRenderLeavesBadUplinksOut(t *testing.T) {
+	r := goldenRulesets[7].r // length-mismatch
+	for _, s := range Render(r) {
+		if s.Uplink == "wan0" {
+			t.Errorf("Render mapped the mismatched uplink: %q", s.Text)
+		}
+	}
+}
+
+func TestRenderExpressionsAgreeWithText(t *testing.T) {
+	for _, tc := range goldenRulesets {
+		for _, s := range Render(tc.r) {
+			if len(s.exprs) == 0 {
+				t.Errorf("%s: rule %q has no expressions", tc.name, s.Text)
+			}
+			if strings.Contains(s.Text, "{") != (s.lans != nil) {
+				t.Errorf("%s: rule %q: set elements %v do not match its text", tc.name, s.Text, s.lans)
+			}
+		}
+	}
+}
