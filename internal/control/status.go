@@ -19,8 +19,10 @@ type Status struct {
 	HA        HA        `json:"ha"`
 	Addresses []Address `json:"addresses"`
 	Problems  []string  `json:"problems"`
-	Version   string    `json:"version,omitempty"`
-	Started   string    `json:"started,omitempty"`
+	// DADFailures counts every failed Duplicate Address Detection seen.
+	DADFailures uint64 `json:"dad_failures"`
+	Version     string `json:"version,omitempty"`
+	Started     string `json:"started,omitempty"`
 }
 
 // WAN is one uplink's DHCPv6-PD state.
@@ -36,6 +38,10 @@ type WAN struct {
 	DefaultRouter  string   `json:"default_router,omitempty"`
 	Healthy        bool     `json:"healthy"`
 	Preferred      bool     `json:"preferred"`
+	PrefixChanges  uint64   `json:"prefix_changes"`
+	// Messages counts DHCPv6 messages by "sent:<type>", "received:<type>"
+	// and "rejected:<reason>".
+	Messages map[string]uint64 `json:"messages,omitempty"`
 }
 
 // NAT is the state of the NETMAP table.
@@ -46,7 +52,9 @@ type NAT struct {
 	Swaps     uint64 `json:"swaps"`
 	Restores  uint64 `json:"restores"`
 	LastSwap  string `json:"last_swap,omitempty"`
-	Problem   string `json:"problem,omitempty"`
+	// LastSwapSeconds is how long the last swap took to be acknowledged.
+	LastSwapSeconds float64 `json:"last_swap_seconds,omitempty"`
+	Problem         string  `json:"problem,omitempty"`
 }
 
 // LAN is what one LAN's Router Advertisements carry.
@@ -78,6 +86,7 @@ type HA struct {
 	Peer           string `json:"peer,omitempty"`
 	LastTransition string `json:"last_transition,omitempty"`
 	Reason         string `json:"reason,omitempty"`
+	Transitions    uint64 `json:"transitions,omitempty"`
 }
 
 // Address is one address v6edge manages and its DAD outcome.
