@@ -1,0 +1,242 @@
+package plan
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/v6edge/v6edge/configs"
+	"github.com/v6edge/v6edge/nat"
+)
+
+// Role is the node's part in an HA pair.
+type Role string
+
+const (
+	Standalone Role = "standalone"
+	Master     Role = "master"
+	Backup     Role = "backup"
+	Fault      Role = "fault"
+)
+
+// Serving reports whether a node in this role answers the LAN: a
+// standalone router always does, an HA node only while master.
+func (r Role) Serving() bool { return r == Standalone || r == Master || r == "" }
+
+// Uplink is what the daemon knows about one WAN right now.
+type Uplink struct {
+	Interface string
+	// Delegated is the prefix chosen from the lease; invalid when there is
+	// no usable lease (soliciting, expired, released).
+	Delegated      netip.Prefix
+	PreferredUntil time.Time
+	ValidUntil     time.Time
+	// Healthy is false while the link is down or the health check fails.
+	Healthy bool
+}
+
+// Input is everything Compute looks at.
+type Input struct {
+	Config  *configs.Config
+	Uplinks []Uplink // in config order
+	Role    Role
+	Now     time.Time
+}
+
+// RAPrefix is one Prefix Information Option.
+type RAPrefix struct {
+	Prefix         netip.Prefix
+	Autonomous     bool
+	Preferred      time.Duration
+	Valid          time.Duration
+	PreferredUntil time.Time // zero: no cap (the ULA lives forever)
+	ValidUntil     time.Time
+}
+
+// LAN is one LAN's desired state.
+type LAN struct {
+	Interface string
+	Config    configs.LAN
+	// Advertise is false on an HA backup: it must stay silent.
+	Advertise bool
+	Prefixes  []RAPrefix
+	// Source is the RA source address; invalid means the interface's own
+	// link-local.
+	Source netip.Addr
+	// Addresses are the router's own addresses on this LAN.
+	Addresses []netip.Prefix
+}
+
+// Address is one address the daemon wants on an interface.
+type Address struct {
+	Interface string
+	Prefix    netip.Prefix
+	NoDAD     bool // floating (HA): DAD would fight the peer's copy
+}
+
+// Desired is the whole desired state.
+type Desired struct {
+	// NAT is the NETMAP table: one pair per uplink with a usable lease,
+	// none before the first lease or after expiry.
+	NAT       nat.Ruleset
+	LANs      []LAN
+	Addresses []Address
+	// Unreachable are the aggregate routes of RFC 7084 WPD-5: traffic for a
+	// /64 of ours that no LAN uses is answered with ICMPv6 unreachable
+	// instead of bouncing back upstream.
+	Unreachable []netip.Prefix
+	// Preferred is the interface of the uplink new flows leave by; "" when
+	// none is usable.
+	Preferred string
+	Problems  []string
+}
+
+// Compute returns the desired state for in. It never fails: anything that
+// cannot be realised (a delegated prefix too long for the internal one) is
+// left out and reported in Problems.
+func Compute(in Input) Desired {
+	cfg := in.Config
+	var d Desired
+	internal := cfg.NAT.InternalPrefix
+
+	// Fit every usable delegated prefix onto the internal prefix length.
+	type fitted struct {
+		up       Uplink
+		external netip.Prefix
+		prio     int
+	}
+	var usable []fitted
+	for i, up := range in.Uplinks {
+		if !up.Delegated.IsValid() || (!up.ValidUntil.IsZero() && !in.Now.Before(up.ValidUntil)) {
+			continue
+		}
+		ext, err := nat.Fit(internal, up.Delegated, cfg.NAT.SubPrefix)
+		if err != nil {
+			d.Problems = append(d.Problems, fmt.Sprintf("%s: %v", up.Interface, err))
+			continue
+		}
+		prio := i * 10
+		if i < len(cfg.WANs) {
+			prio = cfg.WANs[i].Priority
+		}
+		usable = append(usable, fitted{up: up, external: ext, prio: prio})
+		d.Unreachable = append(d.Unreachable, up.Delegated.Masked())
+	}
+	sort.SliceStable(usable, func(i, j int) bool { return usable[i].prio < usable[j].prio })
+	var preferred *fitted
+	for i := range usable {
+		if usable[i].up.Healthy {
+			preferred = &usable[i]
+			break
+		}
+	}
+	if preferred != nil {
+		d.Preferred = preferred.up.Interface
+	}
+
+	lanNames := make([]string, 0, len(cfg.LANs))
+	for _, l := range cfg.LANs {
+		lanNames = append(lanNames, l.Interface)
+	}
+	d.NAT = nat.Ruleset{Internal: internal, LANs: lanNames, Hairpin: cfg.NAT.Hairpin}
+	for _, u := range usable {
+		var mark uint32
+		if len(usable) > 1 {
+			mark = uplinkMark(cfg, u.up.Interface)
+		}
+		d.NAT.Uplinks = append(d.NAT.Uplinks, nat.Uplink{WAN: u.up.Interface, External: u.external, Mark: mark})
+	}
+	if internal.IsValid() {
+		d.Unreachable = append([]netip.Prefix{internal.Masked()}, d.Unreachable...)
+	}
+
+	serving := in.Role.Serving()
+	var source netip.Addr
+	if cfg.HA != nil {
+		source = cfg.HA.VirtualLinkLocal
+		if serving {
+			d.Addresses = append(d.Addresses, Address{Interface: cfg.HA.Interface, Prefix: netip.PrefixFrom(cfg.HA.VirtualLinkLocal, 64), NoDAD: true})
+		}
+	}
+
+	for _, lc := range cfg.LANs {
+		lan := LAN{Interface: lc.Interface, Config: lc, Advertise: serving, Source: source}
+		ula := Subnet64(internal, lc.Subnet)
+		var gua netip.Prefix
+		if preferred != nil {
+			gua = Subnet64(preferred.external, lc.Subnet)
+		}
+		ra := lc.RA
+		if lc.Advertise == configs.AdvertiseInternal || lc.Advertise == configs.AdvertiseBoth {
+			if ula.IsValid() {
+				lan.Prefixes = append(lan.Prefixes, RAPrefix{Prefix: ula, Autonomous: lc.Autonomous, Preferred: ra.Preferred, Valid: ra.Valid})
+			}
+		}
+		if (lc.Advertise == configs.AdvertiseExternal || lc.Advertise == configs.AdvertiseBoth) && gua.IsValid() {
+			// A prefix from a lease must never outlive the lease (RFC 9096 §3.3).
+			lan.Prefixes = append(lan.Prefixes, RAPrefix{
+				Prefix: gua, Autonomous: lc.Autonomous, Preferred: ra.Preferred, Valid: ra.Valid,
+				PreferredUntil: preferred.up.PreferredUntil, ValidUntil: preferred.up.ValidUntil,
+			})
+		}
+		if lc.Address.IsValid() {
+			lan.Addresses = append(lan.Addresses, lc.Address)
+		} else {
+			if (lc.Advertise == configs.AdvertiseInternal || lc.Advertise == configs.AdvertiseBoth) && ula.IsValid() {
+				lan.Addresses = append(lan.Addresses, netip.PrefixFrom(ula.Addr().Next(), 64))
+			}
+			if (lc.Advertise == configs.AdvertiseExternal || lc.Advertise == configs.AdvertiseBoth) && gua.IsValid() {
+				lan.Addresses = append(lan.Addresses, netip.PrefixFrom(gua.Addr().Next(), 64))
+			}
+		}
+		// An HA node holds the LAN router addresses only while master, and
+		// without DAD: the peer may still hold them for a moment.
+		floating := cfg.HA != nil
+		if serving || !floating {
+			for _, a := range lan.Addresses {
+				d.Addresses = append(d.Addresses, Address{Interface: lc.Interface, Prefix: a, NoDAD: floating})
+			}
+		}
+		d.LANs = append(d.LANs, lan)
+	}
+	return d
+}
+
+// uplinkMark is the connection mark of an uplink when there are several: the
+// replies of a flow that came in on it must leave by it (BCP 38).
+func uplinkMark(cfg *configs.Config, iface string) uint32 {
+	for i, w := range cfg.WANs {
+		if w.Interface == iface {
+			return 0x76650000 + uint32(i) + 1
+		}
+	}
+	return 0
+}
+
+// Subnet64 returns the n-th /64 inside p, or an invalid prefix when p is
+// invalid, longer than /64, or too small to have an n-th /64.
+func Subnet64(p netip.Prefix, n int) netip.Prefix {
+	if !p.IsValid() || p.Bits() > 64 || n < 0 {
+		return netip.Prefix{}
+	}
+	if bits := 64 - p.Bits(); bits < 31 && n >= 1<<bits {
+		return netip.Prefix{}
+	}
+	return nthSubnet(p.Masked(), 64, n)
+}
+
+// nthSubnet returns the n-th prefix of length bits inside p (bits <= 64).
+func nthSubnet(p netip.Prefix, bits, n int) netip.Prefix {
+	a := p.Addr().As16()
+	hi := uint64(0)
+	for i := 0; i < 8; i++ {
+		hi = hi<<8 | uint64(a[i])
+	}
+	hi |= uint64(n) << (64 - bits)
+	for i := 7; i >= 0; i-- {
+		a[i] = byte(hi)
+		hi >>= 8
+	}
+	return netip.PrefixFrom(netip.AddrFrom16(a), bits)
+}
