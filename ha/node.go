@@ -1,0 +1,301 @@
+package ha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// NodeConfig configures a Node.
+type NodeConfig struct {
+	// Interface is the link the adverts go to (the LAN).
+	Interface string
+	Config    Config
+	Logger    *slog.Logger // nil: discard
+	// OnRole is called from the Node's goroutine on every role change, after
+	// the advert that goes with it has been sent. It must not block for
+	// long: adverts wait while it runs. Run reports (RoleBackup,
+	// ReasonShutdown) when it stops.
+	OnRole func(role Role, reason string)
+	// Listen opens the socket; nil means Listen(Interface).
+	Listen func() (Conn, error)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Error kinds counted in Status.Errors.
+const (
+	ErrKindHopLimit     = "hop_limit"     // arrived with a hop limit other than 255: off link
+	ErrKindTruncated    = "truncated"     // ErrTruncated
+	ErrKindAddrCount    = "addr_count"    // ErrAddrCount
+	ErrKindVersion      = "version"       // ErrVersion
+	ErrKindType         = "type"          // ErrType
+	ErrKindChecksum     = "checksum"      // ErrChecksum
+	ErrKindVRID         = "vrid"          // for another virtual router: ignored
+	ErrKindAddrMismatch = "addr_mismatch" // address list differs from ours (still obeyed, §7.1)
+	ErrKindIntervalDiff = "interval"      // the master advertises another interval (learned, §6.4.2)
+	ErrKindRead         = "read"
+	ErrKindWrite        = "write"
+)
+
+// Status is a snapshot of a Node for the control socket and metrics.
+type Status struct {
+	Role     Role  `json:"role"`
+	VRID     uint8 `json:"vrid"`
+	Priority uint8 `json:"priority"`
+	// Master is the primary address of the current master: the peer's while
+	// backup, our own while master.
+	Master              netip.Addr        `json:"master,omitzero"`
+	MasterAdverInterval time.Duration     `json:"master_advert_interval"`
+	LastTransition      time.Time         `json:"last_transition,omitzero"`
+	Reason              string            `json:"reason,omitempty"`
+	AdvertsSent         uint64            `json:"adverts_sent"`
+	AdvertsReceived     uint64            `json:"adverts_received"`
+	Errors              map[string]uint64 `json:"errors,omitempty"`
+}
+
+// Node runs one VRRP instance: it binds a Machine to a Conn and the clock.
+type Node struct {
+	cfg NodeConfig
+	log *slog.Logger
+
+	mu     sync.Mutex
+	status Status
+	// lastMismatch remembers the last address list we complained about so
+	// that a misconfigured peer is logged once, not once per advert.
+	lastMismatch string
+}
+
+// NewNode returns a Node; Run starts it.
+func NewNode(cfg NodeConfig) *Node {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Listen == nil {
+		ifname := cfg.Interface
+		cfg.Listen = func() (Conn, error) { return Listen(ifname) }
+	}
+	if cfg.OnRole == nil {
+		cfg.OnRole = func(Role, string) {}
+	}
+	cfg.Config.Addrs = slices.Clone(cfg.Config.Addrs)
+	return &Node{
+		cfg: cfg,
+		log: cfg.Logger.With("iface", cfg.Interface, "vrid", cfg.Config.VRID),
+		status: Status{
+			Role:                RoleInitialize,
+			VRID:                cfg.Config.VRID,
+			Priority:            cfg.Config.Priority,
+			MasterAdverInterval: cfg.Config.AdvertInterval,
+			Errors:              map[string]uint64{},
+		},
+	}
+}
+
+// String names the task for logs.
+func (n *Node) String() string { return "vrrp " + n.cfg.Interface }
+
+// Status returns a snapshot; it is safe to call from any goroutine.
+func (n *Node) Status() Status {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.status
+	s.Errors = maps.Clone(s.Errors)
+	return s
+}
+
+// received is one packet handed from the reader goroutine to Run.
+type received struct {
+	b        []byte
+	src      netip.Addr
+	hopLimit int
+}
+
+// Run opens the socket and runs the protocol until ctx is cancelled. On
+// cancel it stops gracefully: a master sends a priority 0 advert so that the
+// backup takes over after Skew_Time, and OnRole reports (RoleBackup,
+// ReasonShutdown). It returns nil after a cancel, an error if the socket
+// cannot be opened.
+func (n *Node) Run(ctx context.Context) error {
+	conn, err := n.cfg.Listen()
+	if err != nil {
+		return fmt.Errorf("ha: listening on %s: %w", n.cfg.Interface, err)
+	}
+	defer conn.Close()
+	cfg := n.cfg.Config
+	if !cfg.Primary.IsValid() {
+		cfg.Primary = conn.LocalAddr()
+	}
+	m := NewMachine(cfg, nil)
+
+	pkts := make(chan received, 16)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		n.read(ctx, conn, pkts)
+	}()
+	// Closing the socket is what stops a blocked ReadFrom.
+	defer func() { conn.Close(); <-readerDone }()
+
+	n.log.Info("vrrp starting", "src", conn.LocalAddr(), "priority", cfg.Priority, "interval", cfg.AdvertInterval)
+	n.apply(conn, m, m.Start(n.cfg.Now()))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if dl := m.Deadline(); dl.IsZero() {
+			timer.Stop()
+		} else {
+			timer.Reset(max(dl.Sub(n.cfg.Now()), 0))
+		}
+		select {
+		case <-ctx.Done():
+			n.apply(conn, m, m.Shutdown(n.cfg.Now()))
+			n.setRole(RoleBackup, ReasonShutdown, m)
+			return nil
+		case <-timer.C:
+			n.apply(conn, m, m.Timer(n.cfg.Now()))
+		case p := <-pkts:
+			n.apply(conn, m, n.receive(m, p))
+		}
+	}
+}
+
+// read feeds received packets to pkts until the socket is closed.
+func (n *Node) read(ctx context.Context, conn Conn, pkts chan<- received) {
+	buf := make([]byte, 1500)
+	for {
+		nb, src, hl, err := conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			n.count(ErrKindRead)
+			n.log.Warn("vrrp read failed", "err", err)
+			// Back off a little so that a persistent error cannot spin.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		p := received{b: append([]byte(nil), buf[:nb]...), src: src, hopLimit: hl}
+		select {
+		case pkts <- p:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// receive validates one packet (RFC 5798 §7.1) and hands it to the machine.
+func (n *Node) receive(m *Machine, p received) []Event {
+	if p.hopLimit != HopLimit {
+		n.count(ErrKindHopLimit)
+		return nil
+	}
+	a, err := ParseAdvert(p.b, p.src, Group)
+	if err != nil {
+		n.count(errKind(err))
+		n.log.Debug("vrrp advert dropped", "src", p.src, "err", err)
+		return nil
+	}
+	if a.VRID != n.cfg.Config.VRID {
+		n.count(ErrKindVRID)
+		return nil
+	}
+	n.mu.Lock()
+	n.status.AdvertsReceived++
+	n.mu.Unlock()
+	if !slices.Equal(a.Addrs, n.cfg.Config.Addrs) {
+		// §7.1: log the misconfiguration but still obey the advert; the
+		// priorities decide who is master whatever the addresses say.
+		n.count(ErrKindAddrMismatch)
+		if s := fmt.Sprint(a.Addrs); s != n.lastMismatch {
+			n.lastMismatch = s
+			n.log.Warn("vrrp peer advertises other virtual addresses", "src", p.src, "theirs", a.Addrs, "ours", n.cfg.Config.Addrs)
+		}
+	}
+	if a.Priority != 0 && a.MaxAdvertInt != n.cfg.Config.AdvertInterval {
+		n.count(ErrKindIntervalDiff)
+	}
+	return m.Receive(n.cfg.Now(), a, p.src)
+}
+
+// apply sends the adverts and reports the role changes of evs, in order.
+func (n *Node) apply(conn Conn, m *Machine, evs []Event) {
+	for _, ev := range evs {
+		if ev.Send != nil {
+			n.send(conn, ev.Send)
+		}
+		// Initialize is only reached on shutdown, which Run reports itself.
+		if ev.RoleChanged && ev.Role != RoleInitialize {
+			n.setRole(ev.Role, ev.Reason, m)
+		}
+	}
+	n.mu.Lock()
+	n.status.Master = m.Master()
+	n.status.Priority = m.Priority()
+	n.status.MasterAdverInterval = m.MasterAdverInterval()
+	n.mu.Unlock()
+}
+
+func (n *Node) send(conn Conn, a *Advert) {
+	b, err := a.Marshal(conn.LocalAddr(), Group)
+	if err == nil {
+		err = conn.WriteTo(b)
+	}
+	if err != nil {
+		n.count(ErrKindWrite)
+		n.log.Warn("vrrp advert not sent", "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.status.AdvertsSent++
+	n.mu.Unlock()
+}
+
+func (n *Node) setRole(r Role, reason string, m *Machine) {
+	n.mu.Lock()
+	n.status.Role = r
+	n.status.Reason = reason
+	n.status.LastTransition = n.cfg.Now()
+	n.mu.Unlock()
+	n.log.Info("vrrp role changed", "state", r, "reason", reason, "master", m.Master())
+	n.cfg.OnRole(r, reason)
+}
+
+func (n *Node) count(kind string) {
+	n.mu.Lock()
+	n.status.Errors[kind]++
+	n.mu.Unlock()
+}
+
+// errKind maps a ParseAdvert error to its Status.Errors key.
+func errKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		kind string
+	}{
+		{ErrTruncated, ErrKindTruncated},
+		{ErrAddrCount, ErrKindAddrCount},
+		{ErrVersion, ErrKindVersion},
+		{ErrType, ErrKindType},
+		{ErrChecksum, ErrKindChecksum},
+	} {
+		if errors.Is(err, k.err) {
+			return k.kind
+		}
+	}
+	return ErrKindRead
+}

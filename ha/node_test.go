@@ -1,0 +1,280 @@
+package ha
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// wire is an in-memory link for Nodes: what one fakeConn writes, every
+// other open fakeConn reads, with hop limit 255 and the writer's address as
+// source.
+type wire struct {
+	mu    sync.Mutex
+	conns []*fakeConn
+}
+
+type fakeConn struct {
+	w      *wire
+	local  netip.Addr
+	in     chan received
+	closed chan struct{}
+	once   sync.Once
+	// mute drops everything this conn writes: a crashed or cut-off node.
+	mute atomic.Bool
+}
+
+var _ Conn = (*fakeConn)(nil)
+
+func (w *wire) conn(addr string) *fakeConn {
+	c := &fakeConn{w: w, local: netip.MustParseAddr(addr), in: make(chan received, 64), closed: make(chan struct{})}
+	w.mu.Lock()
+	w.conns = append(w.conns, c)
+	w.mu.Unlock()
+	return c
+}
+
+func (c *fakeConn) ReadFrom(b []byte) (int, netip.Addr, int, error) {
+	select {
+	case p := <-c.in:
+		return copy(b, p.b), p.src, p.hopLimit, nil
+	case <-c.closed:
+		return 0, netip.Addr{}, 0, net.ErrClosed
+	}
+}
+
+func (c *fakeConn) WriteTo(b []byte) error {
+	if c.mute.Load() {
+		return nil
+	}
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	for _, o := range c.w.conns {
+		if o != c {
+			o.inject(received{b: append([]byte(nil), b...), src: c.local, hopLimit: HopLimit})
+		}
+	}
+	return nil
+}
+
+// inject delivers p unless the conn is closed or its queue is full.
+func (c *fakeConn) inject(p received) {
+	select {
+	case <-c.closed:
+	case c.in <- p:
+	default:
+	}
+}
+
+func (c *fakeConn) LocalAddr() netip.Addr { return c.local }
+
+func (c *fakeConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+// roleLog records OnRole calls with the (fake) time since start.
+type roleLog struct {
+	mu    sync.Mutex
+	start time.Time
+	got   []transition
+}
+
+func (l *roleLog) onRole(name string) func(Role, string) {
+	return func(r Role, reason string) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.got = append(l.got, transition{time.Since(l.start), name, r, reason})
+	}
+}
+
+func (l *roleLog) take() []transition {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	got := l.got
+	l.got = nil
+	return got
+}
+
+type runningNode struct {
+	*Node
+	conn   *fakeConn
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startNode(t *testing.T, w *wire, log *roleLog, name, addr string, cfg Config) *runningNode {
+	t.Helper()
+	c := w.conn(addr)
+	if cfg.VRID == 0 {
+		cfg.VRID = 51
+	}
+	if cfg.Addrs == nil {
+		cfg.Addrs = []netip.Addr{vll, lanRtr}
+	}
+	n := NewNode(NodeConfig{
+		Interface: "lan0",
+		Config:    cfg,
+		OnRole:    log.onRole(name),
+		Listen:    func() (Conn, error) { return c, nil },
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	rn := &runningNode{Node: n, conn: c, cancel: cancel, done: make(chan error, 1)}
+	go func() { rn.done <- n.Run(ctx) }()
+	return rn
+}
+
+func (rn *runningNode) stop(t *testing.T) {
+	t.Helper()
+	rn.cancel()
+	if err := <-rn.done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func TestNodeElectionAndHandover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &wire{}
+		log := &roleLog{start: time.Now()}
+		interval := 100 * time.Millisecond
+		a := startNode(t, w, log, "a", "fe80::a", Config{Priority: 200, AdvertInterval: interval, Preempt: true})
+		b := startNode(t, w, log, "b", "fe80::b", Config{Priority: 100, AdvertInterval: interval, Preempt: true})
+		defer b.stop(t)
+
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		want := []transition{
+			{0, "a", RoleBackup, ReasonStartup},
+			{0, "b", RoleBackup, ReasonStartup},
+			{ms(321.875), "a", RoleMaster, ReasonMasterDown},
+		}
+		if diff := cmp.Diff(want, log.take()); diff != "" {
+			t.Fatalf("election (-want +got):\n%s", diff)
+		}
+		sa, sb := a.Status(), b.Status()
+		if sa.Role != RoleMaster || sb.Role != RoleBackup || sb.Master != netip.MustParseAddr("fe80::a") {
+			t.Errorf("status a=%+v b=%+v, want a master and b following fe80::a", sa, sb)
+		}
+		// a advertised at 321.875 ms and then every 100 ms up to 1921.875 ms.
+		if sa.AdvertsSent != 17 || sb.AdvertsReceived != 17 || sb.AdvertsSent != 0 {
+			t.Errorf("adverts: a sent %d, b received %d and sent %d; want 17, 17, 0", sa.AdvertsSent, sb.AdvertsReceived, sb.AdvertsSent)
+		}
+
+		// A graceful stop sends priority 0: b takes over after its Skew_Time,
+		// (256-100)/256 * 100 ms.
+		stopAt := time.Since(log.start)
+		a.stop(t)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		want = []transition{
+			{stopAt, "a", RoleBackup, ReasonShutdown},
+			{stopAt + ms(60.9375), "b", RoleMaster, ReasonMasterLeft},
+		}
+		if diff := cmp.Diff(want, log.take()); diff != "" {
+			t.Errorf("handover (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestNodeCrashAndSplitBrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &wire{}
+		log := &roleLog{start: time.Now()}
+		interval := 100 * time.Millisecond
+		a := startNode(t, w, log, "a", "fe80::a", Config{Priority: 200, AdvertInterval: interval})
+		b := startNode(t, w, log, "b", "fe80::b", Config{Priority: 100, AdvertInterval: interval})
+		defer a.stop(t)
+		defer b.stop(t)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		log.take()
+
+		// a falls silent right after its advert at 921.875 ms: b takes over
+		// Master_Down_Interval (360.9375 ms) after it.
+		a.conn.mute.Store(true)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		want := []transition{{ms(921.875 + 360.9375), "b", RoleMaster, ReasonMasterDown}}
+		if diff := cmp.Diff(want, log.take()); diff != "" {
+			t.Fatalf("takeover (-want +got):\n%s", diff)
+		}
+
+		// a never stopped being master: when its adverts get through again,
+		// b (lower priority) steps down at the first one.
+		a.conn.mute.Store(false)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		// a's adverts kept their schedule (321.875 ms + n × 100 ms): the
+		// first after 2 s goes out at 2021.875 ms.
+		want = []transition{{ms(2021.875), "b", RoleBackup, ReasonHigherPeer}}
+		if diff := cmp.Diff(want, log.take()); diff != "" {
+			t.Errorf("after the link healed (-want +got):\n%s", diff)
+		}
+		if a.Status().Role != RoleMaster {
+			t.Errorf("a is %v, want master", a.Status().Role)
+		}
+	})
+}
+
+func TestNodeValidation(t *testing.T) {
+	peer := netip.MustParseAddr("fe80::ff")
+	advert := func(mod func(*Advert)) []byte {
+		a := Advert{Version: 3, Type: 1, VRID: 51, Priority: 254, MaxAdvertInt: 100 * time.Millisecond, Addrs: []netip.Addr{vll, lanRtr}}
+		mod(&a)
+		b, err := a.Marshal(peer, Group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	valid := advert(func(*Advert) {})
+	tests := []struct {
+		name     string
+		p        received
+		wantKind string
+		wantRole Role
+	}{
+		{"a higher priority advert with hop limit 64 is dropped as off-link", received{valid, peer, 64}, ErrKindHopLimit, RoleMaster},
+		{"an advert without a known hop limit is dropped", received{valid, peer, -1}, ErrKindHopLimit, RoleMaster},
+		{"an advert with a bad checksum is dropped", received{valid, netip.MustParseAddr("fe80::fe"), 255}, ErrKindChecksum, RoleMaster},
+		{"a VRRPv2 advert is dropped", received{advert(func(a *Advert) { a.Version = 2 }), peer, 255}, ErrKindVersion, RoleMaster},
+		{"an advert of type 2 is dropped", received{advert(func(a *Advert) { a.Type = 2 }), peer, 255}, ErrKindType, RoleMaster},
+		{"a truncated advert is dropped", received{valid[:20], peer, 255}, ErrKindTruncated, RoleMaster},
+		{"an advert for another VRID is ignored", received{advert(func(a *Advert) { a.VRID = 52 }), peer, 255}, ErrKindVRID, RoleMaster},
+		{"a higher priority advert with other addresses is counted and obeyed", received{advert(func(a *Advert) { a.Addrs = a.Addrs[:1] }), peer, 255}, ErrKindAddrMismatch, RoleBackup},
+		{"a higher priority advert with another interval is counted and obeyed", received{advert(func(a *Advert) { a.MaxAdvertInt = time.Second }), peer, 255}, ErrKindIntervalDiff, RoleBackup},
+		{"a valid higher priority advert makes the master step down", received{valid, peer, 255}, "", RoleBackup},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := &wire{}
+				log := &roleLog{start: time.Now()}
+				n := startNode(t, w, log, "n", "fe80::b", Config{Priority: 100, AdvertInterval: 100 * time.Millisecond})
+				defer n.stop(t)
+				time.Sleep(time.Second)
+				synctest.Wait()
+				n.conn.inject(tt.p)
+				synctest.Wait()
+				s := n.Status()
+				want := map[string]uint64{}
+				if tt.wantKind != "" {
+					want[tt.wantKind] = 1
+				}
+				if diff := cmp.Diff(want, s.Errors); diff != "" {
+					t.Errorf("errors (-want +got):\n%s", diff)
+				}
+				if s.Role != tt.wantRole {
+					t.Errorf("role %v, want %v", s.Role, tt.wantRole)
+				}
+			})
+		})
+	}
+}
