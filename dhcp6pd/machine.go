@@ -239,6 +239,9 @@ func (m *Machine) transmit(now time.Time) []Action {
 		// RT = IRT + RAND*IRT
 		positive := ex.typ == dhcpv6.MessageTypeSolicit
 		ex.rt = ex.irt + scale(ex.irt, m.jitter(positive))
+		if positive && ex.rt <= ex.irt {
+			ex.rt = ex.irt + time.Nanosecond // strictly greater, even after rounding
+		}
 		if ex.typ == dhcpv6.MessageTypeSolicit {
 			ex.collectUntil = now.Add(ex.rt)
 		}
