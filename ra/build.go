@@ -5,9 +5,11 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mdlayher/ndp"
+	"golang.org/x/net/idna"
 )
 
 // Deprecated is a /64 that was advertised and then left Config.Prefixes. It
@@ -172,6 +174,11 @@ func build(cfg Config, now time.Time, deprecated []Deprecated, final bool) (*ndp
 	if len(cfg.RDNSS) > 0 {
 		ra.Options = append(ra.Options, &ndp.RecursiveDNSServer{Lifetime: dnsLT, Servers: slices.Clone(cfg.RDNSS)})
 	}
+	for _, d := range cfg.DNSSL {
+		if err := checkDomain(d); err != nil {
+			return nil, err
+		}
+	}
 	if len(cfg.DNSSL) > 0 {
 		ra.Options = append(ra.Options, &ndp.DNSSearchList{Lifetime: dnsLT, DomainNames: slices.Clone(cfg.DNSSL)})
 	}
@@ -182,4 +189,29 @@ func build(cfg Config, now time.Time, deprecated []Deprecated, final bool) (*ndp
 		return nil, fmt.Errorf("ra: building router advertisement: %w", err)
 	}
 	return ra, nil
+}
+
+// checkDomain rejects search domains that the DNSSL encoding (RFC 8106
+// §5.2, RFC 1035 §3.1 labels) cannot carry or that no resolver would use.
+// ndp encodes whatever it is given, so a 64-byte label would silently
+// produce a corrupt option.
+func checkDomain(d string) error {
+	a, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
+	if err != nil {
+		return fmt.Errorf("ra: search domain %q: %w", d, err)
+	}
+	if a == "" || len(a) > 253 {
+		return fmt.Errorf("ra: search domain %q: empty or longer than 253 bytes", d)
+	}
+	for _, label := range strings.Split(a, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("ra: search domain %q: labels must be 1 to 63 bytes", d)
+		}
+		for _, c := range []byte(label) {
+			if !(c == '-' || c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+				return fmt.Errorf("ra: search domain %q: %q is not a letter, digit or hyphen", d, c)
+			}
+		}
+	}
+	return nil
 }
