@@ -36,23 +36,23 @@ const (
 	maxRetransTimerMsec = math.MaxUint32
 
 	// RFC 5798 §5.2.7: the advertisement interval is 12 bits of centiseconds.
-	vrrpTick               = 10 * time.Millisecond
-	minAdvertInterval      = vrrpTick
-	maxAdvertInterval      = 4095 * vrrpTick
-	defaultAdvertInterval  = time.Second // RFC 5798 §5.2.7 default of 100 cs
-	defaultHAPriority      = 100         // RFC 5798 §6.1
-	maxBackupPriority      = 254         // 255 belongs to the address owner (RFC 5798 §5.2.4)
-	maxPreemptDelay        = time.Hour
-	defaultDADRetryMin     = 5 * time.Second
-	defaultDADRetryMax     = 5 * time.Minute
-	defaultSocket          = "/run/v6edge/v6edge.sock"
-	defaultStateDir        = "/var/lib/v6edge"
-	maxUnixSocketPath      = 107 // sizeof(sockaddr_un.sun_path) - 1
-	ifNameSize             = 16  // IFNAMSIZ, including the terminating NUL
-	maxDUIDLen             = 130 // RFC 8415 §11.1: 2-byte type + at most 128 bytes
-	duidTypeLLT, duidTypeEN       = 1, 2
-	duidTypeLL, duidTypeUUID      = 3, 4
-	maxDomainLen                  = 253
+	vrrpTick                 = 10 * time.Millisecond
+	minAdvertInterval        = vrrpTick
+	maxAdvertInterval        = 4095 * vrrpTick
+	defaultAdvertInterval    = time.Second // RFC 5798 §5.2.7 default of 100 cs
+	defaultHAPriority        = 100         // RFC 5798 §6.1
+	maxBackupPriority        = 254         // 255 belongs to the address owner (RFC 5798 §5.2.4)
+	maxPreemptDelay          = time.Hour
+	defaultDADRetryMin       = 5 * time.Second
+	defaultDADRetryMax       = 5 * time.Minute
+	defaultSocket            = "/run/v6edge/v6edge.sock"
+	defaultStateDir          = "/var/lib/v6edge"
+	maxUnixSocketPath        = 107 // sizeof(sockaddr_un.sun_path) - 1
+	ifNameSize               = 16  // IFNAMSIZ, including the terminating NUL
+	maxDUIDLen               = 130 // RFC 8415 §11.1: 2-byte type + at most 128 bytes
+	duidTypeLLT, duidTypeEN  = 1, 2
+	duidTypeLL, duidTypeUUID = 3, 4
+	maxDomainLen             = 253
 )
 
 // ula is fc00::/7, the Unique Local Address block of RFC 4193.
@@ -310,7 +310,6 @@ func (r *reporter) nat(n *rawNAT, lans []rawLAN, wans []WAN) NAT {
 	return out
 }
 
-
 func (r *reporter) lans(raws []rawLAN, nat NAT, wans []WAN, ha bool) []LAN {
 	if len(raws) == 0 {
 		r.errorf("lan", "at least one LAN is required: add a [[lan]] block with an interface and a subnet")
@@ -491,14 +490,14 @@ func (r *reporter) lanPD(pd *rawLANPD, wans []WAN) *LANPD {
 func (r *reporter) ra(raw rawRA, ha bool) RA {
 	key := func(k string) string { return joinPath(raw.path, k) }
 	ra := RA{
-		MaxInterval:    deref(raw.MaxInterval, defaultMaxInterval),
-		Preference:     deref(raw.Preference, "medium"),
-		HopLimit:       defaultHopLimit,
-		ReachableTime:  deref(raw.ReachableTime, 0),
-		RetransTimer:   deref(raw.RetransTimer, 0),
-		Preferred:      deref(raw.Preferred, defaultPreferred),
-		Valid:          deref(raw.Valid, defaultValid),
-		FinalRA:        deref(raw.FinalRA, !ha),
+		MaxInterval:   deref(raw.MaxInterval, defaultMaxInterval),
+		Preference:    deref(raw.Preference, "medium"),
+		HopLimit:      defaultHopLimit,
+		ReachableTime: deref(raw.ReachableTime, 0),
+		RetransTimer:  deref(raw.RetransTimer, 0),
+		Preferred:     deref(raw.Preferred, defaultPreferred),
+		Valid:         deref(raw.Valid, defaultValid),
+		FinalRA:       deref(raw.FinalRA, !ha),
 	}
 	if ra.MaxInterval < minMaxInterval || ra.MaxInterval > maxMaxInterval {
 		r.errorf(key("max_interval"), "must be between %v and %v (RFC 4861 §6.2.1) (got %v)", minMaxInterval, maxMaxInterval, ra.MaxInterval)

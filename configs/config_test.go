@@ -1,0 +1,628 @@
+package configs
+
+import (
+	"errors"
+	"math/rand"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// base is a valid config whose last table is the first [[lan]] (lines 5-7),
+// so keys appended to it land in lan[0] from line 8 on.
+const base = `[wan]
+interface = "wan0"
+[nat]
+internal_prefix = "fd00:aaaa:bbbb:cc00::/56"
+[[lan]]
+interface = "lan0"
+subnet = 1
+`
+
+var equateNetip = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+
+func TestParseExamples(t *testing.T) {
+	examples := Examples()
+	for _, name := range []string{"minimal.toml", "reference.toml", "demo.toml", "ha.toml", "multihome.toml"} {
+		t.Run(name+" parses without errors", func(t *testing.T) {
+			text, ok := examples[name]
+			if !ok {
+				t.Fatalf("%s is not embedded", name)
+			}
+			if _, err := Parse(name, []byte(text)); err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+		})
+	}
+	if len(examples) != 5 {
+		t.Errorf("Examples() has %d files, want 5", len(examples))
+	}
+}
+
+// TestReferenceHasEveryKey guards the promise that reference.toml shows
+// every key: each key the reader asks for must appear in it.
+func TestReferenceHasEveryKey(t *testing.T) {
+	ref := Examples()["reference.toml"]
+	ix := indexLines([]byte(ref))
+	for _, key := range []string{
+		"wan.interface", "wan.duid", "wan.duid_mac", "wan.iaid", "wan.prefix_length", "wan.rapid_commit",
+		"wan.release_on_stop", "wan.priority", "wan.check", "wan.hook",
+		"nat.internal_prefix", "nat.hairpin", "nat.remove_on_stop", "nat.sub_prefix",
+		"lan[0].interface", "lan[0].subnet", "lan[0].mode", "lan[0].managed", "lan[0].other", "lan[0].advertise",
+		"lan[0].address", "lan[0].dns", "lan[0].domains", "lan[0].pd.length", "lan[0].pd.count",
+		"lan[0].ra.min_interval", "lan[0].ra.max_interval", "lan[0].ra.router_lifetime", "lan[0].ra.preference",
+		"lan[0].ra.hop_limit", "lan[0].ra.reachable_time", "lan[0].ra.retrans_timer", "lan[0].ra.mtu",
+		"lan[0].ra.preferred", "lan[0].ra.valid", "lan[0].ra.final_ra", "lan[0].ra.routes",
+		"ha.mode", "ha.vrid", "ha.priority", "ha.interface", "ha.advert_interval", "ha.preempt", "ha.preempt_delay",
+		"ha.virtual_link_local", "ha.wan_mac", "ha.sync_key",
+		"dad.heal_link_local", "dad.retry_min", "dad.retry_max",
+		"control.socket", "control.state_dir", "control.metrics", "control.socket_group",
+	} {
+		if _, ok := ix[key]; !ok {
+			t.Errorf("reference.toml lacks %s", key)
+		}
+	}
+}
+
+func TestDefault(t *testing.T) {
+	c, err := Parse("demo.toml", []byte(Default()))
+	if err != nil {
+		t.Fatalf("Parse(Default()): %v", err)
+	}
+	if got, want := c.WAN().Interface, "wan0"; got != want {
+		t.Errorf("WAN().Interface = %q, want %q", got, want)
+	}
+	if got, want := c.NAT.InternalPrefix, netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56"); got != want {
+		t.Errorf("NAT.InternalPrefix = %v, want %v", got, want)
+	}
+	if !strings.HasPrefix(c.Control.Socket, "/run/v6edge-demo/") || !strings.HasPrefix(c.Control.StateDir, "/run/v6edge-demo/") {
+		t.Errorf("control paths %q, %q are not under /run/v6edge-demo", c.Control.Socket, c.Control.StateDir)
+	}
+}
+
+func TestDefaultsOfMinimal(t *testing.T) {
+	c, err := Parse("minimal.toml", []byte(Examples()["minimal.toml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		WANs: []WAN{{Interface: "wan0", DUIDKind: DUIDLL, IAID: 1, PrefixLength: 56, Priority: 0}},
+		NAT:  NAT{InternalPrefix: netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56"), Hairpin: true},
+		LANs: []LAN{{
+			Interface: "lan0", Subnet: 1, Mode: ModeSLAAC, Autonomous: true, Advertise: AdvertiseInternal,
+			RA: RA{
+				MinInterval: 200 * time.Second, MaxInterval: 600 * time.Second, RouterLifetime: 1800 * time.Second,
+				Preference: "medium", HopLimit: 64, Preferred: 2700 * time.Second, Valid: 5400 * time.Second, FinalRA: true,
+			},
+		}},
+		DAD:     DAD{RetryMin: 5 * time.Second, RetryMax: 5 * time.Minute},
+		Control: Control{Socket: "/run/v6edge/v6edge.sock", StateDir: "/var/lib/v6edge"},
+	}
+	if diff := cmp.Diff(want, c, equateNetip); diff != "" {
+		t.Errorf("minimal config (-want +got):\n%s", diff)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		extra string
+		got   func(*Config) any
+		want  any
+	}{
+		{"min_interval is a third of a given max_interval", "ra = { max_interval = \"30s\" }", func(c *Config) any { return c.LANs[0].RA.MinInterval }, 10 * time.Second},
+		{"min_interval is three quarters of a max_interval under 9s", "ra = { max_interval = 4 }", func(c *Config) any { return c.LANs[0].RA.MinInterval }, 3 * time.Second},
+		{"router_lifetime is three times max_interval", "ra = { max_interval = \"100s\" }", func(c *Config) any { return c.LANs[0].RA.RouterLifetime }, 300 * time.Second},
+		{"router_lifetime is capped at 9000s", "ra = { max_interval = \"1800s\" }", func(c *Config) any { return c.LANs[0].RA.RouterLifetime }, 5400 * time.Second},
+		{"integers are seconds", "ra = { valid = 6000, preferred = 600 }", func(c *Config) any { return c.LANs[0].RA.Preferred }, 600 * time.Second},
+		{"pd count defaults to 1", "pd = { length = 60 }", func(c *Config) any { return *c.LANs[0].PD }, LANPD{Length: 60, Count: 1}},
+		{"domains lose their trailing dot", "domains = [\"lan.example.\"]", func(c *Config) any { return c.LANs[0].Domains }, []string{"lan.example"}},
+		{"standalone sends a final RA", "", func(c *Config) any { return c.LANs[0].RA.FinalRA }, true},
+		{"standalone has no HA", "", func(c *Config) any { return c.HA == nil }, true},
+		{"duid en builds the whole DUID", "", func(c *Config) any { return c.WANs[0].DUIDRaw }, []byte(nil)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("t.toml", []byte(base+tt.extra))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, tt.got(c)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestHADefaults(t *testing.T) {
+	c, err := Parse("t.toml", []byte(base+"[ha]\nvrid = 7\ninterface = \"lan0\"\nvirtual_link_local = \"fe80::1\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &HA{Mode: "vrrp", VRID: 7, Priority: 100, Interface: "lan0", AdvertInterval: time.Second, Preempt: true,
+		VirtualLinkLocal: netip.MustParseAddr("fe80::1")}
+	if diff := cmp.Diff(want, c.HA, equateNetip); diff != "" {
+		t.Errorf("HA (-want +got):\n%s", diff)
+	}
+	if c.LANs[0].RA.FinalRA {
+		t.Error("FinalRA is true with [ha]; want it forced false")
+	}
+}
+
+func TestModeFlags(t *testing.T) {
+	tests := []struct {
+		name                      string
+		extra                     string
+		managed, other, autonomus bool
+	}{
+		{"slaac sets only A", `mode = "slaac"`, false, false, true},
+		{"stateless sets A and O", `mode = "stateless"`, false, true, true},
+		{"stateful sets M and O but not A", `mode = "stateful"`, true, true, false},
+		{"managed overrides the mode", "mode = \"slaac\"\nmanaged = true", true, false, true},
+		{"other overrides the mode", "mode = \"stateful\"\nother = false", true, false, false},
+		{"no mode means slaac", "", false, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("t.toml", []byte(base+tt.extra+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := c.LANs[0]
+			got := [3]bool{l.Managed, l.Other, l.Autonomous}
+			want := [3]bool{tt.managed, tt.other, tt.autonomus}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("[M O A] (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDUID(t *testing.T) {
+	tests := []struct {
+		name string
+		duid string
+		kind DUIDKind
+		raw  []byte
+	}{
+		{"ll is the default kind", `"ll"`, DUIDLL, nil},
+		{"llt is kept for run time", `"llt"`, DUIDLLT, nil},
+		{"en builds type 2, enterprise and id", `"en:32473:0a0b0c"`, DUIDEN, []byte{0, 2, 0, 0, 0x7e, 0xd9, 0x0a, 0x0b, 0x0c}},
+		{"en accepts a colon-separated id", `"en:1:0a:0b"`, DUIDEN, []byte{0, 2, 0, 0, 0, 1, 0x0a, 0x0b}},
+		{"raw hex is taken byte for byte", `"00:03:00:01:02:00:5e:00:01:33"`, DUIDRaw, []byte{0, 3, 0, 1, 2, 0, 0x5e, 0, 1, 0x33}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("t.toml", []byte("[wan]\ninterface = \"wan0\"\nduid = "+tt.duid+"\n"+strings.TrimPrefix(base, "[wan]\ninterface = \"wan0\"\n")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.kind, c.WANs[0].DUIDKind); diff != "" {
+				t.Errorf("kind (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.raw, c.WANs[0].DUIDRaw); diff != "" {
+				t.Errorf("bytes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMultihome(t *testing.T) {
+	c, err := Parse("multihome.toml", []byte(Examples()["multihome.toml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(c.WANs); got != 2 {
+		t.Fatalf("len(WANs) = %d, want 2", got)
+	}
+	if got := c.WAN().Interface; got != "wan0" {
+		t.Errorf("preferred uplink = %q, want wan0", got)
+	}
+	if diff := cmp.Diff(net.HardwareAddr{2, 0, 0x5e, 0, 2, 1}, c.WANs[1].DUIDMAC); diff != "" {
+		t.Errorf("wan[1] DUIDMAC (-want +got):\n%s", diff)
+	}
+
+	t.Run("the lowest priority wins wherever it is in the file", func(t *testing.T) {
+		c, err := Parse("t.toml", []byte(`[[wan]]
+interface = "wan0"
+priority = 30
+[[wan]]
+interface = "wan1"
+[[wan]]
+interface = "wan2"
+priority = 5
+`+strings.TrimPrefix(base, "[wan]\ninterface = \"wan0\"\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.WAN().Interface; got != "wan2" {
+			t.Errorf("WAN() = %q, want wan2", got)
+		}
+		var got []uint32
+		for _, w := range c.WANs {
+			got = append(got, w.IAID)
+		}
+		if diff := cmp.Diff([]uint32{1, 2, 3}, got); diff != "" {
+			t.Errorf("default IAIDs (-want +got):\n%s", diff)
+		}
+		if p := c.WANs[1].Priority; p != 10 {
+			t.Errorf("default priority of the second uplink = %d, want 10", p)
+		}
+	})
+}
+
+// TestBadConfigs asserts the key and the line of each problem, and a
+// fragment of its message.
+func TestBadConfigs(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		line int
+		key  string
+		msg  string
+	}{
+		{"an unknown key in [wan] is reported with a suggestion",
+			"[wan]\ninterface = \"wan0\"\nprefix_lenght = 56\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			3, "wan.prefix_lenght", `did you mean "prefix_length"`},
+		{"an unknown key in the second [[lan]] names that lan",
+			base + "[[lan]]\ninterface = \"lan1\"\nsubnet = 2\nbogus = true\n",
+			11, "lan[1].bogus", "unknown key"},
+		{"an unknown top-level table is reported",
+			base + "[foo]\nbar = 1\n", 8, "foo", "unknown key"},
+		{"an unknown key in [lan.ra] of the second lan names that lan",
+			base + "[[lan]]\ninterface = \"lan1\"\nsubnet = 2\n[lan.ra]\nmax_interval = 60\nfoo = 1\n",
+			13, "lan[1].ra.foo", "unknown key"},
+		{"a string where an integer belongs is a type error",
+			base + "[[lan]]\ninterface = \"lan1\"\nsubnet = \"2\"\n", 10, "lan[1].subnet", `must be an integer (got string "2")`},
+		{"a string where a boolean belongs is a type error",
+			"[wan]\ninterface = \"wan0\"\nrapid_commit = \"yes\"\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			3, "wan.rapid_commit", "must be true or false"},
+		{"a table where a string belongs is a type error",
+			base + "[lan.mode]\nx = 1\n", 8, "lan[0].mode", "must be a string (got a table)"},
+		{"an unparsable prefix is reported",
+			"[wan]\ninterface = \"wan0\"\n[nat]\ninternal_prefix = \"fd00::/200\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n",
+			4, "nat.internal_prefix", "is not an IPv6 prefix"},
+		{"a global internal prefix is not a ULA",
+			"[wan]\ninterface = \"wan0\"\n[nat]\ninternal_prefix = \"2001:db8::/56\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n",
+			4, "nat.internal_prefix", "must be a unique local prefix"},
+		{"host bits in the internal prefix are named",
+			"[wan]\ninterface = \"wan0\"\n[nat]\ninternal_prefix = \"fd00:aaaa:bbbb:cc01::/56\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n",
+			4, "nat.internal_prefix", "did you mean fd00:aaaa:bbbb:cc00::/56?"},
+		{"a subnet beyond the internal prefix is out of range",
+			"[wan]\ninterface = \"wan0\"\nprefix_length = 48\n[nat]\ninternal_prefix = \"fd00::/48\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 70000\n",
+			8, "lan[0].subnet", "must be between 0 and 65535 (got 70000)"},
+		{"a subnet beyond the delegated prefix hint is out of range",
+			"[wan]\ninterface = \"wan0\"\nprefix_length = 60\n[[lan]]\ninterface = \"lan0\"\nadvertise = \"external\"\nsubnet = 16\n",
+			7, "lan[0].subnet", "must be between 0 and 15 (got 16): a /60 delegated prefix (wan.prefix_length)"},
+		{"an internal prefix shorter than the hint names both keys",
+			"[wan]\ninterface = \"wan0\"\n[nat]\ninternal_prefix = \"fd00::/48\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n",
+			4, "nat.internal_prefix", "/48 is shorter than wan.prefix_length /56"},
+		{"a sub_prefix beyond the delegated prefix is out of range",
+			"[wan]\ninterface = \"wan0\"\nprefix_length = 48\n[nat]\ninternal_prefix = \"fd00::/56\"\nsub_prefix = 256\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n",
+			6, "nat.sub_prefix", "must be between 0 and 255 (got 256)"},
+		{"a LAN interface used twice is reported at the second",
+			base + "[[lan]]\ninterface = \"lan0\"\nsubnet = 2\n", 9, "lan[1].interface", "already the interface of lan[0]"},
+		{"two LANs on one subnet are reported at the second",
+			base + "[[lan]]\ninterface = \"lan1\"\nsubnet = 1\n", 10, "lan[1].subnet", "already the subnet of lan[0]"},
+		{"the uplink cannot also be a LAN",
+			base + "[[lan]]\ninterface = \"wan0\"\nsubnet = 2\n", 9, "lan[1].interface", "is the uplink of wan"},
+		{"an unknown mode is reported",
+			base + "mode = \"dhcp\"\n", 8, "lan[0].mode", `must be "slaac", "stateless" or "stateful" (got "dhcp")`},
+		{"an unknown advertise value is reported",
+			base + "advertise = \"global\"\n", 8, "lan[0].advertise", `(got "global")`},
+		{"a multicast DNS server is reported at its element",
+			base + "dns = [\n  \"fd00:aaaa:bbbb:cc01::1\",\n  \"ff02::1\",\n]\n", 10, "lan[0].dns[1]", "must be a unicast address"},
+		{"an IPv4 DNS server is reported",
+			base + "dns = [\"192.0.2.53\"]\n", 8, "lan[0].dns[0]", "must be an IPv6 address"},
+		{"a DNS entry of the wrong type is reported at its element",
+			base + "dns = [\"fd00::1\",\n 53]\n", 9, "lan[0].dns[1]", "must be a string (got integer 53)"},
+		{"an invalid domain is reported",
+			base + "domains = [\"lan.example\", \"bad_name.example\"]\n", 8, "lan[0].domains[1]", "not a valid domain name"},
+		{"an unparsable duration names the key",
+			base + "[lan.ra]\nmax_interval = \"10 minutes\"\n", 9, "lan[0].ra.max_interval", `must be a duration such as "10s"`},
+		{"min_interval above three quarters of max is out of range",
+			base + "ra = { min_interval = \"500s\", max_interval = \"600s\" }\n", 8, "lan[0].ra.min_interval", "0.75 × max_interval = 7m30s"},
+		{"an MTU under 1280 in an inline ra table is reported",
+			base + "ra = { mtu = 1000 }\n", 8, "lan[0].ra.mtu", "between 1280 and 65535"},
+		{"preferred above valid is reported",
+			base + "[lan.ra]\npreferred = \"2h\"\nvalid = \"1h\"\n", 9, "lan[0].ra.preferred", "must not exceed valid 1h0m0s"},
+		{"a fractional router lifetime is reported",
+			base + "[lan.ra]\nrouter_lifetime = \"1800.5s\"\n", 9, "lan[0].ra.router_lifetime", "whole number of seconds"},
+		{"a pd length not longer than the hint is reported in the inline table",
+			base + "pd = { length = 56 }\n", 8, "lan[0].pd.length", "must be longer than the delegated prefix"},
+		{"a router address outside the LAN's /64 is reported",
+			base + "address = \"fd00:aaaa:bbbb:cc02::1/64\"\n", 8, "lan[0].address", "outside this LAN's internal /64 fd00:aaaa:bbbb:cc01::/64"},
+		{"an interface name of 16 bytes is too long",
+			base + "[[lan]]\ninterface = \"averyveryverylong\"\nsubnet = 2\n", 9, "lan[1].interface", "at most 15"},
+		{"an interface name with a slash is invalid",
+			"[wan]\ninterface = \"wan/0\"\n" + base[len("[wan]\ninterface = \"wan0\"\n"):], 2, "wan.interface", "no '/'"},
+		{"a missing LAN interface is reported at its block",
+			base + "[[lan]]\nsubnet = 2\n", 8, "lan[1].interface", "required"},
+		{"a config without LANs is reported",
+			"[wan]\ninterface = \"wan0\"\n[nat]\ninternal_prefix = \"fd00::/56\"\n", 0, "lan", "at least one LAN"},
+		{"NAT is required when a LAN advertises the internal prefix",
+			"[wan]\ninterface = \"wan0\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n", 0, "nat.internal_prefix", "required"},
+		{"the HA interface must be a LAN",
+			base + "[ha]\nvrid = 1\ninterface = \"lan9\"\nvirtual_link_local = \"fe80::1\"\n", 10, "ha.interface", "not the interface of any [[lan]]"},
+		{"release_on_stop is refused in an HA pair",
+			"[wan]\ninterface = \"wan0\"\nrelease_on_stop = true\n" + base[len("[wan]\ninterface = \"wan0\"\n"):] +
+				"[ha]\nvrid = 1\ninterface = \"lan0\"\nvirtual_link_local = \"fe80::1\"\n", 3, "wan.release_on_stop", "must not be true with [ha]"},
+		{"final_ra is refused in an HA pair",
+			base + "ra = { final_ra = true }\n[ha]\nvrid = 1\ninterface = \"lan0\"\nvirtual_link_local = \"fe80::1\"\n", 8, "lan[0].ra.final_ra", "must not be true with [ha]"},
+		{"a virtual address outside fe80::/10 is reported",
+			base + "[ha]\nvrid = 1\ninterface = \"lan0\"\nvirtual_link_local = \"fd00::1\"\n", 11, "ha.virtual_link_local", "must be a link-local address"},
+		{"an advert interval that is not whole centiseconds is reported",
+			base + "[ha]\nvrid = 1\ninterface = \"lan0\"\nvirtual_link_local = \"fe80::1\"\nadvert_interval = \"15ms\"\n", 12, "ha.advert_interval", "multiple of 10ms"},
+		{"HA priority 255 is reserved",
+			base + "[ha]\nvrid = 1\npriority = 255\ninterface = \"lan0\"\nvirtual_link_local = \"fe80::1\"\n", 10, "ha.priority", "reserved for the address owner"},
+		{"a multicast wan_mac is reported",
+			base + "[ha]\nvrid = 1\ninterface = \"lan0\"\nvirtual_link_local = \"fe80::1\"\nwan_mac = \"01:00:5e:00:00:01\"\n", 12, "ha.wan_mac", "group bit"},
+		{"a duplicate IAID among uplinks is reported at the second",
+			"[[wan]]\ninterface = \"wan0\"\n[[wan]]\ninterface = \"wan1\"\niaid = 1\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			5, "wan[1].iaid", "already the IAID of wan[0]"},
+		{"a duplicate priority among uplinks is reported at the second",
+			"[[wan]]\ninterface = \"wan0\"\npriority = 5\n[[wan]]\ninterface = \"wan1\"\npriority = 5\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			6, "wan[1].priority", "already the priority of wan[0]"},
+		{"[wan] and [[wan]] together are refused",
+			base + "[[wan]]\ninterface = \"wan1\"\n", 8, "wan", "cannot both be used"},
+		{"a link-local check address is not global unicast",
+			"[wan]\ninterface = \"wan0\"\ncheck = \"fe80::1\"\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			3, "wan.check", "must be a global unicast address"},
+		{"a multicast check address is not global unicast",
+			"[wan]\ninterface = \"wan0\"\ncheck = \"ff02::2\"\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			3, "wan.check", "must be a global unicast address"},
+		{"a raw DUID of an unknown type is reported",
+			"[wan]\ninterface = \"wan0\"\nduid = \"00:07:00:01:02\"\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			3, "wan.duid", "DUID type 7 is not one of"},
+		{"a DUID that is neither a kind nor hex is reported",
+			"[wan]\ninterface = \"wan0\"\nduid = \"uuid\"\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			3, "wan.duid", `must be "ll", "llt"`},
+		{"a DUID longer than 130 bytes is reported",
+			"[wan]\ninterface = \"wan0\"\nduid = \"00:02" + strings.Repeat(":aa", 129) + "\"\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			3, "wan.duid", "at most 130 bytes"},
+		{"a metrics address without a port is reported",
+			base + "[control]\nmetrics = \"::1\"\n", 9, "control.metrics", "must be host:port"},
+		{"a duplicate key is a syntax error with its line",
+			base + "subnet = 2\n", 8, "lan.subnet", "already been defined"},
+		{"a syntax error has its line",
+			base + "mode = \n", 8, "lan.mode", "expected value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("v6edge.toml", []byte(tt.text))
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error %v is not an Errors", err)
+			}
+			for _, e := range errs {
+				if e.Key == tt.key && e.Line == tt.line && strings.Contains(e.Msg, tt.msg) {
+					if e.File != "v6edge.toml" {
+						t.Errorf("File = %q, want v6edge.toml", e.File)
+					}
+					return
+				}
+			}
+			t.Errorf("no error at line %d key %q containing %q; got:\n%v", tt.line, tt.key, tt.msg, err)
+		})
+	}
+}
+
+func TestEveryErrorIsCollected(t *testing.T) {
+	text := `[wan]
+interface = "wan0"
+iaid = "one"
+[nat]
+internal_prefix = "fd00::1/56"
+[[lan]]
+interface = "lan0"
+subnet = 1
+mode = "dhcp"
+[[lan]]
+interface = "lan1"
+subnet = 1
+surprise = 1
+`
+	_, err := Parse("v6edge.toml", []byte(text))
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse error %v is not an Errors", err)
+	}
+	type place struct {
+		Line int
+		Key  string
+	}
+	var got []place
+	for _, e := range errs {
+		got = append(got, place{e.Line, e.Key})
+	}
+	want := []place{{3, "wan.iaid"}, {5, "nat.internal_prefix"}, {9, "lan[0].mode"}, {12, "lan[1].subnet"}, {13, "lan[1].surprise"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s\nfull:\n%v", diff, err)
+	}
+	var one *Error
+	if !errors.As(err, &one) || one.Key != "wan.iaid" {
+		t.Errorf("errors.As(*Error) = %v, want the first problem", one)
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *Error
+		want string
+	}{
+		{"a located error reads file:line: key: msg", &Error{File: "v6edge.toml", Line: 12, Key: "lan[0].subnet", Msg: "must be between 0 and 65535 (got 70000)"},
+			"v6edge.toml:12: lan[0].subnet: must be between 0 and 65535 (got 70000)"},
+		{"line 0 is left out", &Error{File: "v6edge.toml", Key: "lan", Msg: "at least one LAN is required"},
+			"v6edge.toml: lan: at least one LAN is required"},
+		{"an empty key is left out", &Error{File: "v6edge.toml", Line: 3, Msg: "bare keys cannot contain '!'"},
+			"v6edge.toml:3: bare keys cannot contain '!'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, tt.err.Error()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v6edge.toml")
+	if err := os.WriteFile(path, []byte(base+"mode = \"x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if want := path + ":8: lan[0].mode: "; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Load error = %v, want it to start with %q", err, want)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.toml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load of a missing file = %v, want os.ErrNotExist", err)
+	}
+}
+
+func TestIndexLines(t *testing.T) {
+	src := `# comment [not.a.table]
+title = "x # not a comment" # comment
+[wan] # uplink
+interface = 'wan0'
+text = """
+multi
+line = "not a key"
+"""
+[[lan]]
+interface = "lan0"
+pd = { length = 60,
+       count = 4 }
+"quoted key" = 1
+[lan.ra]
+routes = [
+  "fd00::/56", # first
+  "fd01::/56",
+]
+[[lan]]
+  dotted.key = 2
+ra = { mtu = 1280, sub = { x = 1 } }
+inline = [{a = 1}, {b = 2}]
+`
+	want := lineIndex{
+		"title": 2, "wan": 3, "wan.interface": 4, "wan.text": 5,
+		"lan": 9, "lan[0]": 9, "lan[0].interface": 10, "lan[0].pd": 11, "lan[0].pd.length": 11, "lan[0].pd.count": 12,
+		"lan[0].quoted key": 13, "lan[0].ra": 14, "lan[0].ra.routes": 15, "lan[0].ra.routes[0]": 16, "lan[0].ra.routes[1]": 17,
+		"lan[1]": 19, "lan[1].dotted.key": 20, "lan[1].ra": 21, "lan[1].ra.mtu": 21, "lan[1].ra.sub": 21, "lan[1].ra.sub.x": 21,
+		"lan[1].inline": 22, "lan[1].inline[0]": 22, "lan[1].inline[0].a": 22, "lan[1].inline[1]": 22, "lan[1].inline[1].b": 22,
+	}
+	if diff := cmp.Diff(want, indexLines([]byte(src))); diff != "" {
+		t.Errorf("index (-want +got):\n%s", diff)
+	}
+	tests := []struct {
+		path string
+		want int
+	}{
+		{"lan[0].pd.count", 12},
+		{"lan[1].subnet", 19},
+		{"lan[0].ra.min_interval", 14},
+		{"nat.internal_prefix", 0},
+	}
+	ix := indexLines([]byte(src))
+	for _, tt := range tests {
+		t.Run(tt.path+" falls back to its nearest ancestor", func(t *testing.T) {
+			if got := ix.line(tt.path); got != tt.want {
+				t.Errorf("line(%q) = %d, want %d", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSystemdUnit checks v6edge.service with systemd-analyze when present.
+func TestSystemdUnit(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed")
+	}
+	// verify wants the ExecStart binary to exist; point a copy of the unit
+	// at one that does, leaving everything else as shipped.
+	unit, err := os.ReadFile("v6edge.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no 'true' binary to stand in for /usr/sbin/v6edge")
+	}
+	dir := t.TempDir()
+	text := strings.ReplaceAll(string(unit), "/usr/sbin/v6edge", bin)
+	path := filepath.Join(dir, "v6edge.service")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(analyze, "verify", "--man=no", path)
+	cmd.Env = append(os.Environ(), "SYSTEMD_LOG_LEVEL=warning")
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, text := range Examples() {
+		f.Add([]byte(text))
+	}
+	f.Add([]byte(base + "[[lan]]\ninterface = \"lan1\"\nsubnet = 2\n[lan.ra]\nroutes = [\"fd00::/8\"]\n"))
+	f.Add([]byte(`wan = [{interface = "w"}]` + "\n" + `lan = [{interface = "l", subnet = 0, pd = {length = 64}}]` + "\n"))
+	f.Add([]byte("a = '''\nx\n'''\n[b]\n\"c.d\" = \"\"\"\"\"\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.toml", data)
+		if (c == nil) == (err == nil) {
+			t.Fatalf("Parse returned config %v and error %v; want exactly one", c != nil, err)
+		}
+		if err != nil {
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("error %v is not a non-empty Errors", err)
+			}
+			for _, e := range errs {
+				if e.Line < 0 || e.Line > strings.Count(string(data), "\n")+1 {
+					t.Fatalf("error line %d outside the input: %v", e.Line, e)
+				}
+			}
+			return
+		}
+		if len(c.WANs) == 0 || len(c.LANs) == 0 {
+			t.Fatalf("valid config without WAN or LAN: %+v", c)
+		}
+	})
+}
+
+// FuzzIndexLines feeds the line scanner text the TOML parser never
+// accepted: it must neither panic nor hang.
+func FuzzIndexLines(f *testing.F) {
+	for _, text := range Examples() {
+		f.Add([]byte(text))
+	}
+	f.Add([]byte("[[a.b]]\n[a.\"b\".c]\nx = [{y = \"\\\"\"}, '''\n''']\n"))
+	r := rand.New(rand.NewSource(1))
+	junk := make([]byte, 64)
+	r.Read(junk)
+	f.Add(junk)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ix := indexLines(data)
+		lines := strings.Count(string(data), "\n") + 1
+		for k, l := range ix {
+			if l < 1 || l > lines {
+				t.Fatalf("%q at line %d outside 1..%d", k, l, lines)
+			}
+		}
+	})
+}
