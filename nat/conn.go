@@ -16,7 +16,6 @@ type Conn interface {
 	DelTable(*nftables.Table)
 	AddChain(*nftables.Chain) *nftables.Chain
 	FlushChain(*nftables.Chain)
-	AddSet(*nftables.Set, []nftables.SetElement) error
 	AddRule(*nftables.Rule) *nftables.Rule
 	InsertRule(*nftables.Rule) *nftables.Rule
 	DelRule(*nftables.Rule) error
@@ -52,7 +51,6 @@ type fakeState struct {
 type fakeTable struct {
 	handle uint64 // the per-table handle generator
 	chains map[string]*fakeChain
-	sets   int
 }
 
 type fakeChain struct {
@@ -63,7 +61,7 @@ type fakeChain struct {
 func (s fakeState) clone() fakeState {
 	c := fakeState{tables: map[string]*fakeTable{}}
 	for n, t := range s.tables {
-		nt := &fakeTable{handle: t.handle, sets: t.sets, chains: map[string]*fakeChain{}}
+		nt := &fakeTable{handle: t.handle, chains: map[string]*fakeChain{}}
 		for cn, ch := range t.chains {
 			nt.chains[cn] = &fakeChain{chain: ch.chain, rules: slices.Clone(ch.rules)}
 		}
@@ -150,19 +148,6 @@ func (f *FakeConn) FlushChain(c *nftables.Chain) {
 		ch.rules = nil
 		return nil
 	})
-}
-
-// AddSet queues the creation of a set.
-func (f *FakeConn) AddSet(set *nftables.Set, _ []nftables.SetElement) error {
-	f.queue("add set "+set.Table.Name, func(s *fakeState) error {
-		t, err := f.table(s, set.Table.Name)
-		if err != nil {
-			return err
-		}
-		t.sets++
-		return nil
-	})
-	return nil
 }
 
 func (f *FakeConn) newRule(op string, r *nftables.Rule, head bool) *nftables.Rule {

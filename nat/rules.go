@@ -110,7 +110,6 @@ type RuleSpec struct {
 	Text   string
 
 	exprs []expr.Any
-	lans  []string // elements of the anonymous ifname set the rule's lookup refers to
 }
 
 // Render turns a Ruleset into the rules of our table: per uplink, the inbound dnat (and its
@@ -127,12 +126,13 @@ func Render(r Ruleset) []RuleSpec {
 	lans = slices.DeleteFunc(lans, func(s string) bool { return s == "" || len(s) >= ifNameSize })
 
 	var pre, post []RuleSpec
+	hairpinSnat := false
 	for i, u := range r.Uplinks {
 		if r.checkUplink(i) != nil {
 			continue
 		}
 		add := func(list *[]RuleSpec, chain string, b *builder) {
-			*list = append(*list, RuleSpec{Chain: chain, Uplink: u.WAN, Text: b.String(), exprs: b.exprs, lans: b.lans})
+			*list = append(*list, RuleSpec{Chain: chain, Uplink: u.WAN, Text: b.String(), exprs: b.exprs})
 		}
 		if u.Mark > 0 && len(r.Uplinks) > 1 {
 			// nat chains see only a connection's first packet, which is exactly when the
@@ -152,19 +152,25 @@ func Render(r Ruleset) []RuleSpec {
 		if r.Hairpin {
 			// A LAN host talks to another LAN host's external address: translate the
 			// destination back to the internal one here ...
-			b := new(builder)
-			switch len(lans) {
-			case 0:
-				b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpNeq, u.WAN)
-			case 1:
-				b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, lans[0])
-			default:
-				b.ifnameIn(lans)
+			// One rule per LAN rather than an anonymous set: google/nftables v0.3.0
+			// marks such a set's keys big endian, and nft then lists every interface
+			// name as "".
+			from := lans
+			if len(from) == 0 {
+				from = []string{""}
 			}
-			b.addr(offsetSaddr, "ip6 saddr", r.Internal)
-			b.addr(offsetDaddr, "ip6 daddr", u.External)
-			b.netmap(expr.NATTypeDestNAT, "dnat", r.Internal)
-			add(&pre, ChainPrerouting, b)
+			for _, lan := range from {
+				b := new(builder)
+				if lan == "" {
+					b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpNeq, u.WAN)
+				} else {
+					b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, lan)
+				}
+				b.addr(offsetSaddr, "ip6 saddr", r.Internal)
+				b.addr(offsetDaddr, "ip6 daddr", u.External)
+				b.netmap(expr.NATTypeDestNAT, "dnat", r.Internal)
+				add(&pre, ChainPrerouting, b)
+			}
 		}
 
 		b = new(builder)
@@ -173,15 +179,19 @@ func Render(r Ruleset) []RuleSpec {
 		b.netmap(expr.NATTypeSourceNAT, "snat", u.External)
 		add(&post, ChainPostrouting, b)
 
-		if r.Hairpin {
-			// ... and the source to the sender's external address here, so the peer
-			// answers through the router (where conntrack reverses both) instead of
-			// straight to an internal address the sender never talked to. The
-			// conntrack's original destination identifies hairpin flows without
-			// borrowing a packet mark that routing rules may use.
+		if r.Hairpin && !hairpinSnat {
+			// ... and the source to an external address here, so the peer answers
+			// through the router (where conntrack reverses both translations) instead
+			// of straight to an internal address the sender never talked to. Internal
+			// to internal after a dnat is a hairpin flow whichever uplink's address was
+			// dialled; one rule, with the first uplink's prefix, covers them all.
+			// (Matching the conntrack's original destination instead would need a ct
+			// direction, which google/nftables v0.3.0 cannot read back.)
+			hairpinSnat = true
 			b := new(builder)
 			b.addr(offsetSaddr, "ip6 saddr", r.Internal)
-			b.ctOrigDaddr(u.External)
+			b.addr(offsetDaddr, "ip6 daddr", r.Internal)
+			b.ctStatusDnat()
 			b.netmap(expr.NATTypeSourceNAT, "snat", u.External)
 			add(&post, ChainPostrouting, b)
 		}
@@ -217,7 +227,6 @@ func Format(name string, rules []RuleSpec) string {
 type builder struct {
 	words []string
 	exprs []expr.Any
-	lans  []string
 }
 
 func (b *builder) String() string { return strings.Join(b.words, " ") }
@@ -232,21 +241,6 @@ func (b *builder) ifname(key expr.MetaKey, word string, op expr.CmpOp, name stri
 		&expr.Meta{Key: key, Register: 1},
 		&expr.Cmp{Op: op, Register: 1, Data: ifname(name)},
 	)
-}
-
-// ifnameIn matches the input interface against an anonymous set; Table creates the set in
-// the same batch and fills in the lookup's set name and id.
-func (b *builder) ifnameIn(names []string) {
-	quoted := make([]string, len(names))
-	for i, n := range names {
-		quoted[i] = fmt.Sprintf("%q", n)
-	}
-	b.words = append(b.words, "iifname { "+strings.Join(quoted, ", ")+" }")
-	b.exprs = append(b.exprs,
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Lookup{SourceRegister: 1},
-	)
-	b.lans = names
 }
 
 // addr matches a payload address against a prefix the way nft encodes it: a whole-byte
@@ -266,12 +260,20 @@ func (b *builder) addr(offset uint32, word string, p netip.Prefix) {
 	b.masked(p)
 }
 
-// ctOrigDaddr matches the destination the connection was opened to, before any dnat.
-func (b *builder) ctOrigDaddr(p netip.Prefix) {
-	b.words = append(b.words, "ct original ip6 daddr "+prefixText(p))
-	b.exprs = append(b.exprs, &expr.Ct{Key: expr.CtKeyDST, Register: 1, Direction: 0 /* IP_CT_DIR_ORIGINAL */})
-	b.masked(p)
+// ctStatusDnat matches connections whose destination was translated (IPS_DST_NAT).
+func (b *builder) ctStatusDnat() {
+	b.words = append(b.words, "ct status dnat")
+	mask := make([]byte, 4)
+	binary.NativeEndian.PutUint32(mask, ipsDstNAT) // ct status is a host-order u32
+	b.exprs = append(b.exprs,
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	)
 }
+
+// ipsDstNAT is IPS_DST_NAT from linux/netfilter/nf_conntrack_common.h.
+const ipsDstNAT = 1 << 5
 
 func (b *builder) masked(p netip.Prefix) {
 	a := p.Addr().As16()

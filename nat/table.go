@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 )
 
 // DefaultName is the name of v6edge's own table.
@@ -57,6 +56,7 @@ type Table struct {
 	mu        sync.Mutex
 	flushCT   func(old netip.Prefix) (int, error)
 	desired   *Ruleset // nil before the first Set and after Remove
+	applied   bool     // the kernel holds desired: an equal Set has nothing to do
 	checkErr  error    // what r.Check said about desired
 	installed []group  // what the kernel holds, with handles; valid only while synced
 	synced    bool     // installed reflects the kernel
@@ -130,11 +130,11 @@ func (t *Table) Close() error { return t.close() }
 func (t *Table) Set(r Ruleset) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.desired != nil && t.synced && sameRuleset(*t.desired, r) {
+	if t.desired != nil && t.applied && t.synced && sameRuleset(*t.desired, r) {
 		return t.checkErr
 	}
 	r = cloneRuleset(r)
-	t.desired = &r
+	t.desired, t.applied = &r, false
 	t.checkErr = r.Check()
 
 	var err error
@@ -147,6 +147,7 @@ func (t *Table) Set(r Ruleset) error {
 		t.status.Problem = err.Error()
 		return err
 	}
+	t.applied = true
 	t.updateStatus()
 	return t.checkErr
 }
@@ -210,6 +211,16 @@ func (t *Table) Check() error {
 		return err
 	}
 	if what == "" {
+		if t.applied {
+			return nil
+		}
+		// The last Set failed with the kernel untouched: try it again.
+		if err := t.swap(groupRules(*t.desired)); err != nil {
+			t.status.Problem = err.Error()
+			return err
+		}
+		t.applied = true
+		t.updateStatus()
 		return nil
 	}
 	if err := t.rebuild(groupRules(*t.desired)); err != nil {
@@ -217,6 +228,7 @@ func (t *Table) Check() error {
 		return fmt.Errorf("nat: restoring table after %s: %w", what, err)
 	}
 	t.status.Restores++
+	t.applied = true
 	t.updateStatus()
 	t.log.Warn("nat table restored", "table", t.table.Name, "problem", what)
 	return nil
@@ -454,7 +466,7 @@ func (t *Table) queueRules(groups []group, atHead bool) map[string][]sentRule {
 	}
 	for _, s := range order {
 		spec := groups[s.g].rules[s.i].spec
-		rule := &nftables.Rule{Table: t.table, Chain: t.chain(spec.Chain), Exprs: t.exprs(spec)}
+		rule := &nftables.Rule{Table: t.table, Chain: t.chain(spec.Chain), Exprs: spec.exprs}
 		if atHead {
 			t.conn.InsertRule(rule)
 		} else {
@@ -463,30 +475,6 @@ func (t *Table) queueRules(groups []group, atHead bool) map[string][]sentRule {
 		sent[spec.Chain] = append(sent[spec.Chain], s)
 	}
 	return sent
-}
-
-// exprs returns the rule's expressions, creating the anonymous interface set its lookup
-// needs in the same batch.
-func (t *Table) exprs(spec RuleSpec) []expr.Any {
-	if spec.lans == nil {
-		return spec.exprs
-	}
-	set := &nftables.Set{Table: t.table, Anonymous: true, Constant: true, KeyType: nftables.TypeIFName}
-	elems := make([]nftables.SetElement, len(spec.lans))
-	for i, n := range spec.lans {
-		elems[i] = nftables.SetElement{Key: ifname(n)}
-	}
-	if err := t.conn.AddSet(set, elems); err != nil {
-		// Only reachable with an invalid set definition; the batch then fails on Flush.
-		t.log.Error("nat adding interface set", "err", err)
-	}
-	out := slices.Clone(spec.exprs)
-	for i, e := range out {
-		if _, ok := e.(*expr.Lookup); ok {
-			out[i] = &expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID}
-		}
-	}
-	return out
 }
 
 // readBack learns the handles of the rules just sent. The kernel numbers the rules of a
