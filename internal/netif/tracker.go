@@ -463,7 +463,7 @@ func loadOwned(path string) ([]Want, error) {
 			continue
 		}
 		pfx, err := netip.ParsePrefix(p)
-		if err != nil || validIfname(iface) != nil {
+		if err != nil || !pfx.Addr().Is6() || validIfname(iface) != nil {
 			continue
 		}
 		out = append(out, Want{Interface: iface, Prefix: pfx})
