@@ -1,0 +1,140 @@
+package dhcp6srv
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// fileVersion guards the on-disk format.
+const fileVersion = 1
+
+// savedFile is the lease file: text addresses and prefixes, RFC 3339
+// dates, so an operator can read (and, with care, edit) it.
+type savedFile struct {
+	Version   int          `json:"version"`
+	Interface string       `json:"interface"`
+	Leases    []savedLease `json:"leases"`
+}
+
+type savedLease struct {
+	DUID           string    `json:"duid"`
+	IAID           uint32    `json:"iaid"`
+	Addr           string    `json:"addr,omitempty"`
+	Prefix         string    `json:"prefix,omitempty"`
+	PreferredUntil time.Time `json:"preferred_until"`
+	ValidUntil     time.Time `json:"valid_until"`
+	Via            string    `json:"via,omitempty"`
+}
+
+// LeasePath is where the leases of the server on iface are kept.
+func LeasePath(stateDir, iface string) string {
+	return filepath.Join(stateDir, "dhcp6srv-"+iface+".json")
+}
+
+// SaveLeases writes leases to path atomically (temporary file, fsync,
+// rename, fsync of the directory): a crash leaves the old file or the new
+// one, never a torn one.
+func SaveLeases(path, iface string, leases []Lease) error {
+	f := savedFile{Version: fileVersion, Interface: iface, Leases: make([]savedLease, 0, len(leases))}
+	for _, l := range leases {
+		s := savedLease{
+			DUID: hex.EncodeToString(l.DUID), IAID: l.IAID,
+			PreferredUntil: l.PreferredUntil.UTC(), ValidUntil: l.ValidUntil.UTC(),
+		}
+		if l.Addr.IsValid() {
+			s.Addr = l.Addr.String()
+		}
+		if l.Prefix.IsValid() {
+			s.Prefix = l.Prefix.String()
+		}
+		if l.Via.IsValid() {
+			s.Via = l.Via.String()
+		}
+		f.Leases = append(f.Leases, s)
+	}
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("saving leases: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("saving leases: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("saving leases: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving leases: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving leases: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("saving leases: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("saving leases: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the rename durable; not all filesystems support it
+		d.Close()
+	}
+	return nil
+}
+
+// LoadLeases reads a file written by SaveLeases. A missing file is no
+// error: it is the first start.
+func LoadLeases(path string) ([]Lease, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading leases: %w", err)
+	}
+	var f savedFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("loading leases from %s: %w", path, err)
+	}
+	if f.Version != fileVersion {
+		return nil, fmt.Errorf("loading leases from %s: version %d, want %d", path, f.Version, fileVersion)
+	}
+	out := make([]Lease, 0, len(f.Leases))
+	for i, s := range f.Leases {
+		l := Lease{IAID: s.IAID, PreferredUntil: s.PreferredUntil, ValidUntil: s.ValidUntil}
+		if l.DUID, err = hex.DecodeString(s.DUID); err != nil || len(l.DUID) == 0 {
+			return nil, fmt.Errorf("loading leases from %s: lease %d: bad duid %q", path, i, s.DUID)
+		}
+		if s.Addr != "" {
+			if l.Addr, err = netip.ParseAddr(s.Addr); err != nil {
+				return nil, fmt.Errorf("loading leases from %s: lease %d: %w", path, i, err)
+			}
+		}
+		if s.Prefix != "" {
+			if l.Prefix, err = netip.ParsePrefix(s.Prefix); err != nil {
+				return nil, fmt.Errorf("loading leases from %s: lease %d: %w", path, i, err)
+			}
+		}
+		if l.Addr.IsValid() == l.Prefix.IsValid() {
+			return nil, fmt.Errorf("loading leases from %s: lease %d: needs exactly one of addr and prefix", path, i)
+		}
+		if s.Via != "" {
+			if l.Via, err = netip.ParseAddr(s.Via); err != nil {
+				return nil, fmt.Errorf("loading leases from %s: lease %d: %w", path, i, err)
+			}
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
