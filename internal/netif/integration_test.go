@@ -1,0 +1,287 @@
+package netif
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// These tests run the Tracker and Routes against the real kernel in a pair
+// of fresh network namespaces, v6nif-<random>-r (the router) and
+// v6nif-<random>-h (a host on the same veth link). They touch nothing
+// outside those namespaces.
+
+type lab struct {
+	router, host string // namespace names
+	rns          netns.NsHandle
+	h            *netlink.Handle // netlink in the router namespace
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs iproute2's ip to build the lab")
+	}
+}
+
+func ipCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newLab builds router r0 <-veth-> h0 host. routerMAC may be empty.
+// The host side is up; the router side is left down so that a test can
+// prepare a conflict before the router's DAD starts.
+func newLab(t *testing.T, routerMAC string) *lab {
+	t.Helper()
+	needRoot(t)
+	id := fmt.Sprintf("v6nif-%06x", rand.IntN(1<<24))
+	l := &lab{router: id + "-r", host: id + "-h"}
+	for _, ns := range []string{l.router, l.host} {
+		ipCmd(t, "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	ipCmd(t, "link", "add", "r0", "netns", l.router, "type", "veth", "peer", "name", "h0", "netns", l.host)
+	if routerMAC != "" {
+		ipCmd(t, "-n", l.router, "link", "set", "r0", "address", routerMAC)
+	}
+	ipCmd(t, "-n", l.host, "link", "set", "h0", "up")
+	ipCmd(t, "-n", l.router, "link", "set", "lo", "up")
+	var err error
+	l.rns, err = netns.GetFromName(l.router)
+	if err != nil {
+		t.Fatalf("opening namespace %s: %v", l.router, err)
+	}
+	t.Cleanup(func() { l.rns.Close() })
+	l.h, err = netlink.NewHandleAt(l.rns)
+	if err != nil {
+		t.Fatalf("netlink handle in %s: %v", l.router, err)
+	}
+	t.Cleanup(l.h.Close)
+	return l
+}
+
+func (l *lab) tracker(t *testing.T, opts TrackerOptions) (*Tracker, context.CancelFunc) {
+	t.Helper()
+	opts.Watcher = NetlinkWatcher{Namespace: &l.rns}
+	opts.Sysctls = ProcSys{Namespace: &l.rns}
+	tr := NewTracker(l.h, slog.New(slog.NewTextHandler(t.Output(), nil)), opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	stop := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("Run did not end within 5s of cancel")
+		}
+	}
+	t.Cleanup(stop)
+	return tr, cancel
+}
+
+// eventually polls cond every 50 ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last string
+	for time.Since(start) < timeout {
+		ok, s := cond()
+		if ok {
+			return time.Since(start)
+		}
+		last = s
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v; last seen:\n%s", what, timeout, last)
+	return 0
+}
+
+func statusOf(tr *Tracker, p netip.Prefix) AddrStatus {
+	for _, s := range tr.Status() {
+		if s.Address == p {
+			return s
+		}
+	}
+	return AddrStatus{}
+}
+
+func dump(tr *Tracker) string {
+	var b strings.Builder
+	for _, s := range tr.Status() {
+		fmt.Fprintf(&b, "%s %s %s %s\n", s.Interface, s.Address, s.State, s.Detail)
+	}
+	return b.String() + strings.Join(tr.Problems(), "\n")
+}
+
+func TestIntegrationDADFailureIsRemovedAndRetried(t *testing.T) {
+	l := newLab(t, "")
+	taken := netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64")
+	free := netip.MustParsePrefix("fd00:aaaa:bbbb:cc02::1/64")
+	ipCmd(t, "-n", l.host, "addr", "add", taken.String(), "dev", "h0", "nodad")
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+
+	start := time.Now()
+	tr, _ := l.tracker(t, TrackerOptions{RetryMin: 500 * time.Millisecond, RetryMax: 2 * time.Second})
+	tr.Set([]Want{{Interface: "r0", Prefix: taken}, {Interface: "r0", Prefix: free}})
+
+	eventually(t, 5*time.Second, "the taken address reported dadfailed", func() (bool, string) {
+		return statusOf(tr, taken).State == StateDADFailed, dump(tr)
+	})
+	t.Logf("dadfailed reported %v after start", time.Since(start).Round(time.Millisecond))
+	if !slicesContains(tr.Problems(), "r0: fd00:aaaa:bbbb:cc01::1 failed duplicate address detection (another host uses it)") {
+		t.Errorf("problems = %q", tr.Problems())
+	}
+	eventually(t, 5*time.Second, "the free address ok", func() (bool, string) {
+		return statusOf(tr, free).State == StateOK, dump(tr)
+	})
+	// The failed address and its prefix route are gone from the router
+	// while it waits for the retry (500 ms, then 1 s, 2 s, 2 s ...).
+	eventually(t, 2*time.Second, "no dadfailed leftover and no route for the failed /64", func() (bool, string) {
+		addrs := ipCmd(t, "-n", l.router, "-6", "addr", "show", "dev", "r0")
+		routes := ipCmd(t, "-n", l.router, "-6", "route", "show", "table", "all")
+		ok := !strings.Contains(addrs, "dadfailed") && !strings.Contains(routes, "cc01") && strings.Contains(routes, "cc02::/64")
+		return ok, addrs + routes
+	})
+	if tr.DADFailures() < 1 {
+		t.Errorf("DADFailures = %d", tr.DADFailures())
+	}
+
+	// The conflict goes away: the address comes back by itself.
+	ipCmd(t, "-n", l.host, "addr", "del", taken.String(), "dev", "h0")
+	back := eventually(t, 10*time.Second, "the address back after the host dropped it", func() (bool, string) {
+		return statusOf(tr, taken).State == StateOK, dump(tr)
+	})
+	t.Logf("address ok again %v after the conflict ended", back.Round(time.Millisecond))
+	addrs := ipCmd(t, "-n", l.router, "-6", "addr", "show", "dev", "r0")
+	if !strings.Contains(addrs, "fd00:aaaa:bbbb:cc01::1/64") || strings.Contains(addrs, "tentative") && strings.Contains(addrs, "cc01::1/64 scope global tentative") {
+		t.Errorf("router addresses:\n%s", addrs)
+	}
+	if len(tr.Problems()) != 0 {
+		t.Errorf("problems after recovery: %q", tr.Problems())
+	}
+}
+
+func slicesContains(list []string, sub string) bool {
+	for _, s := range list {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestIntegrationClonedLinkLocal(t *testing.T) {
+	// The host already holds the link-local that the router's MAC gives
+	// (EUI-64 flips the U/L bit: 02:00:00:00:00:01 → fe80::ff:fe00:1): the
+	// situation of a cloned VM.
+	l := newLab(t, "02:00:00:00:00:01")
+	clone := netip.MustParsePrefix("fe80::ff:fe00:1/64")
+	ipCmd(t, "-n", l.host, "addr", "add", clone.String(), "dev", "h0", "nodad")
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	lan := Want{Interface: "r0", Prefix: netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64"), NoDAD: true}
+
+	t.Run("the failed link-local is reported with its likely cause", func(t *testing.T) {
+		tr, stop := l.tracker(t, TrackerOptions{})
+		defer stop()
+		tr.Set([]Want{lan})
+		eventually(t, 5*time.Second, "link-local problem", func() (bool, string) {
+			return slicesContains(tr.Problems(), "r0: link-local fe80::ff:fe00:1 failed duplicate address detection"), dump(tr)
+		})
+		if !slicesContains(tr.Problems(), "cloned VM") {
+			t.Errorf("problems = %q, want the cloned VM named", tr.Problems())
+		}
+		if s := statusOf(tr, clone); s.State != StateDADFailed || !s.LinkLocal {
+			t.Errorf("status of the link-local = %+v", s)
+		}
+	})
+
+	t.Run("with healing a new stable link-local replaces it within seconds", func(t *testing.T) {
+		dir := t.TempDir()
+		tr, stop := l.tracker(t, TrackerOptions{HealLinkLocal: true, StateDir: dir})
+		defer stop()
+		tr.Set([]Want{lan})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		got, err := WaitLinkLocal(ctx, l.h, "r0")
+		if err != nil {
+			t.Fatalf("no usable link-local: %v\n%s", err, dump(tr))
+		}
+		t.Logf("new link-local %s usable %v after the heal started", got, time.Since(start).Round(time.Millisecond))
+		if got == clone.Addr() {
+			t.Fatalf("link-local is still the cloned %s", got)
+		}
+		addrs := ipCmd(t, "-n", l.router, "-6", "addr", "show", "dev", "r0")
+		if strings.Contains(addrs, "dadfailed") || !strings.Contains(addrs, "stable-privacy") {
+			t.Errorf("router addresses:\n%s", addrs)
+		}
+		saved, err := os.ReadFile(filepath.Join(dir, "stable_secret-r0"))
+		if err != nil {
+			t.Fatalf("secret not saved: %v", err)
+		}
+		kernel, err := ProcSys{Namespace: &l.rns}.Get("r0", "stable_secret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if netip.MustParseAddr(strings.TrimSpace(string(saved))) != netip.MustParseAddr(kernel) {
+			t.Errorf("saved secret %q, kernel has %q", saved, kernel)
+		}
+		eventually(t, 2*time.Second, "no problems after healing", func() (bool, string) {
+			return len(tr.Problems()) == 0, dump(tr)
+		})
+	})
+}
+
+func TestIntegrationUnreachableRoutes(t *testing.T) {
+	l := newLab(t, "")
+	r := NewRoutes(l.h, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	want := []netip.Prefix{netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56"), netip.MustParsePrefix("2001:db8:100::/56")}
+	for range 2 {
+		if err := r.SetUnreachable(want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := ipCmd(t, "-n", l.router, "-6", "route", "show", "type", "unreachable")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(out, "unreachable fd00:aaaa:bbbb:cc00::/56") ||
+		!strings.Contains(out, "unreachable 2001:db8:100::/56") || strings.Count(out, "proto 118") != 2 {
+		t.Errorf("after setting twice, ip -6 route show type unreachable:\n%s", out)
+	}
+	if err := r.SetUnreachable(want[:1]); err != nil {
+		t.Fatal(err)
+	}
+	out = ipCmd(t, "-n", l.router, "-6", "route", "show", "type", "unreachable")
+	if strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "fd00:aaaa:bbbb:cc00::/56") {
+		t.Errorf("after dropping one, ip -6 route show type unreachable:\n%s", out)
+	}
+	// A restarted daemon (new Routes) removes what the old one left.
+	if err := NewRoutes(l.h, slog.New(slog.NewTextHandler(t.Output(), nil))).SetUnreachable(nil); err != nil {
+		t.Fatal(err)
+	}
+	if out := ipCmd(t, "-n", l.router, "-6", "route", "show", "type", "unreachable"); strings.TrimSpace(out) != "" {
+		t.Errorf("leftovers after a restart:\n%s", out)
+	}
+}
