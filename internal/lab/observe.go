@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -142,8 +143,10 @@ func (l *Lab) Capture(ctx context.Context, ns, iface, filter string) (*Capture, 
 	name := fmt.Sprintf("tcpdump-%s-%s-%d", shortNS(ns), iface, l.next())
 	file := l.path(name + ".pcap")
 	// -Z root: tcpdump otherwise drops to its own user and cannot write the
-	// lab directory. -U: write each packet at once, so Stop loses nothing.
-	args := []string{"tcpdump", "-i", iface, "-n", "-U", "-Z", "root", "-w", file}
+	// lab directory. --immediate-mode: without it TPACKET_V3 hands packets
+	// over in blocks, and a capture stopped right after the traffic shows
+	// "received by filter" but none captured. -U: write each packet at once.
+	args := []string{"tcpdump", "-i", iface, "-n", "--immediate-mode", "-U", "-Z", "root", "-w", file}
 	if filter != "" {
 		args = append(args, filter)
 	}
@@ -167,8 +170,20 @@ func (l *Lab) Capture(ctx context.Context, ns, iface, filter string) (*Capture, 
 // File is the pcap file's path.
 func (c *Capture) File() string { return c.file }
 
-// Stop ends the capture and returns the packets it saw.
+// Stop ends the capture and returns the packets it saw. It first lets the
+// pcap file settle (no growth for 100 ms, at most 1 s), so packets sent just
+// before are not lost to the SIGTERM.
 func (c *Capture) Stop() ([]Packet, error) {
+	last := int64(-1)
+	_ = waitFor(context.Background(), time.Second, 100*time.Millisecond, "the capture to settle", func() (bool, error) {
+		fi, err := os.Stat(c.file)
+		if err != nil {
+			return false, err
+		}
+		settled := fi.Size() == last
+		last = fi.Size()
+		return settled, nil
+	})
 	if err := c.proc.Stop(); err != nil {
 		return nil, err
 	}
@@ -233,4 +248,15 @@ func shortNS(ns string) string {
 		return ns[i+1:]
 	}
 	return ns
+}
+
+// HasNetmap reports whether an `nft list` output holds both NETMAP rules
+// between internal and external: "snat ip6 prefix to <external>" and
+// "dnat ip6 prefix to <internal>" (nft omits "ip6" in an ip6-family table).
+func HasNetmap(ruleset string, internal, external netip.Prefix) bool {
+	has := func(verb string, to netip.Prefix) bool {
+		return strings.Contains(ruleset, verb+" ip6 prefix to "+to.String()) ||
+			strings.Contains(ruleset, verb+" prefix to "+to.String())
+	}
+	return has("snat", external) && has("dnat", internal)
 }

@@ -1,0 +1,359 @@
+package lab_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/v6edge/v6edge/internal/lab"
+)
+
+// bin is the v6edge binary TestMain built; skipReason says why there is none.
+var bin, skipReason string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		switch {
+		case os.Geteuid() != 0:
+			skipReason = "needs root: builds network namespaces"
+		case len(lab.Missing()) > 0:
+			skipReason = fmt.Sprintf("needs programs that are not installed: %v", lab.Missing())
+		default:
+			dir, err := os.MkdirTemp("", "v6edge-it-")
+			if err != nil {
+				skipReason = err.Error()
+				break
+			}
+			defer os.RemoveAll(dir)
+			bin, skipReason = buildDaemon(dir)
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// buildDaemon builds ./cmd/v6edge once for every test in this package.
+func buildDaemon(dir string) (path, skip string) {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(gomod)) == "" {
+		return "", fmt.Sprintf("cannot find the module root: %v", err)
+	}
+	path = filepath.Join(dir, "v6edge")
+	cmd := exec.Command("go", "build", "-o", path, "./cmd/v6edge")
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Sprintf("cmd/v6edge does not build yet: %v\n%s", err, out)
+	}
+	return path, ""
+}
+
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+var (
+	internal = netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56")
+	subnet1  = netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::/64")
+)
+
+// daemonConfig is the demo config with the LAN's mode set.
+func daemonConfig(mode string) string {
+	return fmt.Sprintf(`[wan]
+interface = "wan0"
+duid = "ll"
+iaid = 1
+prefix_length = 56
+
+[nat]
+internal_prefix = "%s"
+hairpin = true
+
+[[lan]]
+interface = "lan0"
+subnet = 1
+mode = %q
+advertise = "internal"
+dns = ["fd00:aaaa:bbbb:cc01::1"]
+domains = ["lan.example"]
+`, internal, mode)
+}
+
+// startBound builds a lab, runs v6edge with the given LAN mode and waits
+// until it reports a delegated prefix. Everything is removed when the test
+// ends, also when it fails; the daemon's log goes to the test log on failure.
+func startBound(t *testing.T, mode string) (*lab.Lab, *lab.Daemon, netip.Prefix) {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	ctx := t.Context()
+	l, err := lab.New(ctx, lab.Options{Name: "v6it", Log: testLog{t}})
+	if err != nil {
+		t.Fatalf("lab.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	d, err := l.RunDaemon(ctx, bin, daemonConfig(mode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("v6edge log:\n%s", d.Log())
+		}
+	})
+	doc, err := d.WaitStatus(ctx, 30*time.Second, "a delegated prefix in status", func(doc map[string]any) bool {
+		return lab.GetString(doc, "wan", "state") == "bound" && lab.GetString(doc, "wan", "prefix") != ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleg, err := netip.ParsePrefix(lab.GetString(doc, "wan", "prefix"))
+	if err != nil {
+		t.Fatalf("status wan.prefix: %v", err)
+	}
+	return l, d, deleg
+}
+
+func TestDaemonInLab(t *testing.T) {
+	t.Parallel()
+	l, d, deleg := startBound(t, "slaac")
+	ctx := t.Context()
+	host := l.Hosts[0]
+
+	t.Run("kea's lease file holds the delegated prefix under the WAN MAC's DUID-LL", func(t *testing.T) {
+		leases, err := l.KeaLeases()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, le := range leases {
+			if le.Type == "IA_PD" && le.Prefix == deleg {
+				found = true
+				if want := "00:03:00:01:02:00:5e:00:01:33"; le.DUID != want {
+					t.Errorf("lease DUID = %s, want %s", le.DUID, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no IA_PD lease for %s in %+v", deleg, leases)
+		}
+	})
+
+	t.Run("the router's ruleset has both NETMAP rules for the delegated prefix", func(t *testing.T) {
+		var out string
+		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules", func() (bool, error) {
+			var err error
+			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
+			return lab.HasNetmap(out, internal, deleg), err
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+
+	t.Run("the router learned its default route from the upstream's RAs", func(t *testing.T) {
+		err := l.WaitFor(ctx, 10*time.Second, "a default route via wan0", func() (bool, error) {
+			out, err := l.Exec(ctx, l.Router, "ip", "-6", "route", "show", "default")
+			return strings.Contains(out, "via fe80::") && strings.Contains(out, "dev wan0"), err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	var hostAddr netip.Addr
+	t.Run("the host configures a SLAAC address in the LAN's ULA /64 and a default route via the router", func(t *testing.T) {
+		var err error
+		if hostAddr, err = l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		ll, err := l.IfaceAddrs(ctx, l.Router, lab.LANIface, netip.MustParsePrefix("fe80::/10"))
+		if err != nil || len(ll) == 0 {
+			t.Fatalf("router lan0 link-local: %v, %v", ll, err)
+		}
+		routerLL := ll[0].Prefix.Addr().String()
+		var out string
+		err = l.WaitFor(ctx, 10*time.Second, "the host's default route via "+routerLL, func() (bool, error) {
+			out, err = l.Exec(ctx, host, "ip", "-6", "route", "show", "default")
+			return strings.Contains(out, "via "+routerLL+" "), err
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+	if !hostAddr.IsValid() {
+		t.Fatal("no host address; the traffic tests cannot run")
+	}
+
+	t.Run("a ping from the host reaches the upstream from inside the delegated prefix", func(t *testing.T) {
+		c, err := l.Capture(ctx, l.Upstream, lab.UpstreamIface, "icmp6 and ip6[40] == 128")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, perr := l.Exec(ctx, host, "ping", "-c", "2", "-i", "0.2", "-W", "2", lab.InternetAddr.String())
+		pkts, err := c.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perr != nil {
+			t.Fatalf("ping: %v\n%s", perr, out)
+		}
+		want := lab.MapAddr(hostAddr, internal, deleg)
+		var seen []netip.Addr
+		for _, p := range pkts {
+			if p.Dst == lab.InternetAddr {
+				seen = append(seen, p.Src)
+			}
+		}
+		if len(seen) == 0 {
+			t.Fatal("the upstream saw no echo request")
+		}
+		for _, s := range seen {
+			if s != want {
+				t.Errorf("upstream saw source %s, want %s (the host's address mapped into %s)", s, want, deleg)
+			}
+		}
+	})
+
+	t.Run("the upstream reaches the host at its mapped global address", func(t *testing.T) {
+		mapped := lab.MapAddr(hostAddr, internal, deleg)
+		out, err := l.Exec(ctx, l.Upstream, "ping", "-c", "2", "-i", "0.2", "-W", "2", mapped.String())
+		if err != nil {
+			t.Fatalf("ping %s from upstream: %v\n%s", mapped, err, out)
+		}
+	})
+
+	t.Run("status -json has the fields SPEC.md promises and exit code 0", func(t *testing.T) {
+		doc, code, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 {
+			t.Errorf("exit code %d, want 0; problems: %v", code, lab.Get(doc, "problems"))
+		}
+		want := map[string]any{
+			"wan.interface":           "wan0",
+			"wan.state":               "bound",
+			"wan.duid":                "00:03:00:01:02:00:5e:00:01:33",
+			"wan.prefix":              deleg.String(),
+			"nat.internal":            internal.String(),
+			"nat.external":            deleg.String(),
+			"nat.installed":           true,
+			"lan.0.interface":         "lan0",
+			"lan.0.managed":           false,
+			"lan.0.other":             false,
+			"lan.0.prefixes.0.prefix": subnet1.String(),
+			"ha.role":                 "standalone",
+		}
+		for path, w := range want {
+			if got := lab.Get(doc, splitPath(path)...); got != w {
+				t.Errorf("%s = %v, want %v", path, got, w)
+			}
+		}
+		for _, path := range []string{"wan.preferred_until", "wan.valid_until", "wan.server_duid"} {
+			s := lab.GetString(doc, splitPath(path)...)
+			if s == "" {
+				t.Errorf("%s is empty", path)
+			}
+			if strings.HasSuffix(path, "_until") {
+				if _, err := time.Parse(time.RFC3339, s); err != nil {
+					t.Errorf("%s = %q is not RFC 3339", path, s)
+				}
+			}
+		}
+		for _, path := range []string{"lan.0.prefixes.0.preferred_s", "lan.0.prefixes.0.valid_s"} {
+			if v, ok := lab.Get(doc, splitPath(path)...).(float64); !ok || v <= 0 {
+				t.Errorf("%s = %v, want a positive number", path, lab.Get(doc, splitPath(path)...))
+			}
+		}
+		for _, key := range []string{"addresses", "problems"} {
+			if _, ok := doc[key]; !ok {
+				t.Errorf("status has no %q", key)
+			}
+		}
+	})
+}
+
+// splitPath turns "lan.0.prefixes" into lab.Get's path.
+func splitPath(s string) []any {
+	var p []any
+	for _, f := range strings.Split(s, ".") {
+		var i int
+		if _, err := fmt.Sscan(f, &i); err == nil {
+			p = append(p, i)
+		} else {
+			p = append(p, f)
+		}
+	}
+	return p
+}
+
+func TestRAModes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		mode           string
+		managed, other bool
+		autonomous     bool
+	}{
+		{"slaac", false, false, true},
+		{"stateless", false, true, true},
+		{"stateful", true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("in %s mode the host's rdisc6 shows M=%v O=%v A=%v, RDNSS and DNSSL", tt.mode, tt.managed, tt.other, tt.autonomous), func(t *testing.T) {
+			t.Parallel()
+			l, _, _ := startBound(t, tt.mode)
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			var ra lab.RA
+			var out string
+			err := l.WaitFor(ctx, 15*time.Second, "an RA on the host", func() (bool, error) {
+				var err error
+				out, err = l.Exec(ctx, l.Hosts[0], "rdisc6", "-1", "-w", "1000", lab.HostIface)
+				ras := lab.ParseRdisc6(out)
+				if len(ras) == 0 {
+					return false, err
+				}
+				ra = ras[0]
+				return true, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ra.Managed != tt.managed || ra.Other != tt.other {
+				t.Errorf("M=%v O=%v, want M=%v O=%v\n%s", ra.Managed, ra.Other, tt.managed, tt.other, out)
+			}
+			var pi *lab.RAPrefix
+			for i := range ra.Prefixes {
+				if ra.Prefixes[i].Prefix == subnet1 {
+					pi = &ra.Prefixes[i]
+				}
+			}
+			if pi == nil {
+				t.Fatalf("no prefix %s in the RA\n%s", subnet1, out)
+			}
+			if pi.Autonomous != tt.autonomous {
+				t.Errorf("A=%v, want %v\n%s", pi.Autonomous, tt.autonomous, out)
+			}
+			if want := netip.MustParseAddr("fd00:aaaa:bbbb:cc01::1"); len(ra.RDNSS) != 1 || ra.RDNSS[0] != want {
+				t.Errorf("RDNSS = %v, want [%s]", ra.RDNSS, want)
+			}
+			if len(ra.DNSSL) != 1 || ra.DNSSL[0] != "lan.example" {
+				t.Errorf("DNSSL = %v, want [lan.example]", ra.DNSSL)
+			}
+		})
+	}
+}
