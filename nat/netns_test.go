@@ -89,3 +89,8 @@ func listTable(t testing.TB, ns string) string {
 	t.Helper()
 	return nsRun(t, ns, "nft", "list", "table", "ip6", DefaultName)
 }
+
+func execCommand(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}

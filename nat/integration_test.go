@@ -1,0 +1,391 @@
+package nat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lab is lan-host ↔ router ↔ upstream, each in its own namespace.
+type lab struct {
+	host, router, upstream string
+	table                  *Table
+}
+
+const (
+	hostA    = "fd00:aaaa:bbbb:cc01::10" // the LAN host
+	hostB    = "fd00:aaaa:bbbb:cc01::11" // a second address of it, for hairpin on one link
+	routerUp = "2001:db8:ffff::1"
+	upstream = "2001:db8:ffff::2"
+)
+
+// mapped returns addr (internal) translated into ext, as NETMAP does.
+func mapped(t testing.TB, addr string, ext netip.Prefix) netip.Addr {
+	t.Helper()
+	a := netip.MustParseAddr(addr).As16()
+	e := ext.Addr().As16()
+	mask := prefixMask(ext.Bits())
+	for i := range a {
+		a[i] = e[i]&mask[i] | a[i]&^mask[i]
+	}
+	return netip.AddrFrom16(a)
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	requireRoot(t, "nft", "conntrack")
+	l := &lab{host: newNetns(t, "host"), router: newNetns(t, "rtr"), upstream: newNetns(t, "up")}
+	for _, ns := range []string{l.host, l.router, l.upstream} {
+		// Addresses are ours alone: skip Duplicate Address Detection so nothing is tentative.
+		nsRun(t, ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+		nsRun(t, ns, "ip", "link", "set", "lo", "up")
+	}
+	nsRun(t, l.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	run := func(args ...string) {
+		if out, err := execIP(args...); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("link", "add", "h0", "netns", l.host, "type", "veth", "peer", "name", "lan0", "netns", l.router)
+	run("link", "add", "wan0", "netns", l.router, "type", "veth", "peer", "name", "u0", "netns", l.upstream)
+	nsRun(t, l.host, "ip", "link", "set", "h0", "up")
+	nsRun(t, l.host, "ip", "-6", "addr", "add", hostA+"/64", "dev", "h0", "nodad")
+	nsRun(t, l.host, "ip", "-6", "addr", "add", hostB+"/64", "dev", "h0", "nodad")
+	nsRun(t, l.host, "ip", "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc01::1")
+	nsRun(t, l.router, "ip", "link", "set", "lan0", "up")
+	nsRun(t, l.router, "ip", "link", "set", "wan0", "up")
+	nsRun(t, l.router, "ip", "-6", "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "lan0", "nodad")
+	nsRun(t, l.router, "ip", "-6", "addr", "add", routerUp+"/64", "dev", "wan0", "nodad")
+	nsRun(t, l.upstream, "ip", "link", "set", "u0", "up")
+	nsRun(t, l.upstream, "ip", "-6", "addr", "add", upstream+"/64", "dev", "u0", "nodad")
+	// Every external prefix the tests use lies in 2001:db8::/32, delegated to the router.
+	nsRun(t, l.upstream, "ip", "-6", "route", "add", "2001:db8::/32", "via", routerUp)
+	l.table = nsTable(t, l.router)
+	return l
+}
+
+func execIP(args ...string) (string, error) {
+	out, err := execCommand("ip", args...)
+	return out, err
+}
+
+// inNetns runs fn on a thread switched into ns: sockets fn opens live in ns.
+func inNetns(t testing.TB, ns string, fn func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatalf("setns %s: %v", ns, err)
+	}
+	defer func() {
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Leave the thread locked: the runtime then retires it with its namespace.
+			t.Errorf("setns back: %v", err)
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	fn()
+}
+
+func listenUDP(t testing.TB, ns, addr string) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	inNetns(t, ns, func() {
+		var err error
+		c, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), 0)))
+		if err != nil {
+			t.Fatalf("listen udp in %s on %s: %v", ns, addr, err)
+		}
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// exchange sends a datagram from `from` to dst, and returns the source the receiver saw and
+// the source the answer came back from.
+func exchange(t *testing.T, from, to *net.UDPConn, dst netip.Addr) (seen, answeredFrom netip.Addr) {
+	t.Helper()
+	port := to.LocalAddr().(*net.UDPAddr).AddrPort().Port()
+	if _, err := from.WriteToUDPAddrPort([]byte("ping"), netip.AddrPortFrom(dst, port)); err != nil {
+		t.Fatalf("send to %v: %v", dst, err)
+	}
+	buf := make([]byte, 64)
+	_ = to.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, src, err := to.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("no datagram reached %v within 3 s: %v", dst, err)
+	}
+	if _, err := to.WriteToUDPAddrPort([]byte("pong"), src); err != nil {
+		t.Fatalf("answer to %v: %v", src, err)
+	}
+	_ = from.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, back, err := from.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("no answer from %v within 3 s: %v", src, err)
+	}
+	return src.Addr().Unmap(), back.Addr().Unmap()
+}
+
+func TestIntegration(t *testing.T) {
+	l := newLab(t)
+	ext := netip.MustParsePrefix("2001:db8:100::/56")
+	r := Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true,
+		Uplinks: []Uplink{{WAN: "wan0", External: ext}}}
+	if err := l.table.Set(r); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	a := listenUDP(t, l.host, hostA)
+	b := listenUDP(t, l.host, hostB)
+	up := listenUDP(t, l.upstream, upstream)
+
+	t.Run("the upstream sees the host's source in the external prefix and answers it", func(t *testing.T) {
+		seen, back := exchange(t, a, up, netip.MustParseAddr(upstream))
+		if want := mapped(t, hostA, ext); seen != want {
+			t.Errorf("upstream saw source %v, want %v", seen, want)
+		}
+		if back != netip.MustParseAddr(upstream) {
+			t.Errorf("answer came from %v, want %v", back, upstream)
+		}
+	})
+
+	t.Run("the upstream reaches the host at its mapped address", func(t *testing.T) {
+		seen, back := exchange(t, up, a, mapped(t, hostA, ext))
+		if seen != netip.MustParseAddr(upstream) {
+			t.Errorf("host saw source %v, want %v", seen, upstream)
+		}
+		if want := mapped(t, hostA, ext); back != want {
+			t.Errorf("answer came from %v, want %v", back, want)
+		}
+	})
+
+	for _, dir := range []struct {
+		name         string
+		from, to     *net.UDPConn
+		fromIP, toIP string
+	}{
+		{"A to B", a, b, hostA, hostB},
+		{"B to A", b, a, hostB, hostA},
+	} {
+		t.Run("hairpin "+dir.name+" through the external address works both ways", func(t *testing.T) {
+			seen, back := exchange(t, dir.from, dir.to, mapped(t, dir.toIP, ext))
+			if want := mapped(t, dir.fromIP, ext); seen != want {
+				t.Errorf("peer saw source %v, want the sender's external %v", seen, want)
+			}
+			if want := mapped(t, dir.toIP, ext); back != want {
+				t.Errorf("answer came from %v, want the external address dialled, %v", back, want)
+			}
+		})
+	}
+
+	t.Run("renumbering 20 times under load leaks no internal source and leaves no old conntrack entry", func(t *testing.T) {
+		l.renumberUnderLoad(t, r)
+	})
+
+	t.Run("nft flush ruleset in the router is undone within 2 s", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- l.table.Watch(ctx, 200*time.Millisecond) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Watch: %v", err)
+			}
+		}()
+		before := l.table.Status().Restores
+		want := listTable(t, l.router)
+		nsRun(t, l.router, "nft", "flush", "ruleset")
+		start := time.Now()
+		for {
+			if out, err := nsTry(l.router, "nft", "list", "table", "ip6", DefaultName); err == nil && out == want {
+				break
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("table not restored within 2 s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("table restored %v after nft flush ruleset", time.Since(start).Round(time.Millisecond))
+		if got := l.table.Status().Restores; got != before+1 {
+			t.Errorf("Restores = %d, want %d", got, before+1)
+		}
+		seen, _ := exchange(t, a, up, netip.MustParseAddr(upstream))
+		if !l.table.Status().External[0].Contains(seen) {
+			t.Errorf("after the restore the upstream saw %v", seen)
+		}
+	})
+}
+
+// renumberUnderLoad sends a datagram to a fresh upstream port every millisecond, each a new
+// connection the NAT rules must translate, while the external prefix changes 20 times. A raw
+// socket in the upstream namespace sees the source of every UDP datagram that arrives.
+func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) {
+	var raw *net.IPConn
+	inNetns(t, l.upstream, func() {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+		if err != nil {
+			t.Fatalf("raw socket: %v", err)
+		}
+		f := os.NewFile(uintptr(fd), "raw-udp")
+		pc, err := net.FilePacketConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("raw socket: %v", err)
+		}
+		raw = pc.(*net.IPConn)
+	})
+	defer raw.Close()
+	var sender *net.UDPConn
+	inNetns(t, l.host, func() {
+		var err error
+		sender, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.ParseIP(hostA)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer sender.Close()
+
+	var (
+		received, leaked, foreign atomic.Int64
+		firstLeak                 atomic.Value
+		wg                        sync.WaitGroup
+		seenMu                    sync.Mutex
+		seenPrefixes              = map[netip.Prefix]int{}
+	)
+	stop := make(chan struct{})
+	wg.Add(2)
+	go func() { // capture
+		defer wg.Done()
+		buf := make([]byte, 2048)
+		for {
+			_ = raw.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			_, src, err := raw.ReadFromIP(buf)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					select {
+					case <-stop:
+						return
+					default:
+						continue
+					}
+				}
+				return
+			}
+			a, _ := netip.AddrFromSlice(src.IP)
+			a = a.Unmap()
+			received.Add(1)
+			switch {
+			case r.Internal.Contains(a):
+				leaked.Add(1)
+				firstLeak.CompareAndSwap(nil, a)
+			case !netip.MustParsePrefix("2001:db8::/32").Contains(a):
+				foreign.Add(1)
+			default:
+				p, _ := a.Prefix(r.Internal.Bits())
+				seenMu.Lock()
+				seenPrefixes[p]++
+				seenMu.Unlock()
+			}
+		}
+	}()
+	var sent, sendErrs atomic.Int64
+	go func() { // load
+		defer wg.Done()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			dst := netip.AddrPortFrom(netip.MustParseAddr(upstream), uint16(20000+i%40000))
+			if _, err := sender.WriteToUDPAddrPort([]byte("load"), dst); err == nil {
+				sent.Add(1)
+			} else {
+				sendErrs.Add(1)
+			}
+		}
+	}()
+
+	var olds []netip.Prefix
+	var swapTimes, setTimes, cleanTimes []time.Duration
+	begin := time.Now()
+	cur := r
+	for i := 2; i <= 21; i++ {
+		time.Sleep(40 * time.Millisecond) // let traffic flow on each prefix
+		olds = append(olds, cur.Uplinks[0].External)
+		cur.Uplinks = []Uplink{{WAN: "wan0", External: netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x00::/56", i))}}
+		start := time.Now()
+		if err := l.table.Set(cur); err != nil {
+			t.Errorf("swap %d: %v", i, err)
+		}
+		setTimes = append(setTimes, time.Since(start).Round(10*time.Microsecond))
+		swapTimes = append(swapTimes, l.table.Status().LastSwapDuration)
+		cleanTimes = append(cleanTimes, l.table.Status().LastCleanupDuration.Round(10*time.Microsecond))
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	t.Logf("in %v sent %d datagrams (%d send errors), upstream received %d from %d external prefixes",
+		time.Since(begin).Round(time.Millisecond), sent.Load(), sendErrs.Load(), received.Load(), len(seenPrefixes))
+	t.Logf("new mapping live after (batch 1): %v", swapTimes)
+	t.Logf("deleting the old rules (batch 2): %v", cleanTimes)
+	t.Logf("whole Set incl. deleting old rules and flushing conntrack: %v", setTimes)
+	if len(seenPrefixes) < 21 {
+		t.Errorf("traffic reached the upstream from %d prefixes, want all 21: %v", len(seenPrefixes), seenPrefixes)
+	}
+	if leaked.Load() != 0 {
+		t.Errorf("%d datagrams left with an internal source (first %v)", leaked.Load(), firstLeak.Load())
+	}
+	if foreign.Load() != 0 {
+		t.Errorf("%d datagrams had a source outside 2001:db8::/32", foreign.Load())
+	}
+	if received.Load() < sent.Load()/2 {
+		t.Errorf("upstream received only %d of %d datagrams", received.Load(), sent.Load())
+	}
+	if l.table.Status().ConntrackFlushed == 0 {
+		t.Error("no conntrack entry was flushed across 20 renumberings")
+	}
+	out := nsRun(t, l.router, "conntrack", "-L", "-f", "ipv6")
+	if !strings.Contains(out, strings.TrimSuffix(cur.Uplinks[0].External.Addr().String(), "::")) {
+		t.Errorf("conntrack holds no entry of the current prefix %v: the check below proves nothing:\n%s", cur.Uplinks[0].External, out)
+	}
+	for _, a := range regexp.MustCompile(`(?:src|dst)=([0-9a-f:]+)`).FindAllStringSubmatch(out, -1) {
+		addr, err := netip.ParseAddr(a[1])
+		if err != nil {
+			continue
+		}
+		for _, old := range olds {
+			if old.Contains(addr) {
+				t.Errorf("conntrack still holds %v of old prefix %v", addr, old)
+			}
+		}
+	}
+}
