@@ -285,3 +285,57 @@ func TestIntegrationUnreachableRoutes(t *testing.T) {
 		t.Errorf("leftovers after a restart:\n%s", out)
 	}
 }
+
+func TestIntegrationStuckTentative(t *testing.T) {
+	l := newLab(t, "")
+	// The host end is down, so the router's end has no carrier and the
+	// kernel cannot run DAD: the address stays tentative.
+	ipCmd(t, "-n", l.host, "link", "set", "h0", "down")
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	p := netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64")
+	tr, _ := l.tracker(t, TrackerOptions{StuckAfter: time.Second})
+	tr.Set([]Want{{Interface: "r0", Prefix: p}})
+	eventually(t, 5*time.Second, "stuck tentative reported", func() (bool, string) {
+		return slicesContains(tr.Problems(), "r0: fd00:aaaa:bbbb:cc01::1 is still tentative after") &&
+			slicesContains(tr.Problems(), "r0 has no carrier"), dump(tr)
+	})
+	ipCmd(t, "-n", l.host, "link", "set", "h0", "up")
+	eventually(t, 5*time.Second, "ok once the link has carrier", func() (bool, string) {
+		return statusOf(tr, p).State == StateOK && len(tr.Problems()) == 0, dump(tr)
+	})
+}
+
+func TestIntegrationLinkFlapReAddsTheAddress(t *testing.T) {
+	l := newLab(t, "")
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	p := netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64")
+	tr, _ := l.tracker(t, TrackerOptions{})
+	tr.Set([]Want{{Interface: "r0", Prefix: p}})
+	eventually(t, 5*time.Second, "address ok", func() (bool, string) { return statusOf(tr, p).State == StateOK, dump(tr) })
+	// With keep_addr_on_down=0 (the default) the kernel flushes the
+	// address when the link goes down; the Tracker puts it back.
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "down")
+	eventually(t, 2*time.Second, "address back (tentative) while the link is down", func() (bool, string) {
+		out := ipCmd(t, "-n", l.router, "-6", "addr", "show", "dev", "r0")
+		return strings.Contains(out, "fd00:aaaa:bbbb:cc01::1/64"), out
+	})
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	eventually(t, 5*time.Second, "address ok after the flap", func() (bool, string) {
+		return statusOf(tr, p).State == StateOK, dump(tr)
+	})
+}
+
+func TestIntegrationDuplicateMACDisablesIPv6(t *testing.T) {
+	l := newLab(t, "02:00:00:00:00:07")
+	if err := (ProcSys{Namespace: &l.rns}).Set("r0", "accept_dad", "2"); err != nil {
+		t.Fatal(err)
+	}
+	ipCmd(t, "-n", l.host, "addr", "add", "fe80::ff:fe00:7/64", "dev", "h0", "nodad")
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	tr, _ := l.tracker(t, TrackerOptions{})
+	tr.Set([]Want{{Interface: "r0", Prefix: netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64"), NoDAD: true}})
+	eventually(t, 5*time.Second, "disabled IPv6 reported", func() (bool, string) {
+		return slicesContains(tr.Problems(), "r0: IPv6 is disabled on r0 (disable_ipv6=1); with accept_dad=2") &&
+			slicesContains(tr.Problems(), "same MAC address"), dump(tr)
+	})
+}

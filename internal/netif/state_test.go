@@ -2,9 +2,11 @@ package netif
 
 import (
 	"net/netip"
-	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // FuzzLoadOwned feeds arbitrary state files to the parser of the list of
@@ -16,32 +18,23 @@ func FuzzLoadOwned(f *testing.F) {
 	f.Add("garbage\n\n lan0  fe80::1/64 \n../x ::/0\n")
 	f.Add("lan0 fd00::1/999\n")
 	f.Fuzz(func(t *testing.T, data string) {
-		dir := t.TempDir()
-		path := filepath.Join(dir, ownedFile)
-		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		wants, err := loadOwned(path)
+		wants, err := parseOwned(strings.NewReader(data))
 		if err != nil {
 			return
 		}
-		owned := map[key]netip.Prefix{}
+		owned := toOwned(wants)
 		for _, w := range wants {
-			if validIfname(w.Interface) != nil || !w.Prefix.IsValid() {
+			if validIfname(w.Interface) != nil || !w.Prefix.IsValid() || !w.Prefix.Addr().Is6() {
 				t.Fatalf("accepted %+v", w)
 			}
-			owned[key{w.Interface, w.Prefix.Addr()}] = w.Prefix
 		}
 		text := formatOwned(owned)
-		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		again, err := loadOwned(path)
+		again, err := parseOwned(strings.NewReader(text))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if formatOwned(toOwned(again)) != text {
-			t.Fatalf("round trip changed %q", text)
+		if got := formatOwned(toOwned(again)); got != text {
+			t.Fatalf("round trip changed %q to %q", text, got)
 		}
 	})
 }
@@ -52,4 +45,22 @@ func toOwned(ws []Want) map[key]netip.Prefix {
 		m[key{w.Interface, w.Prefix.Addr()}] = w.Prefix
 	}
 	return m
+}
+
+func TestLoadOwnedReadsWhatWasWritten(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ownedFile)
+	owned := map[key]netip.Prefix{
+		{"lan0", lanAddr.Addr()}: lanAddr,
+		{"lan1", netip.MustParseAddr("fd00::1")}: netip.MustParsePrefix("fd00::1/64"),
+	}
+	if err := writeFileAtomic(path, []byte(formatOwned(owned))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadOwned(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(owned, toOwned(got), cmpOpts, cmp.AllowUnexported(key{})); diff != "" {
+		t.Errorf("loaded (-want +got):\n%s", diff)
+	}
 }

@@ -132,6 +132,11 @@ type Tracker struct {
 // loads the addresses an earlier run added, so that those no longer wanted
 // are removed after the first Set.
 func NewTracker(h Handle, log *slog.Logger, opts TrackerOptions) *Tracker {
+	if opts.Watcher == nil {
+		opts.Watcher = NetlinkWatcher{OnError: func(err error) {
+			log.Warn("netlink event subscription failed", "err", err)
+		}}
+	}
 	opts = opts.withDefaults()
 	t := &Tracker{
 		h:              h,
@@ -455,20 +460,30 @@ func loadOwned(path string) ([]Want, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parseOwned(f)
+}
+
+// parseOwned reads the ownedFile format. Lines it cannot use (a hand edit,
+// a torn write) are skipped: forgetting an address only means it is not
+// removed automatically.
+func parseOwned(r io.Reader) ([]Want, error) {
 	var out []Want
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		iface, p, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
 		if !ok {
 			continue
 		}
 		pfx, err := netip.ParsePrefix(p)
-		if err != nil || !pfx.Addr().Is6() || validIfname(iface) != nil {
+		if err != nil || !pfx.Addr().Is6() || pfx.Addr().Zone() != "" || validIfname(iface) != nil {
 			continue
 		}
 		out = append(out, Want{Interface: iface, Prefix: pfx})
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the list of added addresses: %w", err)
+	}
+	return out, nil
 }
 
 // writeFileAtomic replaces path with data through a temporary file and a
