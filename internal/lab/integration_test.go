@@ -357,3 +357,31 @@ func TestRAModes(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkStartup measures, in one lab, process start → NETMAP rules and
+// → first RA on the host for v6edge and for dhcpcd+hook+radvd. Run it with
+// -benchtime=5x; it reports the medians as custom metrics.
+func BenchmarkStartup(b *testing.B) {
+	if skipReason != "" {
+		b.Skip(skipReason)
+	}
+	l, err := lab.New(b.Context(), lab.Options{Name: "v6bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	for _, which := range []string{lab.SetupV6edge, lab.SetupIncumbent} {
+		b.Run(which, func(b *testing.B) {
+			var nat, ra []time.Duration
+			for b.Loop() {
+				s, err := lab.MeasureStartup(b.Context(), l, which, bin)
+				if err != nil {
+					b.Fatal(err)
+				}
+				nat, ra = append(nat, s.NAT), append(ra, s.RA)
+			}
+			b.ReportMetric(float64(lab.Median(nat))/1e6, "nat-ms")
+			b.ReportMetric(float64(lab.Median(ra))/1e6, "ra-ms")
+		})
+	}
+}

@@ -1,0 +1,271 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Startup is how long a router setup took from process start until it
+// served: NAT until both NETMAP rules were in the kernel, RA until the LAN
+// host received the first Router Advertisement.
+type Startup struct {
+	NAT, RA time.Duration
+}
+
+// Which router setup MeasureStartup starts.
+const (
+	SetupV6edge    = "v6edge"
+	SetupIncumbent = "dhcpcd+hook+radvd"
+)
+
+// MeasureStartup starts one router setup in the lab, which is either
+// SetupV6edge (the binary bin with DemoConfig) or SetupIncumbent, measures
+// its Startup and stops it again, leaving the router namespace as it found
+// it (no NAT tables, no global LAN address) for the next run.
+//
+// NAT presence is polled over netlink every 5 ms; the RA is caught by a raw
+// ICMPv6 socket opened in the host namespace before the start, so neither
+// measurement pays for a fork.
+func MeasureStartup(ctx context.Context, l *Lab, which, bin string) (Startup, error) {
+	if err := l.resetRouter(ctx); err != nil {
+		return Startup{}, err
+	}
+	ra, err := listenICMPv6(l.Hosts[0])
+	if err != nil {
+		return Startup{}, err
+	}
+	defer ra.Close()
+	natConn, closeProbe, err := newNATProbe(l.Router)
+	if err != nil {
+		return Startup{}, err
+	}
+	defer closeProbe()
+
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	var stop func() error
+	switch which {
+	case SetupV6edge:
+		d, err := l.RunDaemon(ctx, bin, DemoConfig)
+		if err != nil {
+			return Startup{}, err
+		}
+		stop = d.Stop
+	case SetupIncumbent:
+		inc, err := l.RunIncumbent(ctx)
+		if err != nil {
+			return Startup{}, err
+		}
+		stop = inc.Stop
+	default:
+		return Startup{}, fmt.Errorf("lab: unknown setup %q", which)
+	}
+	defer func() { _ = stop() }()
+
+	raDone := make(chan error, 1)
+	var raAt time.Time
+	go func() {
+		at, err := waitRA(ctx, ra)
+		raAt = at
+		raDone <- err
+	}()
+	var natAt time.Time
+	err = waitFor(ctx, 30*time.Second, 5*time.Millisecond, which+"'s NETMAP rules", func() (bool, error) {
+		ok, err := natConn()
+		if ok {
+			natAt = time.Now()
+		}
+		return ok, err
+	})
+	if err != nil {
+		return Startup{}, err
+	}
+	if err := <-raDone; err != nil {
+		return Startup{}, err
+	}
+	return Startup{NAT: natAt.Sub(start), RA: raAt.Sub(start)}, nil
+}
+
+// resetRouter removes what a previous run left in the router namespace:
+// NAT tables and global LAN addresses (so every run performs DAD alike).
+func (l *Lab) resetRouter(ctx context.Context) error {
+	if _, err := l.Exec(ctx, l.Router, "nft", "flush", "ruleset"); err != nil {
+		return err
+	}
+	_, err := l.Exec(ctx, l.Router, "ip", "-6", "addr", "flush", "dev", LANIface, "scope", "global")
+	return err
+}
+
+// newNATProbe returns a function that reports whether the router namespace
+// has both a prefix SNAT and a prefix DNAT rule in some ip6 table.
+func newNATProbe(ns string) (probe func() (bool, error), closeProbe func(), err error) {
+	f, err := os.Open(filepath.Join("/run/netns", ns))
+	if err != nil {
+		return nil, nil, fmt.Errorf("lab: %w", err)
+	}
+	fd := int(f.Fd())
+	return func() (bool, error) {
+		c, err := nftables.New(nftables.WithNetNSFd(fd))
+		if err != nil {
+			return false, err
+		}
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv6)
+		if err != nil {
+			return false, err
+		}
+		var snat, dnat bool
+		for _, ch := range chains {
+			rules, err := c.GetRules(ch.Table, ch)
+			if err != nil {
+				return false, err
+			}
+			for _, r := range rules {
+				for _, e := range r.Exprs {
+					if n, ok := e.(*expr.NAT); ok && n.Prefix {
+						snat = snat || n.Type == expr.NATTypeSourceNAT
+						dnat = dnat || n.Type == expr.NATTypeDestNAT
+					}
+				}
+			}
+		}
+		return snat && dnat, nil
+	}, func() { f.Close() }, nil
+}
+
+// listenICMPv6 opens a raw ICMPv6 socket inside the namespace ns. The socket
+// belongs to the namespace it was created in, so only the creating thread
+// has to switch namespaces, and switches back before it is released.
+func listenICMPv6(ns string) (net.PacketConn, error) {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	defer orig.Close()
+	target, err := os.Open(filepath.Join("/run/netns", ns))
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("lab: setns %s: %w", ns, err)
+	}
+	conn, lerr := net.ListenPacket("ip6:ipv6-icmp", "::")
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// The thread is stuck in the wrong namespace: leave it locked so
+		// the runtime ends it instead of reusing it.
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, fmt.Errorf("lab: setns back: %w", err)
+	}
+	runtime.UnlockOSThread()
+	if lerr != nil {
+		return nil, fmt.Errorf("lab: icmpv6 socket in %s: %w", ns, lerr)
+	}
+	return conn, nil
+}
+
+// waitRA returns when the first Router Advertisement (ICMPv6 type 134,
+// RFC 4861 §4.2) arrives on conn.
+func waitRA(ctx context.Context, conn net.PacketConn) (time.Time, error) {
+	b := make([]byte, 1500)
+	for {
+		if err := ctx.Err(); err != nil {
+			return time.Time{}, fmt.Errorf("lab: waiting for an RA: %w", err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		n, _, err := conn.ReadFrom(b)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, fmt.Errorf("lab: waiting for an RA: %w", err)
+		}
+		if n > 0 && b[0] == 134 {
+			return time.Now(), nil
+		}
+	}
+}
+
+// Bench builds one lab and measures the startup of v6edge (the binary bin)
+// and of the incumbent dhcpcd + hook + radvd, runs times each, alternating,
+// and prints a markdown table of the medians and their ratio to out.
+func Bench(ctx context.Context, out io.Writer, bin string, runs int) error {
+	if runs < 1 {
+		runs = 5
+	}
+	l, err := New(ctx, Options{Name: "v6bench"})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	results := map[string][]Startup{}
+	for i := range runs {
+		for _, which := range []string{SetupV6edge, SetupIncumbent} {
+			s, err := MeasureStartup(ctx, l, which, bin)
+			if err != nil {
+				return fmt.Errorf("run %d of %s: %w", i+1, which, err)
+			}
+			results[which] = append(results[which], s)
+		}
+	}
+	WriteBenchTable(out, results, runs)
+	return nil
+}
+
+// WriteBenchTable prints the medians of startup measurements as markdown.
+func WriteBenchTable(out io.Writer, results map[string][]Startup, runs int) {
+	med := func(which string, pick func(Startup) time.Duration) time.Duration {
+		var d []time.Duration
+		for _, s := range results[which] {
+			d = append(d, pick(s))
+		}
+		return Median(d)
+	}
+	nat := func(s Startup) time.Duration { return s.NAT }
+	ra := func(s Startup) time.Duration { return s.RA }
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+	ratio := func(a, b time.Duration) string {
+		if a <= 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.1f×", float64(b)/float64(a))
+	}
+	fmt.Fprintf(out, "| startup, median of %d | v6edge | dhcpcd+hook+radvd | v6edge faster by |\n|---|---|---|---|\n", runs)
+	fmt.Fprintf(out, "| process start → NETMAP rules in the kernel | %s | %s | %s |\n",
+		ms(med(SetupV6edge, nat)), ms(med(SetupIncumbent, nat)), ratio(med(SetupV6edge, nat), med(SetupIncumbent, nat)))
+	fmt.Fprintf(out, "| process start → first RA on the LAN host | %s | %s | %s |\n",
+		ms(med(SetupV6edge, ra)), ms(med(SetupIncumbent, ra)), ratio(med(SetupV6edge, ra), med(SetupIncumbent, ra)))
+}
+
+// Median returns the median of d (the mean of the middle two for an even
+// count), or 0 for none.
+func Median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

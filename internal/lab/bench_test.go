@@ -1,0 +1,57 @@
+package lab
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMedian(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		in   []time.Duration
+		want time.Duration
+	}{
+		{"no samples give zero", nil, 0},
+		{"an odd count gives the middle sample", []time.Duration{9 * ms, 1 * ms, 5 * ms}, 5 * ms},
+		{"an even count gives the mean of the middle two", []time.Duration{4 * ms, 1 * ms, 2 * ms, 100 * ms}, 3 * ms},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Median(tt.in); got != tt.want {
+				t.Errorf("Median(%v) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriteBenchTableShowsMediansAndRatio(t *testing.T) {
+	var b bytes.Buffer
+	WriteBenchTable(&b, map[string][]Startup{
+		SetupV6edge:    {{NAT: 10 * time.Millisecond, RA: 20 * time.Millisecond}},
+		SetupIncumbent: {{NAT: 50 * time.Millisecond, RA: 1000 * time.Millisecond}},
+	}, 1)
+	for _, want := range []string{"| process start → NETMAP rules in the kernel | 10.0 ms | 50.0 ms | 5.0× |", "| 20.0 ms | 1000.0 ms | 50.0× |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestMeasureStartupOfTheIncumbent(t *testing.T) {
+	requireLab(t)
+	t.Parallel()
+	l := newLab(t, Options{})
+	for i := range 2 {
+		s, err := MeasureStartup(t.Context(), l, SetupIncumbent, "")
+		if err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+		t.Logf("run %d: NAT after %v, first RA after %v", i+1, s.NAT, s.RA)
+		if s.NAT <= 0 || s.RA <= 0 {
+			t.Errorf("run %d: %+v, want positive durations", i+1, s)
+		}
+	}
+}
