@@ -257,7 +257,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	r := &reporter{file: name}
 	var doc map[string]any
 	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil {
-		return nil, Errors{syntaxError(name, err)}
+		return nil, Errors{syntaxError(name, data, err)}
 	}
 	r.lines = indexLines(data)
 	raw := r.readRaw(doc)
@@ -272,8 +272,9 @@ func Parse(name string, data []byte) (*Config, error) {
 // "Key 'wan' was already created and cannot be used as an array.".
 var quotedKey = regexp.MustCompile(`[Kk]ey '([^']*)'`)
 
-// syntaxError turns a TOML parse error into an Error with the same line.
-func syntaxError(name string, err error) *Error {
+// syntaxError turns a TOML parse error into an Error with the same line,
+// naming the key the way other errors do ("lan[1].subnet", not "lan.subnet").
+func syntaxError(name string, data []byte, err error) *Error {
 	var pe toml.ParseError
 	if !errors.As(err, &pe) {
 		return &Error{File: name, Msg: err.Error()}
@@ -284,10 +285,22 @@ func syntaxError(name string, err error) *Error {
 	}
 	// [wan] and [[wan]] together is the one syntax error an operator is
 	// likely to make on purpose (adding a second uplink): say what to do.
-	if e.Key == "wan" || e.Key == "lan" {
-		e.Msg = fmt.Sprintf("[%s] and [[%s]] cannot both be used; write every one as [[%s]]", e.Key, e.Key, e.Key)
+	for _, k := range []string{"wan", "lan"} {
+		if e.Key == k && bothForms(data, k) {
+			e.Msg = fmt.Sprintf("[%s] and [[%s]] cannot both be used; write every one as [[%s]]", k, k, k)
+			return e
+		}
 	}
+	e.Key = indexLines(data).locate(e.Key, e.Line)
 	return e
+}
+
+// bothForms reports whether src has both a [key] and a [[key]] header.
+func bothForms(src []byte, key string) bool {
+	q := regexp.QuoteMeta(key)
+	table := regexp.MustCompile(`(?m)^[ \t]*\[[ \t]*` + q + `[ \t]*\]`)
+	array := regexp.MustCompile(`(?m)^[ \t]*\[\[[ \t]*` + q + `[ \t]*\]\]`)
+	return table.Match(src) && array.Match(src)
 }
 
 // reporter collects errors, locating each by its key.

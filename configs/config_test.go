@@ -391,9 +391,15 @@ func TestBadConfigs(t *testing.T) {
 		{"a metrics address without a port is reported",
 			base + "[control]\nmetrics = \"::1\"\n", 9, "control.metrics", "must be host:port"},
 		{"a duplicate key is a syntax error with its line",
-			base + "subnet = 2\n", 8, "lan.subnet", "already been defined"},
+			base + "subnet = 2\n", 8, "lan[0].subnet", "already been defined"},
+		{"a duplicate key in the second lan names that lan",
+			base + "[[lan]]\ninterface = \"lan1\"\nsubnet = 2\nsubnet = 3\n", 11, "lan[1].subnet", "already been defined"},
+		{"a table given twice is not mistaken for both forms",
+			base + "[wan]\n", 8, "wan", "already been defined"},
+		{"[[lan]] and [lan] together are refused",
+			base + "[lan]\ninterface = \"lan1\"\n", 8, "lan", "cannot both be used"},
 		{"a syntax error has its line",
-			base + "mode = \n", 8, "lan.mode", "expected value"},
+			base + "mode = \n", 8, "lan[0].mode", "expected value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

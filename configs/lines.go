@@ -28,6 +28,38 @@ func (ix lineIndex) line(path string) int {
 	return 0
 }
 
+// locate turns a dotted key without array indexes, as BurntSushi/toml
+// names keys ("lan.subnet"), into the indexed path recorded last at or
+// before line ("lan[1].subnet"). Unknown keys come back unchanged.
+func (ix lineIndex) locate(key string, line int) string {
+	best, bestLine := key, 0
+	for path, l := range ix {
+		if l <= line && l >= bestLine && stripIndexes(path) == key {
+			if l > bestLine || path > best {
+				best, bestLine = path, l
+			}
+		}
+	}
+	return best
+}
+
+// stripIndexes removes the "[n]" parts of a path.
+func stripIndexes(path string) string {
+	var b strings.Builder
+	depth := 0
+	for _, c := range path {
+		switch {
+		case c == '[':
+			depth++
+		case c == ']' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
 // parentPath strips the last component: "lan[1].ra.mtu" → "lan[1].ra" →
 // "lan[1]" → "lan" → "".
 func parentPath(path string) string {
