@@ -718,7 +718,7 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 	}
 	mentioned := map[netip.Prefix]bool{}
 	for _, p := range v.ia.Prefixes {
-		mentioned[p.Prefix] = true
+		mentioned[p.Prefix.Masked()] = true
 	}
 	l.Prefixes = append(l.Prefixes, v.usable...)
 	if old != nil && m.ex != nil && m.ex.typ != dhcpv6.MessageTypeSolicit {

@@ -65,6 +65,7 @@ func (m *Machine) check(msg *message) verdict {
 			v.reason = reason
 			return v
 		}
+		p.Prefix = p.Prefix.Masked() // what gets installed
 		if seen[p.Prefix] {
 			v.reason = fmt.Sprintf("prefix %s appears twice", p.Prefix)
 			return v
@@ -77,7 +78,7 @@ func (m *Machine) check(msg *message) verdict {
 		if p.Valid == 0 {
 			continue // withdrawn (§18.2.10.1); bind drops it from the lease
 		}
-		v.usable = append(v.usable, Prefix{Prefix: p.Prefix.Masked(), Preferred: p.Preferred, Valid: p.Valid})
+		v.usable = append(v.usable, Prefix{Prefix: p.Prefix, Preferred: p.Preferred, Valid: p.Valid})
 	}
 	if v.status == nil && len(v.usable) == 0 && prefixStatus != nil {
 		v.status = prefixStatus
@@ -103,7 +104,17 @@ func (m *Machine) checkPrefix(p netip.Prefix) string {
 	if !p.IsValid() {
 		return "IA_PREFIX with an invalid prefix length"
 	}
-	a := p.Addr()
+	// Both the address as sent and the masked prefix are checked: the
+	// IPv4-mapped ::ffff:0:0/56 masks to ::/56, and 7fff::/1 masks to ::/1.
+	for _, a := range []netip.Addr{p.Addr(), p.Masked().Addr()} {
+		if reason := m.checkRange(p, a); reason != "" {
+			return reason
+		}
+	}
+	return ""
+}
+
+func (m *Machine) checkRange(p netip.Prefix, a netip.Addr) string {
 	switch {
 	case p.Bits() < 1 || p.Bits() > 64:
 		return fmt.Sprintf("prefix %s: length outside 1..64", p)

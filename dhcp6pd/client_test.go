@@ -1,0 +1,185 @@
+package dhcp6pd
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/insomniacslk/dhcp/dhcpv6"
+)
+
+// waitFor polls cond every 10 ms until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return nil
+}
+
+func fastTune(m *Machine) {
+	m.SolMaxDelay = 10 * time.Millisecond
+	m.SolTimeout = 50 * time.Millisecond
+	m.ReqTimeout = 50 * time.Millisecond
+	m.RenTimeout = 100 * time.Millisecond
+	m.RebTimeout = 100 * time.Millisecond
+	m.RelTimeout = 50 * time.Millisecond
+}
+
+type runningClient struct {
+	c      *Client
+	conn   *fakeConn
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	mu     sync.Mutex
+	notes  []Snapshot
+}
+
+func startClient(t *testing.T, srv *fakeServer, cfg Config) *runningClient {
+	t.Helper()
+	rc := &runningClient{conn: newFakeConn(srv), done: make(chan error, 1)}
+	cfg.Interface = "wan0"
+	cfg.DUID = clientDUID
+	cfg.IAID = testIAID
+	cfg.PrefixLength = 56
+	cfg.Logger = testLogger(t)
+	cfg.Tune = fastTune
+	cfg.Listen = func(context.Context) (Conn, error) { return rc.conn, nil }
+	cfg.Notify = func(s Snapshot) {
+		rc.mu.Lock()
+		rc.notes = append(rc.notes, s)
+		rc.mu.Unlock()
+	}
+	rc.c = NewClient(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	rc.cancel = cancel
+	go func() { rc.done <- rc.c.Run(ctx) }()
+	t.Cleanup(func() { rc.stop(t) })
+	return rc
+}
+
+func (rc *runningClient) stop(t *testing.T) {
+	rc.once.Do(func() {
+		rc.cancel()
+		select {
+		case err := <-rc.done:
+			if err != nil {
+				t.Errorf("Run returned %v, want nil on cancel", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+	})
+}
+
+func TestClientSolicitBoundRenew(t *testing.T) {
+	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
+		t1: 1 * time.Second, t2: 2 * time.Second, pref: 10 * time.Second, valid: 20 * time.Second}
+	dir := t.TempDir()
+	rc := startClient(t, srv, Config{StateDir: dir})
+
+	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	first := rc.c.Snapshot()
+	if p, _ := first.Lease.Chosen(56); p.Prefix != srv.prefix {
+		t.Fatalf("bound to %v, want %s", first.Lease, srv.prefix)
+	}
+	saved, err := LoadLease(dir, "wan0", testIAID)
+	if err != nil || saved == nil {
+		t.Fatalf("lease not saved: %v", err)
+	}
+	waitFor(t, "a Renew at T1 and bound again", 5*time.Second, func() bool {
+		s := rc.c.Snapshot()
+		return srv.count(dhcpv6.MessageTypeRenew) > 0 && s.State == StateBound && s.Lease.Acquired.After(first.Lease.Acquired)
+	})
+	want := []dhcpv6.MessageType{dhcpv6.MessageTypeSolicit, dhcpv6.MessageTypeRequest, dhcpv6.MessageTypeRenew}
+	if diff := cmp.Diff(want, srv.seen()[:3]); diff != "" {
+		t.Errorf("messages (-want +got):\n%s", diff)
+	}
+	rc.mu.Lock()
+	var states []State
+	for _, n := range rc.notes {
+		if len(states) == 0 || states[len(states)-1] != n.State {
+			states = append(states, n.State)
+		}
+	}
+	rc.mu.Unlock()
+	if diff := cmp.Diff([]State{StateSoliciting, StateRequesting, StateBound, StateRenewing, StateBound}, states[:5]); diff != "" {
+		t.Errorf("notified states (-want +got):\n%s", diff)
+	}
+}
+
+func TestClientRestartRebindsSavedLease(t *testing.T) {
+	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
+		t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+	dir := t.TempDir()
+	rc := startClient(t, srv, Config{StateDir: dir})
+	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.stop(t)
+
+	srv2 := &fakeServer{duid: serverA, prefix: srv.prefix, t1: srv.t1, t2: srv.t2, pref: srv.pref, valid: srv.valid}
+	rc2 := startClient(t, srv2, Config{StateDir: dir})
+	waitFor(t, "bound after restart", 5*time.Second, func() bool {
+		s := rc2.c.Snapshot()
+		return s.State == StateBound && srv2.count(dhcpv6.MessageTypeRebind) > 0
+	})
+	if n := srv2.count(dhcpv6.MessageTypeSolicit); n != 0 {
+		t.Errorf("restart sent %d Solicits; want Rebind only", n)
+	}
+}
+
+func TestClientReleaseOnStop(t *testing.T) {
+	for _, release := range []bool{false, true} {
+		name := "without ReleaseOnStop a stop sends nothing"
+		if release {
+			name = "with ReleaseOnStop a stop sends one Release"
+		}
+		t.Run(name, func(t *testing.T) {
+			srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
+				t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+			rc := startClient(t, srv, Config{ReleaseOnStop: release})
+			waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+			rc.stop(t)
+			want := 0
+			if release {
+				want = 1
+			}
+			if got := srv.count(dhcpv6.MessageTypeRelease); got != want {
+				t.Errorf("%d Releases, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestClientStandbySendsNothing(t *testing.T) {
+	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
+		t1: 1 * time.Second, t2: 2 * time.Second, pref: 3 * time.Second, valid: 4 * time.Second}
+	rc := startClient(t, srv, Config{ReleaseOnStop: true})
+	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.c.SetStandby(true, nil)
+	waitFor(t, "standby", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateStandby })
+	n := len(srv.seen())
+	rc.c.Renew()
+	rc.c.Release()
+	// Past T1, T2 and the valid lifetime: nothing may go out.
+	time.Sleep(1500 * time.Millisecond)
+	rc.stop(t)
+	if got := srv.seen()[n:]; len(got) != 0 {
+		t.Errorf("standby sent %v", got)
+	}
+}
