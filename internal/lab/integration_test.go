@@ -310,12 +310,15 @@ func TestRAModes(t *testing.T) {
 	}{
 		{"slaac", false, false, true},
 		{"stateless", false, true, true},
-		{"stateful", true, false, false},
+		// SPEC.md says M=1 A=0 and is silent on O; with M=1 the O flag is
+		// redundant (RFC 4861 §4.2), and odhcpd and the usual radvd configs
+		// set both, as v6edge does.
+		{"stateful", true, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("in %s mode the host's rdisc6 shows M=%v O=%v A=%v, RDNSS and DNSSL", tt.mode, tt.managed, tt.other, tt.autonomous), func(t *testing.T) {
 			t.Parallel()
-			l, _, _ := startBound(t, tt.mode)
+			l, d, _ := startBound(t, tt.mode)
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
 			var ra lab.RA
@@ -335,6 +338,13 @@ func TestRAModes(t *testing.T) {
 			}
 			if ra.Managed != tt.managed || ra.Other != tt.other {
 				t.Errorf("M=%v O=%v, want M=%v O=%v\n%s", ra.Managed, ra.Other, tt.managed, tt.other, out)
+			}
+			doc, _, err := d.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lab.Get(doc, "lan", 0, "managed") != ra.Managed || lab.Get(doc, "lan", 0, "other") != ra.Other {
+				t.Errorf("status says managed=%v other=%v, the RA M=%v O=%v", lab.Get(doc, "lan", 0, "managed"), lab.Get(doc, "lan", 0, "other"), ra.Managed, ra.Other)
 			}
 			var pi *lab.RAPrefix
 			for i := range ra.Prefixes {
