@@ -50,7 +50,7 @@ func toOwned(ws []Want) map[key]netip.Prefix {
 func TestLoadOwnedReadsWhatWasWritten(t *testing.T) {
 	path := filepath.Join(t.TempDir(), ownedFile)
 	owned := map[key]netip.Prefix{
-		{"lan0", lanAddr.Addr()}: lanAddr,
+		{"lan0", lanAddr.Addr()}:                 lanAddr,
 		{"lan1", netip.MustParseAddr("fd00::1")}: netip.MustParsePrefix("fd00::1/64"),
 	}
 	if err := writeFileAtomic(path, []byte(formatOwned(owned))); err != nil {
