@@ -1,7 +1,6 @@
 package dhcp6pd
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -134,9 +133,3 @@ func (c *fakeConn) Close() error {
 	return nil
 }
 
-// iaidBytes is an IAID on the wire.
-func iaidBytes(v uint32) [4]byte {
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], v)
-	return b
-}

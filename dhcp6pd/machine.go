@@ -2,7 +2,7 @@ package dhcp6pd
 
 import (
 	"bytes"
-		"fmt"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
