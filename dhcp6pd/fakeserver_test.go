@@ -132,4 +132,3 @@ func (c *fakeConn) Close() error {
 	c.once.Do(func() { close(c.done) })
 	return nil
 }
-

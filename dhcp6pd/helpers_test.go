@@ -157,7 +157,6 @@ func goodPD(prefixes ...string) *dhcpv6.OptIAPD {
 	return iapd(testIAID, 1000*time.Second, 1600*time.Second, opts...)
 }
 
-
 // bindMachine drives a fresh machine to bound with goodPD at t0 (+ what
 // the Solicit delay and first RT took) and returns the time it bound.
 func bindMachine(t *testing.T, m *Machine, pd *dhcpv6.OptIAPD) time.Time {
