@@ -52,13 +52,15 @@ type Status struct {
 	Priority uint8 `json:"priority"`
 	// Master is the primary address of the current master: the peer's while
 	// backup, our own while master.
-	Master              netip.Addr        `json:"master,omitzero"`
-	MasterAdverInterval time.Duration     `json:"master_advert_interval"`
-	LastTransition      time.Time         `json:"last_transition,omitzero"`
-	Reason              string            `json:"reason,omitempty"`
-	AdvertsSent         uint64            `json:"adverts_sent"`
-	AdvertsReceived     uint64            `json:"adverts_received"`
-	Errors              map[string]uint64 `json:"errors,omitempty"`
+	Master              netip.Addr    `json:"master,omitzero"`
+	MasterAdverInterval time.Duration `json:"master_advert_interval"`
+	LastTransition      time.Time     `json:"last_transition,omitzero"`
+	Reason              string        `json:"reason,omitempty"`
+	AdvertsSent         uint64        `json:"adverts_sent"`
+	AdvertsReceived     uint64        `json:"adverts_received"`
+	// LastAdvert is when the last valid advert for our VRID arrived.
+	LastAdvert time.Time         `json:"last_advert,omitzero"`
+	Errors     map[string]uint64 `json:"errors,omitempty"`
 }
 
 // Node runs one VRRP instance: it binds a Machine to a Conn and the clock.
@@ -214,8 +216,10 @@ func (n *Node) receive(m *Machine, p received) []Event {
 		n.count(ErrKindVRID)
 		return nil
 	}
+	now := n.cfg.Now()
 	n.mu.Lock()
 	n.status.AdvertsReceived++
+	n.status.LastAdvert = now
 	n.mu.Unlock()
 	if !slices.Equal(a.Addrs, n.cfg.Config.Addrs) {
 		// §7.1: log the misconfiguration but still obey the advert; the
@@ -229,7 +233,7 @@ func (n *Node) receive(m *Machine, p received) []Event {
 	if a.Priority != 0 && a.MaxAdvertInt != n.cfg.Config.AdvertInterval {
 		n.count(ErrKindIntervalDiff)
 	}
-	return m.Receive(n.cfg.Now(), a, p.src)
+	return m.Receive(now, a, p.src)
 }
 
 // apply sends the adverts and reports the role changes of evs, in order.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -95,11 +97,29 @@ func (l *roleLog) onRole(name string) func(Role, string) {
 	}
 }
 
+func cmpDuration(a, b time.Duration) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
 func (l *roleLog) take() []transition {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	got := l.got
 	l.got = nil
+	// Nodes run in their own goroutines: order simultaneous changes by name
+	// so the log does not depend on scheduling.
+	slices.SortStableFunc(got, func(a, b transition) int {
+		if c := cmpDuration(a.At, b.At); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Node, b.Node)
+	})
 	return got
 }
 

@@ -1,0 +1,486 @@
+package ha
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// The tests in this file build network namespaces named v6ha-<random> joined
+// by a veth pair, run real VRRP peers in them (keepalived, or two Nodes) and
+// clean up whatever happens. They need root and iproute2.
+
+// schedSlack bounds how late a timer may fire here: these tests share a
+// small machine with other builds and fuzzers, and a 100 ms VRRP timer has
+// been seen firing 60 ms late under that load.
+const schedSlack = 250 * time.Millisecond
+
+func needRoot(t *testing.T, bins ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces and raw sockets")
+	}
+	for _, b := range append([]string{"ip"}, bins...) {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("needs %s: %v", b, err)
+		}
+	}
+}
+
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// lab is two namespaces, a and b, with veth ends va (in a) and vb (in b).
+type lab struct {
+	a, b string
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	suffix := strconv.FormatUint(rand.Uint64()&0xffffff, 36)
+	l := &lab{a: "v6ha-a-" + suffix, b: "v6ha-b-" + suffix}
+	for _, ns := range []string{l.a, l.b} {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		// The test owns this link: skip DAD so the link-locals are usable at
+		// once (keepalived sends nothing from a tentative address).
+		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
+	}
+	run(t, "ip", "link", "add", "va", "netns", l.a, "type", "veth", "peer", "name", "vb", "netns", l.b)
+	run(t, "ip", "-n", l.a, "link", "set", "va", "up")
+	run(t, "ip", "-n", l.b, "link", "set", "vb", "up")
+	return l
+}
+
+// inNetns runs f on a locked OS thread switched into the namespace, then
+// switches back. Sockets opened there stay in that namespace.
+func inNetns(t *testing.T, name string, f func() error) error {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(name)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return err
+	}
+	ferr := f()
+	if err := netns.Set(orig); err != nil {
+		// This thread is stuck in the namespace: let it die with the
+		// goroutine instead of returning it to the scheduler.
+		runtime.LockOSThread()
+		t.Fatalf("switching back from %s: %v", name, err)
+	}
+	return ferr
+}
+
+// listenIn opens a RawConn on ifname inside namespace ns, waiting (bounded)
+// for a usable link-local.
+func listenIn(t *testing.T, ns, ifname string) *RawConn {
+	t.Helper()
+	var c *RawConn
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := inNetns(t, ns, func() error {
+			src, err := OwnLinkLocal(ifname)
+			if err != nil {
+				return err
+			}
+			c, err = ListenFrom(ifname, src)
+			return err
+		})
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listening in %s on %s: %v", ns, ifname, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond every 10 ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// mutableConn wraps a Conn so that a test can silence it (a crashed node)
+// and see when it last sent.
+type mutableConn struct {
+	Conn
+	mute     atomic.Bool
+	lastSent atomic.Int64 // UnixNano
+}
+
+func (c *mutableConn) WriteTo(b []byte) error {
+	if c.mute.Load() {
+		return nil
+	}
+	err := c.Conn.WriteTo(b)
+	if err == nil {
+		c.lastSent.Store(time.Now().UnixNano())
+	}
+	return err
+}
+
+// roleWatch records the wall-clock time of each role change of a Node.
+type roleWatch struct {
+	mu      sync.Mutex
+	role    Role
+	changes []struct {
+		role Role
+		at   time.Time
+	}
+}
+
+func (w *roleWatch) onRole(r Role, _ string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.role = r
+	w.changes = append(w.changes, struct {
+		role Role
+		at   time.Time
+	}{r, time.Now()})
+}
+
+func (w *roleWatch) is(r Role) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.role == r
+}
+
+// lastChange returns when the node last became r.
+func (w *roleWatch) lastChange(r Role) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.changes) - 1; i >= 0; i-- {
+		if w.changes[i].role == r {
+			return w.changes[i].at
+		}
+	}
+	return time.Time{}
+}
+
+type liveNode struct {
+	*Node
+	conn  *mutableConn
+	roles *roleWatch
+	stop  func()
+}
+
+func startLiveNode(t *testing.T, ns, ifname string, cfg Config) *liveNode {
+	t.Helper()
+	c := &mutableConn{Conn: listenIn(t, ns, ifname)}
+	roles := &roleWatch{}
+	n := NewNode(NodeConfig{
+		Interface: ifname,
+		Config:    cfg,
+		Logger:    testLogger(t),
+		OnRole:    roles.onRole,
+		Listen:    func() (Conn, error) { return c, nil },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("Run did not return within 5 s of cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &liveNode{Node: n, conn: c, roles: roles, stop: stop}
+}
+
+func vrrpConfig(priority uint8, interval time.Duration) Config {
+	return Config{
+		VRID: 51, Priority: priority, AdvertInterval: interval, Preempt: true,
+		Addrs: []netip.Addr{vll, lanRtr},
+	}
+}
+
+func TestNodePairOnVeth(t *testing.T) {
+	needRoot(t)
+	for _, interval := range []time.Duration{100 * time.Millisecond, time.Second} {
+		t.Run(fmt.Sprintf("two nodes at %v elect one master and hand over", interval), func(t *testing.T) {
+			l := newLab(t)
+			a := startLiveNode(t, l.a, "va", vrrpConfig(200, interval))
+			b := startLiveNode(t, l.b, "vb", vrrpConfig(100, interval))
+			bm := NewMachine(vrrpConfig(100, interval), nil)
+			mdi, skew := bm.MasterDownInterval(), bm.SkewTime()
+
+			waitFor(t, 3*mdi+time.Second, "a to become master", func() bool { return a.roles.is(RoleMaster) })
+			waitFor(t, 3*interval, "b to see a's adverts", func() bool { return b.Status().AdvertsReceived >= 2 })
+			if !b.roles.is(RoleBackup) || b.Status().Master != a.conn.LocalAddr() {
+				t.Fatalf("b is %+v, want backup following %v", b.Status(), a.conn.LocalAddr())
+			}
+
+			// Crash: a falls silent without a priority 0 advert.
+			a.conn.mute.Store(true)
+			waitFor(t, mdi+time.Second, "b to take over from a silent a", func() bool { return b.roles.is(RoleMaster) })
+			took := b.roles.lastChange(RoleMaster).Sub(time.Unix(0, a.conn.lastSent.Load()))
+			t.Logf("interval %v: takeover %v after the last advert of a crashed master (Master_Down_Interval %v)", interval, took, mdi)
+			if took < mdi-5*time.Millisecond || took > mdi+schedSlack {
+				t.Errorf("takeover after %v, want Master_Down_Interval %v (+%v scheduling slack)", took, mdi, schedSlack)
+			}
+
+			// Split brain: a never stopped being master. Once its adverts get
+			// through again, b (lower priority) steps down at the first one.
+			healed := time.Now()
+			a.conn.mute.Store(false)
+			waitFor(t, 2*interval+time.Second, "b to step down", func() bool { return b.roles.is(RoleBackup) })
+			t.Logf("interval %v: split brain resolved %v after the link healed", interval, b.roles.lastChange(RoleBackup).Sub(healed))
+
+			// Graceful stop: priority 0, b takes over after Skew_Time.
+			waitFor(t, 3*interval, "b to follow a again", func() bool { return b.Status().Master == a.conn.LocalAddr() })
+			stopped := time.Now()
+			a.stop()
+			waitFor(t, mdi+time.Second, "b to take over from a stopped a", func() bool { return b.roles.is(RoleMaster) })
+			took = b.roles.lastChange(RoleMaster).Sub(stopped)
+			t.Logf("interval %v: takeover %v after a graceful stop (Skew_Time %v)", interval, took, skew)
+			if took > skew+schedSlack {
+				t.Errorf("takeover after %v, want about Skew_Time %v", took, skew)
+			}
+			if s := b.Status(); len(s.Errors) != 0 {
+				t.Errorf("b counted errors %v, want none", s.Errors)
+			}
+		})
+	}
+}
+
+// keepalived runs keepalived (vrrp_version 3) in namespace ns on ifname
+// with its own config, pid files and a notify script that appends each
+// state to a file.
+type keepalived struct {
+	dir   string
+	cmd   *exec.Cmd
+	log   *syncBuffer
+	state string // the notify file
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startKeepalived(t *testing.T, ns, ifname string, priority int, advertInt string) *keepalived {
+	t.Helper()
+	dir := t.TempDir()
+	k := &keepalived{dir: dir, log: &syncBuffer{}, state: filepath.Join(dir, "state")}
+	notify := filepath.Join(dir, "notify.sh")
+	if err := os.WriteFile(notify, []byte("#!/bin/sh\necho \"$3\" >> "+k.state+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`global_defs {
+	router_id v6ha-test
+	vrrp_version 3
+	script_user root
+	enable_script_security
+}
+vrrp_instance VI {
+	state BACKUP
+	interface %s
+	virtual_router_id 51
+	priority %d
+	advert_int %s
+	notify %s
+	virtual_ipaddress {
+		%s/64
+		%s/64
+	}
+}
+`, ifname, priority, advertInt, notify, vll, lanRtr)
+	confPath := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k.cmd = exec.Command("ip", "netns", "exec", ns, "keepalived",
+		"-n", "-l", "-D", "-P", "-R", "-f", confPath,
+		"-p", filepath.Join(dir, "keepalived.pid"),
+		"-r", filepath.Join(dir, "vrrp.pid"),
+		"-c", filepath.Join(dir, "checkers.pid"))
+	k.cmd.Stdout, k.cmd.Stderr = k.log, k.log
+	if err := k.cmd.Start(); err != nil {
+		t.Fatalf("starting keepalived: %v", err)
+	}
+	t.Cleanup(func() {
+		k.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { k.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			k.cmd.Process.Kill()
+			<-done
+		}
+		// -R: the VRRP child does not outlive its parent, but make sure.
+		if pid, err := k.pid("vrrp.pid"); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if t.Failed() {
+			t.Logf("keepalived log:\n%s", k.log.String())
+		}
+	})
+	return k
+}
+
+func (k *keepalived) pid(file string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(k.dir, file))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// states returns the states the notify script recorded, in order.
+func (k *keepalived) states() []string {
+	b, _ := os.ReadFile(k.state)
+	return strings.Fields(string(b))
+}
+
+func TestNodeWithKeepalived(t *testing.T) {
+	needRoot(t, "keepalived")
+	const interval = 100 * time.Millisecond
+
+	t.Run("a higher priority keepalived is master and our node follows it, then takes over when it dies", func(t *testing.T) {
+		l := newLab(t)
+		k := startKeepalived(t, l.a, "va", 200, "0.1")
+		// Let keepalived win its own election first; started together, our
+		// node may become master before keepalived sends anything, and then
+		// step down (correctly) when keepalived preempts it.
+		waitFor(t, 5*time.Second, "keepalived to become MASTER", func() bool {
+			st := k.states()
+			return len(st) > 0 && st[len(st)-1] == "MASTER"
+		})
+		n := startLiveNode(t, l.b, "vb", vrrpConfig(100, interval))
+		waitFor(t, 5*time.Second, "keepalived adverts to reach our node", func() bool { return n.Status().AdvertsReceived >= 3 })
+		s := n.Status()
+		if s.Role != RoleBackup || s.AdvertsSent != 0 {
+			t.Fatalf("our node: %+v, want a silent backup", s)
+		}
+		if len(s.Errors) != 0 {
+			t.Errorf("our node counted errors %v on keepalived's adverts, want none", s.Errors)
+		}
+
+		// SIGKILL keepalived's VRRP process: no priority 0 advert.
+		pid, err := k.pid("vrrp.pid")
+		if err != nil {
+			t.Fatalf("keepalived VRRP pid: %v", err)
+		}
+		lastSeen := n.Status().AdvertsReceived
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		mdi := NewMachine(vrrpConfig(100, interval), nil).MasterDownInterval()
+		waitFor(t, mdi+2*time.Second, "our node to take over", func() bool { return n.roles.is(RoleMaster) })
+		became := n.roles.lastChange(RoleMaster)
+		took := became.Sub(n.Status().LastAdvert)
+		t.Logf("keepalived killed: our node master %v after its last advert, %v after the kill (Master_Down_Interval %v, %d adverts seen)",
+			took, became.Sub(killed), mdi, lastSeen)
+		if took < mdi-5*time.Millisecond || took > mdi+schedSlack {
+			t.Errorf("takeover %v after keepalived's last advert, want Master_Down_Interval %v (+%v slack)", took, mdi, schedSlack)
+		}
+	})
+
+	t.Run("a lower priority keepalived stays backup behind our master", func(t *testing.T) {
+		l := newLab(t)
+		n := startLiveNode(t, l.b, "vb", vrrpConfig(200, interval))
+		waitFor(t, 2*time.Second, "our node to become master", func() bool { return n.roles.is(RoleMaster) })
+		k := startKeepalived(t, l.a, "va", 100, "0.1")
+		waitFor(t, 5*time.Second, "keepalived to report BACKUP", func() bool {
+			st := k.states()
+			return len(st) > 0 && st[len(st)-1] == "BACKUP"
+		})
+		// Give keepalived several of its Master_Down_Intervals to go wrong.
+		before := n.Status().AdvertsReceived
+		time.Sleep(time.Second)
+		if st := k.states(); slicesContains(st, "MASTER") {
+			t.Errorf("keepalived states %v: it became master behind a higher priority master", st)
+		}
+		if s := n.Status(); s.Role != RoleMaster || s.AdvertsReceived != before {
+			t.Errorf("our node %+v: want master, and no adverts from a backup keepalived", s)
+		}
+		if !strings.Contains(k.log.String(), "Entering BACKUP STATE") {
+			t.Errorf("keepalived log does not say it entered BACKUP")
+		}
+
+		// Our graceful stop hands over to keepalived after its Skew_Time.
+		n.stop()
+		waitFor(t, 2*time.Second, "keepalived to take over after our priority 0", func() bool {
+			st := k.states()
+			return len(st) > 0 && st[len(st)-1] == "MASTER"
+		})
+	})
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// testLogger logs through t when V6HA_DEBUG is set, else discards.
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("V6HA_DEBUG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
