@@ -129,6 +129,9 @@ var (
 	ErrRateLimited = errors.New("client over its rate limit")
 	ErrNoReply     = errors.New("nothing to answer")
 	ErrNotServing  = errors.New("server has no DUID")
+
+	// errPanic marks a recovered panic: a bug, which the fuzz test hunts.
+	errPanic = errors.New("panic while handling")
 )
 
 // withDefaults fills the zero fields of c.

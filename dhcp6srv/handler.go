@@ -133,7 +133,7 @@ func (h *Handler) Handle(now time.Time, req []byte, from netip.Addr) (reply []by
 	// The last line of defence only: every field is validated before use.
 	defer func() {
 		if r := recover(); r != nil {
-			reply, err = nil, fmt.Errorf("%w: panic while handling: %v", ErrMalformed, r)
+			reply, err = nil, fmt.Errorf("%w: %w: %v", ErrMalformed, errPanic, r)
 		}
 	}()
 	reply, notify, err := h.handle(now, req, from)

@@ -1,0 +1,57 @@
+package dhcp6srv
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+)
+
+// FuzzHandle feeds arbitrary bytes, as every message type, to a server
+// that already holds leases: it must never panic, and whatever it answers
+// must parse and carry our server identifier.
+func FuzzHandle(f *testing.F) {
+	seeds := [][]byte{
+		msg(f, dhcpv6.MessageTypeSolicit, 1, na(1), pd(2, "::/60"), oro(23, 24), rapid()),
+		msg(f, dhcpv6.MessageTypeRequest, 1, ours(), na(1, "fd00:aaaa:bbbb:cc01::1000"), pd(2)),
+		msg(f, dhcpv6.MessageTypeRenew, 1, ours(), na(1, "fd00:aaaa:bbbb:cc01::1000"), pd(2, "2001:db8:100:40::/60")),
+		msg(f, dhcpv6.MessageTypeRebind, 2, na(1, "2001:db8::1"), pd(2, "2001:db8:100::/60")),
+		msg(f, dhcpv6.MessageTypeRelease, 1, ours(), na(1), pd(2)),
+		msg(f, dhcpv6.MessageTypeDecline, 1, ours(), na(1, "fd00:aaaa:bbbb:cc01::1000")),
+		msg(f, dhcpv6.MessageTypeConfirm, 1, na(1, "fd00:aaaa:bbbb:cc01::1000")),
+		msg(f, dhcpv6.MessageTypeInformationRequest, 1, oro(23, 24, 32)),
+		{12, 0},
+		{1, 0, 0, 0, 0, 3, 0, 200, 0, 1},
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	c := &clock{now: t0}
+	cfg := testConfig(c)
+	cfg.RapidCommit = true
+	cfg.PDCount = 8
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h := NewHandler(cfg)
+		for n := byte(1); n < 4; n++ {
+			h.Handle(t0, msg(t, dhcpv6.MessageTypeRequest, n, ours(), na(1), pd(2)), hostA)
+		}
+		for i, now := range []time.Time{t0, t0.Add(valid)} {
+			r, err := h.Handle(now, b, hostA)
+			if errors.Is(err, errPanic) {
+				t.Fatalf("round %d: %v", i, err)
+			}
+			if r == nil {
+				continue
+			}
+			m, err := dhcpv6.MessageFromBytes(r)
+			if err != nil {
+				t.Fatalf("round %d: our reply does not parse: %v", i, err)
+			}
+			if id := m.Options.ServerID(); id == nil || string(id.ToBytes()) != string(serverDUID) {
+				t.Fatalf("round %d: reply without our server identifier", i)
+			}
+		}
+		h.Expire(t0.Add(2 * valid))
+	})
+}
