@@ -3,13 +3,10 @@ package nat
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/google/nftables"
 )
 
 // nsPrefix names every namespace these tests create, so a leftover is easy to attribute.
@@ -73,14 +70,11 @@ func nsFd(t testing.TB, ns string) int {
 // nsTable returns a Table whose netlink connection lives in ns.
 func nsTable(t testing.TB, ns string) *Table {
 	t.Helper()
-	fd := nsFd(t, ns)
-	c, err := nftables.New(nftables.WithNetNSFd(fd), nftables.AsLasting())
+	tbl, err := NewTableNetNS("", nsFd(t, ns), nil)
 	if err != nil {
-		t.Fatalf("nftables.New in %s: %v", ns, err)
+		t.Fatalf("NewTableNetNS in %s: %v", ns, err)
 	}
-	t.Cleanup(func() { _ = c.CloseLasting() })
-	tbl := NewTableConn("", c, nil)
-	tbl.SetConntrackFlusher(func(old netip.Prefix) (int, error) { return FlushConntrackIn(fd, old) })
+	t.Cleanup(func() { _ = tbl.Close() })
 	return tbl
 }
 

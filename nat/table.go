@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultName is the name of v6edge's own table.
@@ -78,14 +80,52 @@ type installedRule struct {
 // NewTable returns a Table backed by a netlink connection in the current network namespace.
 // After a renumbering it flushes conntrack entries of the old prefix there too.
 func NewTable(name string, log *slog.Logger) (*Table, error) {
-	c, err := nftables.New(nftables.AsLasting())
+	return NewTableNetNS(name, -1, log)
+}
+
+// NewTableNetNS is NewTable for the network namespace open at nsFd (-1: the current one),
+// e.g. a lab router's.
+func NewTableNetNS(name string, nsFd int, log *slog.Logger) (*Table, error) {
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigReadBuffer)}
+	if nsFd >= 0 {
+		opts = append(opts, nftables.WithNetNSFd(nsFd))
+	}
+	c, err := nftables.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nat: opening nftables netlink connection: %w", err)
 	}
 	t := NewTableConn(name, c, log)
 	t.close = c.CloseLasting
 	t.flushCT = FlushConntrack
+	if nsFd >= 0 {
+		t.flushCT = func(old netip.Prefix) (int, error) { return FlushConntrackIn(nsFd, old) }
+	}
 	return t, nil
+}
+
+// readBufferSize holds the kernel's echo of every rule of a large batch (google/nftables
+// asks for NLM_F_ECHO): with the default buffer a batch of a few hundred rules fails with
+// ENOBUFS.
+const readBufferSize = 8 << 20
+
+func bigReadBuffer(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		// SO_RCVBUFFORCE ignores net.core.rmem_max (needs CAP_NET_ADMIN, which
+		// changing nftables needs anyway); fall back to the capped SO_RCVBUF.
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBufferSize)
+		if serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, readBufferSize)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 // NewTableConn returns a Table that talks through c (a *nftables.Conn, possibly opened in
