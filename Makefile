@@ -1,0 +1,65 @@
+# v6edge — build, demo, tests, benchmarks, package.
+# Two set-up commands on a fresh Debian machine, as root: `make demo` and `make test`.
+
+SHELL     := /bin/bash
+GO        ?= go
+BIN       := bin/v6edge
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+
+# Debian packages the lab and the integration tests use as real peers.
+DEB_PACKAGES := iproute2 nftables kea-dhcp6-server kea-admin ndisc6 radvd dhcpcd-base keepalived \
+                conntrack tcpdump iputils-ping procps
+
+.PHONY: all build deps demo test unit lint fuzz bench deb clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/v6edge
+
+# deps installs the Debian packages that are missing (nothing when all are there).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@# Debian starts peer daemons on install where an init system runs; the lab runs its own.
+	@for s in kea-dhcp6-server radvd keepalived; do (command -v systemctl >/dev/null && systemctl disable --now $$s >/dev/null 2>&1) || true; done
+
+demo: deps build
+	./$(BIN) demo
+
+lint:
+	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || { echo "gofmt -s would change:"; gofmt -s -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck ./...
+
+# test: lint, then every package with the race detector. As root the network-namespace
+# integration tests run too, against real Kea, rdisc6, radvd, dhcpcd, keepalived and nft.
+test: deps lint build
+	$(GO) test -race -count=1 -timeout 15m ./... 2>&1 | tee test.out; exit $${PIPESTATUS[0]}
+
+unit:
+	$(GO) test -short -count=1 ./...
+
+# fuzz: run every fuzz target for FUZZTIME each (the corpora in testdata/ run in `make test` too).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./nat/ ./ra/ ./dhcp6pd/ 2>&1 | tee bench.out
+	./$(BIN) bench
+
+clean:
+	rm -rf bin dist test.out bench.out

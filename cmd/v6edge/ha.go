@@ -1,0 +1,376 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/ndp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/configs"
+	"github.com/v6edge/v6edge/dhcp6pd"
+	"github.com/v6edge/v6edge/ha"
+	"github.com/v6edge/v6edge/internal/plan"
+)
+
+// pair is what the daemon does for an HA pair beyond the VRRP protocol
+// itself: it moves the shared WAN MAC (and the link-local derived from it)
+// to the master, announces the floating addresses, and keeps the backup's
+// copy of the lease current so a takeover installs NAT at once.
+type pair struct {
+	d    *daemon
+	cfg  *configs.HA
+	node *ha.Node // nil with mode = "external"
+
+	mu        sync.Mutex
+	wan       string
+	ownMAC    net.HardwareAddr // the WAN's MAC before we touched it, restored on backup
+	holding   bool             // we currently hold the WAN MAC
+	lastSeq   uint64
+	syncConn  *net.UDPConn
+	syncKey   []byte
+	announced map[netip.Addr]bool
+}
+
+func newPair(d *daemon) *pair {
+	cfg := d.cfg.HA
+	key := []byte(cfg.SyncKey)
+	if len(key) == 0 {
+		// Without a configured key the sync is only protected against
+		// accidents (another VRID's pair), not against attackers on the LAN.
+		key = []byte(fmt.Sprintf("v6edge-vrid-%d", cfg.VRID))
+	}
+	return &pair{d: d, cfg: cfg, wan: d.cfg.WANs[0].Interface, syncKey: key, announced: map[netip.Addr]bool{},
+		lastSeq: uint64(time.Now().Add(-time.Minute).UnixNano())}
+}
+
+// virtualAddrs lists the VRRP addresses in advert order (RFC 5798 §5.2.9):
+// the virtual link-local, then each LAN's router address that does not
+// depend on a lease. A keepalived peer lists the same ones.
+func virtualAddrs(cfg *configs.Config) []netip.Addr {
+	addrs := []netip.Addr{cfg.HA.VirtualLinkLocal}
+	des := plan.Compute(plan.Input{Config: cfg, Role: plan.Master})
+	for _, a := range des.Addresses {
+		if a.Prefix.Addr() != cfg.HA.VirtualLinkLocal && !slices.Contains(addrs, a.Prefix.Addr()) {
+			addrs = append(addrs, a.Prefix.Addr())
+		}
+	}
+	return addrs
+}
+
+func haRole(r ha.Role) plan.Role {
+	switch r {
+	case ha.RoleMaster:
+		return plan.Master
+	default:
+		return plan.Backup
+	}
+}
+
+// run starts the VRRP node (mode vrrp) and the lease sync until ctx ends.
+func (p *pair) run(ctx context.Context) error {
+	if link, err := p.d.nl.LinkByName(p.wan); err == nil {
+		p.ownMAC = slices.Clone(link.Attrs().HardwareAddr)
+	}
+	if err := p.openSync(); err != nil {
+		return err
+	}
+	defer p.syncConn.Close()
+	errc := make(chan error, 2)
+	go func() { errc <- p.receiveSync(ctx) }()
+	go func() { p.sendSyncLoop(ctx); errc <- nil }()
+	if p.cfg.Mode == "vrrp" {
+		p.node = ha.NewNode(ha.NodeConfig{
+			Interface: p.cfg.Interface,
+			Config: ha.Config{VRID: p.cfg.VRID, Priority: p.cfg.Priority, AdvertInterval: p.cfg.AdvertInterval,
+				Preempt: p.cfg.Preempt, PreemptDelay: p.cfg.PreemptDelay, Addrs: virtualAddrs(p.d.cfg)},
+			Logger: p.d.log.With("part", "vrrp"),
+			OnRole: func(r ha.Role, why string) { p.d.setRole(haRole(r), why) },
+		})
+		if err := p.node.Run(ctx); err != nil {
+			return err
+		}
+	} else {
+		<-ctx.Done()
+	}
+	// Whatever happens next, a stopped node must not keep the shared MAC.
+	p.releaseWAN()
+	<-errc
+	<-errc
+	return nil
+}
+
+// apply makes the WAN match the role: the master holds the shared MAC and
+// the link-local derived from it (without DAD: the old master may still hold
+// it for a moment), the backup returns to its own MAC. Idempotent.
+func (p *pair) apply(role plan.Role) {
+	if role == plan.Master {
+		p.takeWAN()
+		p.announce()
+	} else {
+		p.releaseWAN()
+		p.mu.Lock()
+		clear(p.announced)
+		p.mu.Unlock()
+	}
+}
+
+func (p *pair) takeWAN() {
+	mac := p.cfg.WANMAC
+	if mac == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	nl := p.d.nl
+	link, err := nl.LinkByName(p.wan)
+	if err != nil {
+		p.d.log.Error("HA: WAN link", "iface", p.wan, "err", err)
+		return
+	}
+	if link.Attrs().HardwareAddr.String() != mac.String() {
+		if err := nl.LinkSetHardwareAddr(link, mac); err != nil {
+			p.d.log.Error("HA: taking over the WAN MAC", "iface", p.wan, "mac", mac, "err", err)
+			return
+		}
+	}
+	ll := eui64LinkLocal(mac)
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ll.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+	if err := nl.AddrReplace(link, addr); err != nil {
+		p.d.log.Error("HA: adding the WAN link-local of the shared MAC", "iface", p.wan, "addr", ll, "err", err)
+	}
+	if !p.holding {
+		p.holding = true
+		p.d.log.Info("HA: holding the shared WAN MAC", "iface", p.wan, "mac", mac, "link_local", ll)
+		go sendNA(p.wan, ll, mac, p.d)
+	}
+}
+
+func (p *pair) releaseWAN() {
+	mac := p.cfg.WANMAC
+	if mac == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	nl := p.d.nl
+	link, err := nl.LinkByName(p.wan)
+	if err != nil {
+		return
+	}
+	ll := eui64LinkLocal(mac)
+	_ = nl.AddrDel(link, &netlink.Addr{IPNet: &net.IPNet{IP: ll.AsSlice(), Mask: net.CIDRMask(64, 128)}})
+	if p.ownMAC != nil && link.Attrs().HardwareAddr.String() != p.ownMAC.String() {
+		if err := nl.LinkSetHardwareAddr(link, p.ownMAC); err != nil {
+			p.d.log.Error("HA: giving back the shared WAN MAC", "iface", p.wan, "err", err)
+		}
+	}
+	if p.holding {
+		p.holding = false
+		p.d.log.Info("HA: released the shared WAN MAC", "iface", p.wan)
+	}
+}
+
+// announce sends unsolicited Neighbor Advertisements (override) for the
+// floating LAN addresses once they are on the interface, so hosts switch
+// their neighbor cache to the new master at once instead of after
+// unreachability detection (RFC 4861 §7.2.6).
+func (p *pair) announce() {
+	link, err := p.d.nl.LinkByName(p.cfg.Interface)
+	if err != nil {
+		return
+	}
+	for _, a := range virtualAddrs(p.d.cfg) {
+		p.mu.Lock()
+		done := p.announced[a]
+		p.announced[a] = true
+		p.mu.Unlock()
+		if !done {
+			go sendNA(p.cfg.Interface, a, link.Attrs().HardwareAddr, p.d)
+		}
+	}
+}
+
+// sendNA waits (bounded) for addr to be on iface, then sends three
+// unsolicited NAs to all-nodes, 50 ms apart.
+func sendNA(iface string, addr netip.Addr, mac net.HardwareAddr, d *daemon) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return
+	}
+	var c *ndp.Conn
+	for i := 0; i < 40; i++ {
+		if c, _, err = ndp.Listen(ifi, ndp.Addr(addr.String())); err == nil {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	if c == nil {
+		d.log.Warn("HA: cannot announce address", "iface", iface, "addr", addr, "err", err)
+		return
+	}
+	defer c.Close()
+	na := &ndp.NeighborAdvertisement{Router: true, Override: true, TargetAddress: addr,
+		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac}}}
+	for i := 0; i < 3; i++ {
+		if err := c.WriteTo(na, nil, netip.IPv6LinkLocalAllNodes()); err != nil {
+			d.log.Debug("HA: sending unsolicited NA", "iface", iface, "addr", addr, "err", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// eui64LinkLocal is the modified EUI-64 link-local of mac (RFC 4291 App. A):
+// the universal/local bit flips.
+func eui64LinkLocal(mac net.HardwareAddr) netip.Addr {
+	var a [16]byte
+	a[0], a[1] = 0xfe, 0x80
+	a[8], a[9], a[10] = mac[0]^0x02, mac[1], mac[2]
+	a[11], a[12] = 0xff, 0xfe
+	a[13], a[14], a[15] = mac[3], mac[4], mac[5]
+	return netip.AddrFrom16(a)
+}
+
+// syncLease is the lease as the master tells it to the backup. Times are
+// sent as ages so the two clocks need not agree.
+type syncLease struct {
+	WAN        string       `json:"wan"`
+	IAID       uint32       `json:"iaid"`
+	ServerID   string       `json:"server_id"`
+	T1S        int64        `json:"t1_s"`
+	T2S        int64        `json:"t2_s"`
+	AgeMS      int64        `json:"age_ms"`
+	Hint       int          `json:"hint"`
+	Prefixes   []syncPrefix `json:"prefixes"`
+	ServerAddr netip.Addr   `json:"server_addr,omitzero"`
+}
+
+type syncPrefix struct {
+	Prefix     netip.Prefix `json:"prefix"`
+	PreferredS int64        `json:"preferred_s"`
+	ValidS     int64        `json:"valid_s"`
+}
+
+func encodeLease(wan string, l *dhcp6pd.Lease, now time.Time) ([]byte, error) {
+	s := syncLease{WAN: wan, IAID: l.IAID, ServerID: hex.EncodeToString(l.ServerID), T1S: int64(l.T1 / time.Second),
+		T2S: int64(l.T2 / time.Second), AgeMS: now.Sub(l.Acquired).Milliseconds(), Hint: l.Hint, ServerAddr: l.ServerAddr}
+	for _, p := range l.Prefixes {
+		s.Prefixes = append(s.Prefixes, syncPrefix{Prefix: p.Prefix, PreferredS: int64(p.Preferred / time.Second), ValidS: int64(p.Valid / time.Second)})
+	}
+	return json.Marshal(s)
+}
+
+func decodeLease(b []byte, now time.Time) (string, *dhcp6pd.Lease, error) {
+	var s syncLease
+	if err := json.Unmarshal(b, &s); err != nil {
+		return "", nil, err
+	}
+	sid, err := hex.DecodeString(s.ServerID)
+	if err != nil || len(sid) == 0 {
+		return "", nil, errors.New("lease sync: bad server id")
+	}
+	if s.AgeMS < 0 || len(s.Prefixes) == 0 {
+		return "", nil, errors.New("lease sync: no prefix or a lease from the future")
+	}
+	l := &dhcp6pd.Lease{IAID: s.IAID, ServerID: sid, ServerAddr: s.ServerAddr, T1: time.Duration(s.T1S) * time.Second,
+		T2: time.Duration(s.T2S) * time.Second, Acquired: now.Add(-time.Duration(s.AgeMS) * time.Millisecond), Hint: s.Hint}
+	for _, p := range s.Prefixes {
+		if !p.Prefix.IsValid() || p.Prefix.Bits() > 64 || p.PreferredS < 0 || p.ValidS < p.PreferredS {
+			return "", nil, fmt.Errorf("lease sync: bad prefix %v", p.Prefix)
+		}
+		l.Prefixes = append(l.Prefixes, dhcp6pd.Prefix{Prefix: p.Prefix, Preferred: time.Duration(p.PreferredS) * time.Second, Valid: time.Duration(p.ValidS) * time.Second})
+	}
+	return s.WAN, l, nil
+}
+
+func (p *pair) openSync() error {
+	ifi, err := net.InterfaceByName(p.cfg.Interface)
+	if err != nil {
+		return fmt.Errorf("HA sync: %w", err)
+	}
+	c, err := net.ListenMulticastUDP("udp6", ifi, &net.UDPAddr{IP: ha.SyncGroup.AsSlice(), Port: ha.SyncPort})
+	if err != nil {
+		return fmt.Errorf("HA sync: listening on %s: %w", p.cfg.Interface, err)
+	}
+	p.syncConn = c
+	return nil
+}
+
+// sendSyncLoop: while master, send the lease every second (and a backup that
+// starts late catches up within a second).
+func (p *pair) sendSyncLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.sendSync()
+		}
+	}
+}
+
+func (p *pair) sendSync() {
+	p.d.mu.Lock()
+	role := p.d.role
+	snap := p.d.snaps[p.wan]
+	p.d.mu.Unlock()
+	if role != plan.Master || snap.Lease == nil {
+		return
+	}
+	now := time.Now()
+	payload, err := encodeLease(p.wan, snap.Lease, now)
+	if err != nil {
+		return
+	}
+	msg := ha.SealSync(p.syncKey, uint64(now.UnixNano()), payload)
+	dst := &net.UDPAddr{IP: ha.SyncGroup.AsSlice(), Port: ha.SyncPort, Zone: p.cfg.Interface}
+	if _, err := p.syncConn.WriteToUDP(msg, dst); err != nil {
+		p.d.log.Debug("HA: sending lease sync", "err", err)
+	}
+}
+
+func (p *pair) receiveSync(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		p.syncConn.SetReadDeadline(time.Now())
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, _, err := p.syncConn.ReadFromUDP(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		p.d.mu.Lock()
+		role := p.d.role
+		p.d.mu.Unlock()
+		if role == plan.Master {
+			continue // our own datagram looped back, or a split brain VRRP resolves
+		}
+		seq, payload, err := ha.OpenSync(p.syncKey, buf[:n], p.lastSeq)
+		if err != nil {
+			p.d.log.Debug("HA: lease sync refused", "err", err)
+			continue
+		}
+		p.lastSeq = seq
+		wan, lease, err := decodeLease(payload, time.Now())
+		if err != nil || wan != p.wan {
+			p.d.log.Warn("HA: lease sync refused", "wan", wan, "err", err)
+			continue
+		}
+		p.d.learnLease(wan, lease)
+	}
+}
