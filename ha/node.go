@@ -41,6 +41,7 @@ const (
 	ErrKindVRID         = "vrid"          // for another virtual router: ignored
 	ErrKindAddrMismatch = "addr_mismatch" // address list differs from ours (still obeyed, §7.1)
 	ErrKindIntervalDiff = "interval"      // the master advertises another interval (learned, §6.4.2)
+	ErrKindOwn          = "own"           // our own advert came back
 	ErrKindRead         = "read"
 	ErrKindWrite        = "write"
 )
@@ -68,6 +69,9 @@ type Node struct {
 	cfg NodeConfig
 	log *slog.Logger
 
+	ready    chan struct{} // closed once the socket is open and the machine started
+	priority chan uint8    // SetPriority requests for the Run loop
+
 	mu     sync.Mutex
 	status Status
 	// lastMismatch remembers the last address list we complained about so
@@ -92,8 +96,10 @@ func NewNode(cfg NodeConfig) *Node {
 	}
 	cfg.Config.Addrs = slices.Clone(cfg.Config.Addrs)
 	return &Node{
-		cfg: cfg,
-		log: cfg.Logger.With("iface", cfg.Interface, "vrid", cfg.Config.VRID),
+		cfg:      cfg,
+		log:      cfg.Logger.With("iface", cfg.Interface, "vrid", cfg.Config.VRID),
+		ready:    make(chan struct{}),
+		priority: make(chan uint8, 1),
 		status: Status{
 			Role:                RoleInitialize,
 			VRID:                cfg.Config.VRID,
@@ -106,6 +112,27 @@ func NewNode(cfg NodeConfig) *Node {
 
 // String names the task for logs.
 func (n *Node) String() string { return "vrrp " + n.cfg.Interface }
+
+// Ready is closed once Run has opened its socket and started the protocol.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// SetPriority changes the priority of the running instance, for tracking
+// (e.g. lower it while the uplink is down so that the peer preempts). A
+// master advertises the new priority at once. Only the latest request counts
+// when several arrive before Run picks them up.
+func (n *Node) SetPriority(p uint8) {
+	for {
+		select {
+		case n.priority <- p:
+			return
+		default:
+		}
+		select {
+		case <-n.priority: // replace a request Run has not seen yet
+		default:
+		}
+	}
+}
 
 // Status returns a snapshot; it is safe to call from any goroutine.
 func (n *Node) Status() Status {
@@ -127,11 +154,15 @@ type received struct {
 // cancel it stops gracefully: a master sends a priority 0 advert so that the
 // backup takes over after Skew_Time, and OnRole reports (RoleBackup,
 // ReasonShutdown). It returns nil after a cancel, an error if the socket
-// cannot be opened.
+// cannot be opened. While the interface has no usable link-local yet
+// (ErrNoLinkLocal: DAD still running at boot) it keeps retrying.
 func (n *Node) Run(ctx context.Context) error {
-	conn, err := n.cfg.Listen()
+	conn, err := n.listen(ctx)
 	if err != nil {
-		return fmt.Errorf("ha: listening on %s: %w", n.cfg.Interface, err)
+		return err
+	}
+	if conn == nil {
+		return nil // cancelled while waiting for the link
 	}
 	defer conn.Close()
 	cfg := n.cfg.Config
@@ -151,6 +182,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	n.log.Info("vrrp starting", "src", conn.LocalAddr(), "priority", cfg.Priority, "interval", cfg.AdvertInterval)
 	n.apply(conn, m, m.Start(n.cfg.Now()))
+	close(n.ready)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -167,7 +199,37 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-timer.C:
 			n.apply(conn, m, m.Timer(n.cfg.Now()))
 		case p := <-pkts:
-			n.apply(conn, m, n.receive(m, p))
+			n.apply(conn, m, n.receive(conn, m, p))
+		case p := <-n.priority:
+			n.log.Info("vrrp priority changed", "from", m.Priority(), "to", p)
+			n.apply(conn, m, m.SetPriority(n.cfg.Now(), p))
+		}
+	}
+}
+
+// listenRetry is how often Run retries a Listen that failed with
+// ErrNoLinkLocal; DAD takes one to two seconds.
+const listenRetry = 250 * time.Millisecond
+
+// listen opens the socket, waiting for a usable link-local. It returns
+// (nil, nil) when ctx is cancelled first.
+func (n *Node) listen(ctx context.Context) (Conn, error) {
+	for logged := false; ; {
+		conn, err := n.cfg.Listen()
+		if err == nil {
+			return conn, nil
+		}
+		if !errors.Is(err, ErrNoLinkLocal) {
+			return nil, fmt.Errorf("ha: listening on %s: %w", n.cfg.Interface, err)
+		}
+		if !logged {
+			n.log.Info("vrrp waiting for a usable link-local", "err", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(listenRetry):
 		}
 	}
 }
@@ -201,9 +263,15 @@ func (n *Node) read(ctx context.Context, conn Conn, pkts chan<- received) {
 }
 
 // receive validates one packet (RFC 5798 §7.1) and hands it to the machine.
-func (n *Node) receive(m *Machine, p received) []Event {
+func (n *Node) receive(conn Conn, m *Machine, p received) []Event {
 	if p.hopLimit != HopLimit {
 		n.count(ErrKindHopLimit)
+		return nil
+	}
+	if p.src == conn.LocalAddr() {
+		// Our own advert looped back (another socket on this host, or a
+		// bridge reflecting it): never a peer.
+		n.count(ErrKindOwn)
 		return nil
 	}
 	a, err := ParseAdvert(p.b, p.src, Group)

@@ -2,6 +2,9 @@ package ha
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"net"
 	"net/netip"
 	"slices"
@@ -268,6 +271,7 @@ func TestNodeValidation(t *testing.T) {
 		{"an advert of type 2 is dropped", received{advert(func(a *Advert) { a.Type = 2 }), peer, 255}, ErrKindType, RoleMaster},
 		{"a truncated advert is dropped", received{valid[:20], peer, 255}, ErrKindTruncated, RoleMaster},
 		{"an advert for another VRID is ignored", received{advert(func(a *Advert) { a.VRID = 52 }), peer, 255}, ErrKindVRID, RoleMaster},
+		{"our own advert coming back is ignored", received{valid, netip.MustParseAddr("fe80::b"), 255}, ErrKindOwn, RoleMaster},
 		{"a higher priority advert with other addresses is counted and obeyed", received{advert(func(a *Advert) { a.Addrs = a.Addrs[:1] }), peer, 255}, ErrKindAddrMismatch, RoleBackup},
 		{"a higher priority advert with another interval is counted and obeyed", received{advert(func(a *Advert) { a.MaxAdvertInt = time.Second }), peer, 255}, ErrKindIntervalDiff, RoleBackup},
 		{"a valid higher priority advert makes the master step down", received{valid, peer, 255}, "", RoleBackup},
@@ -297,4 +301,72 @@ func TestNodeValidation(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestNodeSetPriority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &wire{}
+		log := &roleLog{start: time.Now()}
+		interval := 100 * time.Millisecond
+		a := startNode(t, w, log, "a", "fe80::a", Config{Priority: 200, AdvertInterval: interval, Preempt: true})
+		b := startNode(t, w, log, "b", "fe80::b", Config{Priority: 100, AdvertInterval: interval, Preempt: true})
+		defer a.stop(t)
+		defer b.stop(t)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		log.take()
+
+		// a drops to 50 at 1 s and says so at once; b (preempting) ignores
+		// that advert and takes over Master_Down_Interval after a's last
+		// priority 200 advert at 921.875 ms; a steps down at b's first advert.
+		a.SetPriority(50)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		want := []transition{
+			{ms(921.875 + 360.9375), "a", RoleBackup, ReasonHigherPeer},
+			{ms(921.875 + 360.9375), "b", RoleMaster, ReasonMasterDown},
+		}
+		if diff := cmp.Diff(want, log.take()); diff != "" {
+			t.Errorf("transitions (-want +got):\n%s", diff)
+		}
+		if got := a.Status().Priority; got != 50 {
+			t.Errorf("a reports priority %d, want 50", got)
+		}
+	})
+}
+
+func TestNodeWaitsForLinkLocal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &wire{}
+		c := w.conn("fe80::b")
+		tries := 0
+		n := NewNode(NodeConfig{
+			Interface: "lan0",
+			Config:    Config{VRID: 51, Priority: 100, AdvertInterval: time.Second},
+			Listen: func() (Conn, error) {
+				if tries++; tries < 3 {
+					return nil, fmt.Errorf("test: %w", ErrNoLinkLocal)
+				}
+				return c, nil
+			},
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- n.Run(ctx) }()
+		<-n.Ready()
+		if got := time.Since(start); got != 2*listenRetry {
+			t.Errorf("ready after %v, want two retries (%v)", got, 2*listenRetry)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	t.Run("a permanent listen error ends Run", func(t *testing.T) {
+		n := NewNode(NodeConfig{Listen: func() (Conn, error) { return nil, os.ErrPermission }})
+		if err := n.Run(t.Context()); !errors.Is(err, os.ErrPermission) {
+			t.Errorf("Run = %v, want a permission error", err)
+		}
+	})
 }
