@@ -1,0 +1,264 @@
+package dhcp6pd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/vishvananda/netns"
+)
+
+// countingConn records the type of every message the client sends.
+type countingConn struct {
+	Conn
+	mu    sync.Mutex
+	types []dhcpv6.MessageType
+}
+
+func (c *countingConn) WriteTo(b []byte, to netip.AddrPort) error {
+	if len(b) > 0 {
+		c.mu.Lock()
+		c.types = append(c.types, dhcpv6.MessageType(b[0]))
+		c.mu.Unlock()
+	}
+	return c.Conn.WriteTo(b, to)
+}
+
+func (c *countingConn) count(t dhcpv6.MessageType) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, x := range c.types {
+		if x == t {
+			n++
+		}
+	}
+	return n
+}
+
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// listenIn opens the client socket inside network namespace ns: the
+// socket stays in the namespace it was created in, so the thread switches
+// in, binds, and switches back.
+func listenIn(ns, ifname string, wrap func(Conn) Conn) func(ctx context.Context) (Conn, error) {
+	return func(ctx context.Context) (Conn, error) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			return nil, err
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(ns)
+		if err != nil {
+			return nil, err
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			return nil, err
+		}
+		defer netns.Set(orig)
+		c, err := ListenUDP(ctx, ifname)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(c), nil
+	}
+}
+
+// TestKea runs the Client against a real kea-dhcp6 across a veth pair
+// between two fresh network namespaces.
+func TestKea(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	kea, err := exec.LookPath("kea-dhcp6")
+	if err != nil {
+		kea = "/usr/sbin/kea-dhcp6"
+		if _, err := os.Stat(kea); err != nil {
+			t.Skip("kea-dhcp6 not installed")
+		}
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip (iproute2) not installed")
+	}
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	nsS, nsC := "v6pd-"+hex.EncodeToString(suffix)+"-s", "v6pd-"+hex.EncodeToString(suffix)+"-c"
+	run(t, "ip", "netns", "add", nsS)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsS).Run() })
+	run(t, "ip", "netns", "add", nsC)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsC).Run() })
+	// The server side skips DAD so Kea finds a usable link-local at once;
+	// the client side does DAD, so ListenUDP must wait for it.
+	run(t, "ip", "netns", "exec", nsS, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
+	mac := net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x01, 0x33}
+	run(t, "ip", "-n", nsS, "link", "add", "s0", "type", "veth", "peer", "name", "c0", "netns", nsC)
+	run(t, "ip", "-n", nsC, "link", "set", "c0", "address", mac.String())
+	run(t, "ip", "-n", nsS, "link", "set", "s0", "up")
+	run(t, "ip", "-n", nsC, "link", "set", "c0", "up")
+
+	dir := t.TempDir()
+	leases := filepath.Join(dir, "leases.csv")
+	cfg := map[string]any{"Dhcp6": map[string]any{
+		"interfaces-config": map[string]any{"interfaces": []string{"s0"}},
+		"lease-database":    map[string]any{"type": "memfile", "name": leases, "lfc-interval": 0},
+		"server-id":         map[string]any{"type": "LL", "persist": false},
+		"data-directory":    dir,
+		"renew-timer":       4, "rebind-timer": 6, "preferred-lifetime": 15, "valid-lifetime": 20,
+		"subnet6": []any{map[string]any{
+			"subnet": "2001:db8::/32", "interface": "s0",
+			"pd-pools": []any{map[string]any{"prefix": "2001:db8:100::", "prefix-len": 40, "delegated-len": 56}},
+		}},
+		"loggers": []any{map[string]any{"name": "kea-dhcp6", "severity": "INFO",
+			"output_options": []any{map[string]any{"output": filepath.Join(dir, "kea.log")}}}},
+	}}
+	data, _ := json.Marshal(cfg)
+	cfgPath := filepath.Join(dir, "kea.json")
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", nsS, kea, "-t", cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("kea-dhcp6 -t: %v\n%s", err, out)
+	}
+	keaCmd := exec.Command("ip", "netns", "exec", nsS, kea, "-c", cfgPath)
+	keaCmd.Env = append(os.Environ(), "KEA_PIDFILE_DIR="+dir, "KEA_LOCKFILE_DIR="+dir)
+	keaOut, _ := os.Create(filepath.Join(dir, "kea.out"))
+	keaCmd.Stdout, keaCmd.Stderr = keaOut, keaOut
+	if err := keaCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	keaDone := make(chan struct{})
+	go func() { keaCmd.Wait(); close(keaDone) }()
+	stopKea := func() {
+		select {
+		case <-keaDone:
+			return
+		default:
+		}
+		keaCmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-keaDone:
+		case <-time.After(5 * time.Second):
+			keaCmd.Process.Kill()
+			<-keaDone
+		}
+	}
+	t.Cleanup(stopKea)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "kea.log"))
+			t.Logf("kea log:\n%s", b)
+		}
+	})
+
+	stateDir := filepath.Join(dir, "state")
+	start := func() (*Client, *countingConn, func()) {
+		cc := &countingConn{}
+		c := NewClient(Config{
+			Interface:    "c0",
+			DUID:         DUIDLL(mac),
+			IAID:         1,
+			PrefixLength: 56,
+			StateDir:     stateDir,
+			Logger:       testLogger(t),
+			Listen:       listenIn(nsC, "c0", func(c Conn) Conn { cc.Conn = c; return cc }),
+			Tune: func(m *Machine) {
+				m.SolMaxDelay = 100 * time.Millisecond
+				m.RenTimeout = 500 * time.Millisecond
+				m.RebTimeout = 500 * time.Millisecond
+				m.RenMaxRT = 2 * time.Second
+				m.RebMaxRT = 2 * time.Second
+			},
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				cancel()
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Errorf("Run: %v", err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Error("Run did not return")
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return c, cc, stop
+	}
+	pool := netip.MustParsePrefix("2001:db8:100::/40")
+
+	c, cc, stop := start()
+	waitFor(t, "bound to a prefix from Kea", 20*time.Second, func() bool { return c.Snapshot().State == StateBound })
+	first := c.Snapshot().Lease
+	p, _ := first.Chosen(56)
+	if p.Prefix.Bits() != 56 || !pool.Contains(p.Prefix.Addr()) {
+		t.Fatalf("bound to %s, want a /56 from %s", p.Prefix, pool)
+	}
+	if first.T1 != 4*time.Second || first.T2 != 6*time.Second {
+		t.Errorf("T1 %s T2 %s, want 4s 6s", first.T1, first.T2)
+	}
+	t.Logf("bound to %s", p.Prefix)
+	duid := "00:03:00:01:02:00:5e:00:01:33"
+	waitFor(t, "the lease in Kea's lease file", 5*time.Second, func() bool {
+		b, _ := os.ReadFile(leases)
+		return strings.Contains(string(b), duid) && strings.Contains(string(b), p.Prefix.Addr().String())
+	})
+
+	waitFor(t, "a Renew at T1 keeping the prefix", 10*time.Second, func() bool {
+		s := c.Snapshot()
+		return cc.count(dhcpv6.MessageTypeRenew) > 0 && s.State == StateBound && s.Lease.Acquired.After(first.Acquired)
+	})
+	if q, _ := c.Snapshot().Lease.Chosen(56); q.Prefix != p.Prefix {
+		t.Fatalf("Renew changed the prefix %s -> %s", p.Prefix, q.Prefix)
+	}
+	stop()
+
+	c2, cc2, _ := start()
+	if s := c2.Snapshot(); s.State != StateInit {
+		t.Fatalf("state %s before Run settled", s.State)
+	}
+	waitFor(t, "bound again from the saved lease", 10*time.Second, func() bool {
+		return c2.Snapshot().State == StateBound && cc2.count(dhcpv6.MessageTypeRebind) > 0
+	})
+	if q, _ := c2.Snapshot().Lease.Chosen(56); q.Prefix != p.Prefix {
+		t.Fatalf("restart changed the prefix %s -> %s", p.Prefix, q.Prefix)
+	}
+	if n := cc2.count(dhcpv6.MessageTypeSolicit); n != 0 {
+		t.Fatalf("restart sent %d Solicits, want none", n)
+	}
+
+	stopKea()
+	waitFor(t, "Rebind after Kea stopped", 15*time.Second, func() bool { return cc2.count(dhcpv6.MessageTypeRebind) > 1 })
+	waitFor(t, "the lease withdrawn at expiry", 25*time.Second, func() bool { return c2.Snapshot().Lease == nil })
+	if s := c2.Snapshot(); s.State != StateExpired && s.State != StateSoliciting {
+		t.Errorf("state %s after expiry, want expired or soliciting", s.State)
+	}
+	if l, err := LoadLease(stateDir, "c0", 1); err != nil || l != nil {
+		t.Errorf("saved lease after expiry: %v, %v; want none", l, err)
+	}
+}
