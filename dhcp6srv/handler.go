@@ -178,10 +178,9 @@ func (h *Handler) pdNotifier(now time.Time, before uint64) func() {
 // messageRule is RFC 8415 §16: which identifiers a client message must or
 // must not carry.
 type messageRule struct {
-	clientID   bool // required
-	serverID   int  // 1 required (and ours), -1 forbidden, 0 optional (ours if present)
-	noIA       bool // IA options are not allowed
-	needsReply bool
+	clientID bool // required
+	serverID int  // 1 required (and ours), -1 forbidden, 0 optional (ours if present)
+	noIA     bool // IA options are not allowed
 }
 
 var rules = map[dhcpv6.MessageType]messageRule{

@@ -240,11 +240,11 @@ func TestStatuses(t *testing.T) {
 			},
 		},
 		{
-			name: "a Confirm of an address on the link gets Success",
+			name:  "a Confirm of an address on the link gets Success",
 			steps: []step{{req: msg(t, dhcpv6.MessageTypeConfirm, 1, na(1, addr)), want: summary{Type: "REPLY", Status: "Success"}}},
 		},
 		{
-			name: "a Confirm of an address from elsewhere gets NotOnLink",
+			name:  "a Confirm of an address from elsewhere gets NotOnLink",
 			steps: []step{{req: msg(t, dhcpv6.MessageTypeConfirm, 1, na(1, addr, "2001:db8::1")), want: summary{Type: "REPLY", Status: "NotOnLink"}}},
 		},
 		{
