@@ -2,6 +2,7 @@ package netif
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -252,6 +253,18 @@ func TestIntegrationClonedLinkLocal(t *testing.T) {
 		eventually(t, 2*time.Second, "no problems after healing", func() (bool, string) {
 			return len(tr.Problems()) == 0, dump(tr)
 		})
+
+		// A restart re-applies the saved secret; the link-local, already
+		// derived from it, stays as it is.
+		stop()
+		tr2, _ := l.tracker(t, TrackerOptions{HealLinkLocal: true, StateDir: dir})
+		tr2.Set([]Want{lan})
+		eventually(t, 2*time.Second, "the restarted tracker sees the healed link-local", func() (bool, string) {
+			return statusOf(tr2, netip.PrefixFrom(got, 64)).State == StateOK, dump(tr2)
+		})
+		if again, state, err := LinkLocal(l.h, "r0"); err != nil || again != got || state != StateOK {
+			t.Errorf("after a restart the link-local is %v (%v, %v), want %v kept", again, state, err, got)
+		}
 	})
 }
 
@@ -338,4 +351,31 @@ func TestIntegrationDuplicateMACDisablesIPv6(t *testing.T) {
 		return slicesContains(tr.Problems(), "r0: IPv6 is disabled on r0 (disable_ipv6=1); with accept_dad=2") &&
 			slicesContains(tr.Problems(), "same MAC address"), dump(tr)
 	})
+}
+
+func TestIntegrationSysctlsAndDefaultRouter(t *testing.T) {
+	l := newLab(t, "")
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	sys := ProcSys{Namespace: &l.rns}
+	// The plain helpers act on the caller's namespace: run them inside the
+	// router's, as the daemon (started in its namespace) does.
+	err := InNamespace(l.rns, func() error {
+		return errors.Join(SetForwarding("r0", true), SetAcceptRA("r0", 2), SetSysctl("r0", "dad_transmits", "2"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"forwarding": "1", "accept_ra": "2", "dad_transmits": "2"} {
+		if got, err := sys.Get("r0", key); err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", key, got, err, want)
+		}
+	}
+	if _, ok, err := DefaultRouter(l.h, "r0"); ok || err != nil {
+		t.Fatalf("before any RA: ok=%v err=%v", ok, err)
+	}
+	ipCmd(t, "-n", l.router, "-6", "route", "add", "default", "via", "fe80::1", "dev", "r0", "proto", "ra")
+	gw, ok, err := DefaultRouter(l.h, "r0")
+	if err != nil || !ok || gw != netip.MustParseAddr("fe80::1") {
+		t.Errorf("DefaultRouter = %v, %v, %v; want fe80::1", gw, ok, err)
+	}
 }
