@@ -3,6 +3,7 @@ package ha
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -483,4 +484,60 @@ func testLogger(t *testing.T) *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func TestSyncOverLink(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	listen := func(ns, ifname string) *SyncConn {
+		var c *SyncConn
+		if err := inNetns(t, ns, func() (err error) { c, err = ListenSync(ifname); return err }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	master, backup := listen(l.a, "va"), listen(l.b, "vb")
+
+	t.Run("the backup opens what the master sealed, once", func(t *testing.T) {
+		seq := uint64(time.Now().UnixNano())
+		// The first datagrams can go out while the link-local is still being
+		// set up; resend until one arrives, as the daemon does with every
+		// lease change and periodically.
+		got := make(chan []byte, 1)
+		go func() {
+			buf := make([]byte, 65536)
+			for {
+				n, _, err := backup.Receive(buf)
+				if errors.Is(err, ErrSyncOffLink) {
+					continue
+				}
+				if err != nil {
+					return
+				}
+				got <- append([]byte(nil), buf[:n]...)
+				return
+			}
+		}()
+		msg := SealSync(syncKey, seq, []byte(leaseJSON))
+		var received []byte
+		waitFor(t, 5*time.Second, "the sync datagram to arrive", func() bool {
+			select {
+			case received = <-got:
+				return true
+			default:
+				if err := master.Send(msg); err != nil {
+					t.Logf("send: %v", err)
+				}
+				return false
+			}
+		})
+		gotSeq, payload, err := OpenSync(syncKey, received, seq-1)
+		if err != nil || gotSeq != seq || string(payload) != leaseJSON {
+			t.Fatalf("OpenSync = %d, %q, %v; want %d, the lease", gotSeq, payload, err, seq)
+		}
+		if _, _, err := OpenSync(syncKey, received, gotSeq); !errors.Is(err, ErrSyncReplay) {
+			t.Errorf("opening it again: %v, want a replay error", err)
+		}
+	})
 }
