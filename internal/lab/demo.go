@@ -42,6 +42,12 @@ domains = ["lan.example"]
 func Demo(ctx context.Context, out io.Writer, bin string) (err error) {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer func() {
+		// Whatever step an interrupt broke, report the interrupt.
+		if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w: %w", cerr, err)
+		}
+	}()
 	w := &demoWriter{w: out}
 
 	w.heading("1. Building the lab")
@@ -127,6 +133,13 @@ func Demo(ctx context.Context, out io.Writer, bin string) (err error) {
 		return fmt.Errorf("the upstream saw source %v, not an address in %s", seen, deleg)
 	}
 	w.say("The host sent from %s; the ISP saw %s, inside the delegated %s.", addr, seen, deleg)
+	w.say("")
+	w.say("And back: the ISP pings %s, which NAT maps to the host's %s.", seen, addr)
+	back, err := l.Exec(ctx, l.Upstream, "ping", "-c", "2", "-i", "0.2", "-W", "2", seen.String())
+	w.block(back)
+	if err != nil {
+		return fmt.Errorf("ping from the upstream to %s: %w", seen, err)
+	}
 
 	w.heading("7. The NAT rules v6edge installed (nft list table ip6 v6edge)")
 	nft, _ := l.Exec(ctx, l.Router, "nft", "list", "table", "ip6", "v6edge")
@@ -135,7 +148,12 @@ func Demo(ctx context.Context, out io.Writer, bin string) (err error) {
 	w.heading("8. v6edge status")
 	st, _, _ := d.Ctl(ctx, "status")
 	w.block(st)
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.heading("Done")
+	w.say("Prefix delegated, RA served, host configured, traffic mapped both ways.")
+	return nil
 }
 
 // WaitHostSLAAC waits until the host has a usable (not tentative, not

@@ -162,6 +162,11 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	defer func() {
 		if err != nil {
+			// An interrupted build fails in whatever step it was in; say
+			// that it was interrupted so callers can tell (errors.Is).
+			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+				err = fmt.Errorf("%w: %w", cerr, err)
+			}
 			err = errors.Join(err, l.Close())
 			l = nil
 		}
