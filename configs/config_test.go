@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -563,7 +564,7 @@ inline = [{a = 1}, {b = 2}]
 		"title": 2, "wan": 3, "wan.interface": 4, "wan.text": 5,
 		"lan": 9, "lan[0]": 9, "lan[0].interface": 10, "lan[0].pd": 11, "lan[0].pd.length": 11, "lan[0].pd.count": 12,
 		"lan[0].quoted key": 13, "lan[0].ra": 14, "lan[0].ra.routes": 15, "lan[0].ra.routes[0]": 16, "lan[0].ra.routes[1]": 17,
-		"lan[1]": 19, "lan[1].dotted.key": 20, "lan[1].ra": 21, "lan[1].ra.mtu": 21, "lan[1].ra.sub": 21, "lan[1].ra.sub.x": 21,
+		"lan[1]": 19, "lan[1].dotted": 20, "lan[1].dotted.key": 20, "lan[1].ra": 21, "lan[1].ra.mtu": 21, "lan[1].ra.sub": 21, "lan[1].ra.sub.x": 21,
 		"lan[1].inline": 22, "lan[1].inline[0]": 22, "lan[1].inline[0].a": 22, "lan[1].inline[1]": 22, "lan[1].inline[1].b": 22,
 	}
 	if diff := cmp.Diff(want, indexLines([]byte(src))); diff != "" {
@@ -655,6 +656,7 @@ func FuzzIndexLines(f *testing.F) {
 		f.Add([]byte(text))
 	}
 	f.Add([]byte("[[a.b]]\n[a.\"b\".c]\nx = [{y = \"\\\"\"}, '''\n''']\n"))
+	f.Add([]byte("d = [1979-05-27 07:32:00, 2]\n\"k\\u0041\" = { 'x.y' = [[1], [2, 3]] }\n"))
 	r := rand.New(rand.NewSource(1))
 	junk := make([]byte, 64)
 	r.Read(junk)
@@ -667,5 +669,45 @@ func FuzzIndexLines(f *testing.F) {
 				t.Fatalf("%q at line %d outside 1..%d", k, l, lines)
 			}
 		}
+		// Where the TOML parser accepts the text, every key and element
+		// it decoded must have a line: that is what errors rely on.
+		var doc map[string]any
+		if _, err := toml.Decode(string(data), &doc); err != nil {
+			return
+		}
+		for _, path := range treePaths("", doc) {
+			// A top-level key named "" has the root's empty path; no
+			// v6edge key can be empty, so it never needs a line.
+			if _, ok := ix[path]; !ok && path != "" {
+				t.Fatalf("decoded key %q has no line in the index %v", path, ix)
+			}
+		}
 	})
+}
+
+// treePaths lists the path of every key and array element in a decoded
+// TOML document, spelled as lineIndex spells them.
+func treePaths(prefix string, v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			p := joinPath(prefix, k)
+			out = append(out, p)
+			out = append(out, treePaths(p, e)...)
+		}
+	case []map[string]any:
+		for i, e := range v {
+			p := indexPath(prefix, i)
+			out = append(out, p)
+			out = append(out, treePaths(p, e)...)
+		}
+	case []any:
+		for i, e := range v {
+			p := indexPath(prefix, i)
+			out = append(out, p)
+			out = append(out, treePaths(p, e)...)
+		}
+	}
+	return out
 }

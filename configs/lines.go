@@ -208,11 +208,14 @@ func (s *lineScanner) header() string {
 }
 
 // resolve appends dotted key parts to base, descending into the latest
-// element of any array of tables on the way.
+// element of any array of tables on the way, and records the tables it
+// names.
 func (s *lineScanner) resolve(base string, parts []string) string {
 	path := base
 	for _, p := range parts {
 		path = joinPath(path, p)
+		// An implicit table ("a" of [a.b]) lives where it is first named.
+		s.record(path)
 		if n, ok := s.arrays[path]; ok && n > 0 {
 			path = indexPath(path, n-1)
 		}
@@ -254,23 +257,64 @@ func isBareKeyChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
 }
 
-// quotedKey reads a "basic" or 'literal' key. Escapes are kept as written:
-// the keys v6edge knows never need them, so an escaped key is unknown anyway
-// and its line comes from its table.
+// quotedKey reads a "basic" or 'literal' key, decoding the escapes of a
+// basic one so that the path matches the key the TOML parser returns.
 func (s *lineScanner) quotedKey(q byte) string {
 	s.advance()
-	start := s.pos
+	var b strings.Builder
 	for !s.eof() && s.src[s.pos] != q && s.src[s.pos] != '\n' {
 		if q == '"' && s.src[s.pos] == '\\' && s.pos+1 < len(s.src) {
 			s.advance()
+			s.escape(&b)
+			continue
 		}
+		b.WriteByte(s.src[s.pos])
 		s.advance()
 	}
-	part := string(s.src[start:s.pos])
 	if !s.eof() && s.src[s.pos] == q {
 		s.advance()
 	}
-	return part
+	return b.String()
+}
+
+// escape decodes the escape sequence after a backslash (TOML 1.1 §String).
+func (s *lineScanner) escape(b *strings.Builder) {
+	c := s.src[s.pos]
+	s.advance()
+	hexLen := 0
+	switch c {
+	case 'b':
+		b.WriteByte('\b')
+	case 't':
+		b.WriteByte('\t')
+	case 'n':
+		b.WriteByte('\n')
+	case 'f':
+		b.WriteByte('\f')
+	case 'r':
+		b.WriteByte('\r')
+	case 'e':
+		b.WriteByte(0x1b)
+	case 'x':
+		hexLen = 2
+	case 'u':
+		hexLen = 4
+	case 'U':
+		hexLen = 8
+	default:
+		b.WriteByte(c)
+	}
+	if hexLen == 0 || s.pos+hexLen > len(s.src) {
+		return
+	}
+	r, err := strconv.ParseUint(string(s.src[s.pos:s.pos+hexLen]), 16, 32)
+	if err != nil {
+		return
+	}
+	for range hexLen {
+		s.advance()
+	}
+	b.WriteRune(rune(r))
 }
 
 // keyValue reads "key = value" inside table and records both the key and
@@ -341,15 +385,25 @@ func (s *lineScanner) value(path string) {
 	case '"', '\'':
 		s.str(c)
 	default:
+		start := s.pos
 		for !s.eof() {
 			switch s.src[s.pos] {
-			case ',', ']', '}', '#', '\n', ' ', '\t', '\r':
+			case ' ':
+				// A date and a time may be separated by one space
+				// (1979-05-27 07:32:00): keep going inside the value.
+				if s.pos-start == len("1979-05-27") && isDigit(s.peek(1)) {
+					break
+				}
+				return
+			case ',', ']', '}', '#', '\n', '\t', '\r':
 				return
 			}
 			s.advance()
 		}
 	}
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // str skips a basic, literal or multi-line string, counting the lines it
 // spans.
