@@ -463,11 +463,6 @@ func (m *machine) status() []AddrStatus {
 		}
 		out = append(out, s)
 	}
-	for _, name := range m.interfaces() {
-		if v, ok := m.views[name]; ok && v.exists && v.ipv6Disabled {
-			out = append(out, AddrStatus{Interface: name, State: StateMissing, LinkLocal: true, Detail: disabledCause(name, v)})
-		}
-	}
 	slices.SortStableFunc(out, func(a, b AddrStatus) int { return cmp.Compare(a.Interface, b.Interface) })
 	return out
 }
@@ -489,6 +484,13 @@ func disabledCause(iface string, v linkView) string {
 // problems renders what an operator must look at, one line each.
 func (m *machine) problems(now time.Time) []string {
 	var out []string
+	for _, name := range m.interfaces() {
+		// The wanted addresses say "missing: IPv6 is disabled"; this line
+		// gives the likely cause once per interface.
+		if v, ok := m.views[name]; ok && v.exists && v.ipv6Disabled {
+			out = append(out, name+": "+disabledCause(name, v))
+		}
+	}
 	for _, s := range m.status() {
 		switch {
 		case s.LinkLocal && s.State == StateDADFailed:
@@ -500,8 +502,6 @@ func (m *machine) problems(now time.Time) []string {
 				p += "; give the clone a new MAC address or set dad.heal_link_local = true"
 			}
 			out = append(out, p)
-		case s.LinkLocal && s.State == StateMissing:
-			out = append(out, s.Interface+": "+s.Detail)
 		case s.State == StateDADFailed:
 			out = append(out, fmt.Sprintf("%s: %s failed duplicate address detection (another host uses it); retrying in %s",
 				s.Interface, s.Address.Addr(), roundUp(s.NextRetry.Sub(now))))
