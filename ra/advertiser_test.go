@@ -2,9 +2,12 @@ package ra
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -223,8 +226,7 @@ func TestAdvertiserFake(t *testing.T) {
 
 // realHost is an ICMPv6 socket in the host namespace of a vethLab.
 type realHost struct {
-	c      *ndp.Conn
-	router netip.Addr
+	c *ndp.Conn
 }
 
 func (h *realHost) nextRA(t *testing.T, d time.Duration) (*ndp.RouterAdvertisement, bool, bool) {
@@ -286,4 +288,121 @@ func TestAdvertiserVeth(t *testing.T) {
 	l := newVethLab(t, map[string]string{"router_solicitations": "0", "accept_ra": "0"})
 	mac, _ := net.ParseMAC("02:00:5e:10:00:01")
 	testAdvertiser(t, l.routerIf, nsLink{l.routerNS}, listenHost(t, l), mac, advertiserTiming{slack: 150 * time.Millisecond})
+}
+
+func TestAdvertiserSourceAndNeighbors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		wire := newFakeWire()
+		lk := &fakeLink{wire: wire, src: netip.MustParseAddr("fe80::1"), mac: net.HardwareAddr{2, 0, 0, 0, 0, 1}, missing: true}
+		cfg := baseConfig()
+		cfg.MinInterval, cfg.MaxInterval = 100*time.Second, 200*time.Second
+		cfg.Source = netip.MustParseAddr("fe80::1")
+		cfg.Prefixes = []Prefix{{Prefix: pfx("2001:db8:1::/64"), Autonomous: true, OnLink: true}}
+		a := NewAdvertiser(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+		a.link = lk
+		a.rand = newRand(1)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		host := fakeHost{wire}
+		hasProblem := func(sub string) bool {
+			for _, p := range a.Status().Problems {
+				if strings.Contains(p, sub) {
+					return true
+				}
+			}
+			return false
+		}
+
+		synctest.Wait()
+		if !hasProblem("cannot send router advertisements") {
+			t.Fatalf("Problems = %q, want the missing source reported", a.Status().Problems)
+		}
+		if _, _, got := host.nextRA(t, 900*time.Millisecond); got {
+			t.Fatal("sent an RA without a source address")
+		}
+
+		// The virtual link-local appears (HA master): advertising starts
+		// within the retry delay.
+		lk.setMissing(false)
+		if _, _, got := host.nextRA(t, retryDelay+time.Millisecond); !got {
+			t.Fatal("no RA within the retry delay after the source appeared")
+		}
+		if p := a.Status().Problems; len(p) != 0 {
+			t.Fatalf("Problems = %q after recovery, want none", p)
+		}
+		if src := a.Status().Source; src != cfg.Source {
+			t.Fatalf("Status.Source = %s, want %s", src, cfg.Source)
+		}
+
+		// Another router with other flags: reported, and cleared when it
+		// agrees again.
+		other := netip.MustParseAddr("fe80::99")
+		wire.in <- packet{b: mustMarshal(t, &ndp.RouterAdvertisement{CurrentHopLimit: 64, ManagedConfiguration: true}), cm: &ipv6.ControlMessage{HopLimit: 255}, src: other}
+		synctest.Wait()
+		if !hasProblem("router fe80::99 advertises managed flag on, we advertise off") {
+			t.Fatalf("Problems = %q, want the managed flag mismatch", a.Status().Problems)
+		}
+		wire.in <- packet{b: mustMarshal(t, &ndp.RouterAdvertisement{CurrentHopLimit: 64}), cm: &ipv6.ControlMessage{HopLimit: 255}, src: other}
+		synctest.Wait()
+		if p := a.Status().Problems; len(p) != 0 {
+			t.Fatalf("Problems = %q, want none once the other router agrees", p)
+		}
+		// Our own RAs looped back are not "another router".
+		wire.in <- packet{b: mustMarshal(t, &ndp.RouterAdvertisement{CurrentHopLimit: 1}), cm: &ipv6.ControlMessage{HopLimit: 255}, src: cfg.Source}
+		synctest.Wait()
+		if p := a.Status().Problems; len(p) != 0 {
+			t.Fatalf("Problems = %q, want our own RA ignored", p)
+		}
+
+		// Updates and Status from other goroutines while serving.
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				c := cfg
+				c.DNSSL = []string{fmt.Sprintf("d%d.example", i)}
+				a.Update(c)
+				_ = a.Status()
+			})
+		}
+		wg.Wait()
+
+		// The address goes away (lost mastership): advertising stops
+		// within the source check interval, without a final RA.
+		lk.setMissing(true)
+		time.Sleep(sourceCheckInterval + time.Millisecond)
+		for {
+			if _, _, got := host.nextRA(t, 0); !got {
+				break
+			}
+		}
+		if _, _, got := host.nextRA(t, 10*time.Second); got {
+			t.Fatal("sent an RA after the source address went away")
+		}
+		if !hasProblem("source address not on the interface") {
+			t.Fatalf("Problems = %q, want the lost source reported", a.Status().Problems)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	})
+}
+
+func TestAdvertiserRestartKeepsDeprecating(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		oldP, newP := pfx("2001:db8:1::/64"), pfx("2001:db8:2::/64")
+		cfg := baseConfig()
+		cfg.StateDir = dir
+		cfg.Prefixes = []Prefix{{Prefix: oldP, Autonomous: true, OnLink: true}}
+		NewAdvertiser(cfg, nil) // advertises oldP (state saved), then the daemon stops
+		time.Sleep(10 * time.Minute)
+		cfg.Prefixes = []Prefix{{Prefix: newP, Autonomous: true, OnLink: true}}
+		a := NewAdvertiser(cfg, nil) // restarted with a new lease
+		want := []PrefixStatus{{Prefix: oldP, Preferred: 0, Valid: DefaultValid - 10*time.Minute}}
+		if diff := cmp.Diff(want, a.Status().Deprecated, netCmp); diff != "" {
+			t.Errorf("Status.Deprecated after restart (-want +got):\n%s", diff)
+		}
+	})
 }

@@ -125,10 +125,9 @@ func TestScheduleSolicitations(t *testing.T) {
 		s.MaxInitialAdverts = 0
 		s.Start(t0)
 		var sent []time.Time
-		now := t0
 		// An RS every 100 ms for a minute.
 		for i := 0; i < 600; i++ {
-			now = t0.Add(time.Duration(i) * 100 * time.Millisecond)
+			now := t0.Add(time.Duration(i) * 100 * time.Millisecond)
 			for next := s.Next(); !next.After(now); next = s.Next() {
 				if m, _ := s.Fire(next, r); m {
 					sent = append(sent, next)
