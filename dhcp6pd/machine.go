@@ -759,12 +759,14 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 	a := m.setState(now, StateBound)
 	a.LeaseChanged = true
 	if p, ok := l.Chosen(l.Hint); ok {
-		a.Info = fmt.Sprintf("bound %s from %s, T1 %s, T2 %s, valid %s", p.Prefix, from, l.T1, l.T2, p.Valid)
+		verb := "bound"
 		if old != nil {
+			verb = "renewed"
 			if op, ok := old.Chosen(old.Hint); ok && op.Prefix != p.Prefix {
-				a.Info = fmt.Sprintf("renumbered %s -> %s by %s", op.Prefix, p.Prefix, from)
+				verb = "renumbered from " + op.Prefix.String() + ", now"
 			}
 		}
+		a.Info = fmt.Sprintf("%s %s by %s, T1 %s, T2 %s, valid %s", verb, p.Prefix, from, l.T1, l.T2, p.Valid)
 	}
 	return []Action{a}
 }
