@@ -84,7 +84,7 @@ type Lab struct {
 
 // Requirements lists the programs a lab needs.
 func Requirements() []string {
-	return []string{"ip", "nft", "kea-dhcp6", "radvd", "tcpdump", "ping", "rdisc6", "dhcpcd", "ss"}
+	return []string{"ip", "nft", "kea-dhcp6", "radvd", "tcpdump", "ping", "rdisc6", "dhcpcd", "ss", "unshare"}
 }
 
 // Missing lists the required programs that are not installed, so that tests
