@@ -1,8 +1,11 @@
 package nat
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -44,5 +47,68 @@ func TestDifferentialGolden(t *testing.T) {
 				t.Errorf("Check on a fresh table: err %v, restores %d (the drift check misreads the kernel)", err, tbl.Status().Restores)
 			}
 		})
+	}
+}
+
+// TestTableKeepsToItself checks that Set, a restore and Remove never touch another table,
+// and that a table a previous run left behind (with a rule of its own) is replaced whole.
+func TestTableKeepsToItself(t *testing.T) {
+	requireRoot(t, "nft")
+	ns := newNetns(t, "own")
+	nsRun(t, ns, "nft", "add table inet filter; add chain inet filter input { type filter hook input priority 0; policy accept; }; add rule inet filter input counter accept")
+	foreign := nsRun(t, ns, "nft", "list", "table", "inet", "filter")
+	// A previous run's table with a stale rule in it.
+	nsRun(t, ns, "nft", "add table ip6 v6edge; add chain ip6 v6edge prerouting { type nat hook prerouting priority dstnat; policy accept; }; add rule ip6 v6edge prerouting iifname \"old0\" counter")
+
+	r := goldenRulesets[2].r // hairpin-one-lan
+	tbl := nsTable(t, ns)
+	if err := tbl.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Format(DefaultName, Render(r)), listTable(t, ns)); diff != "" {
+		t.Errorf("the previous run's table was not replaced (-want +got):\n%s", diff)
+	}
+	nsRun(t, ns, "nft", "delete table ip6 v6edge")
+	if err := tbl.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if tbl.Status().Restores != 1 {
+		t.Errorf("Restores = %d, want 1", tbl.Status().Restores)
+	}
+	if err := tbl.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := nsTry(ns, "nft", "list", "table", "ip6", DefaultName); err == nil {
+		t.Errorf("table still listed after Remove:\n%s", out)
+	}
+	if diff := cmp.Diff(foreign, nsRun(t, ns, "nft", "list", "table", "inet", "filter")); diff != "" {
+		t.Errorf("the foreign table changed (-want +got):\n%s", diff)
+	}
+}
+
+// TestSwapsLeaveExactlyTheRenderedRules swaps one uplink of two back and forth in the
+// kernel: afterwards the table holds the rendered rules, no more and no fewer (new pairs
+// sit at the head of the chains, so only the order may differ from a fresh table).
+func TestSwapsLeaveExactlyTheRenderedRules(t *testing.T) {
+	requireRoot(t, "nft")
+	ns := newNetns(t, "swap")
+	tbl := nsTable(t, ns)
+	r := twoUplinks(ext1, ext2)
+	for _, e := range []netip.Prefix{ext2, ext3, ext2, ext3} {
+		r.Uplinks[1].External = e
+		if err := tbl.Set(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sorted := func(s string) []string {
+		lines := strings.Split(strings.TrimSpace(s), "\n")
+		slices.Sort(lines)
+		return lines
+	}
+	if diff := cmp.Diff(sorted(Format(DefaultName, Render(r))), sorted(listTable(t, ns))); diff != "" {
+		t.Errorf("rules after swaps (-want +got):\n%s", diff)
+	}
+	if err := tbl.Check(); err != nil || tbl.Status().Restores != 0 {
+		t.Errorf("Check after swaps: err %v, restores %d", err, tbl.Status().Restores)
 	}
 }

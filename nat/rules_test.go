@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables/expr"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -130,4 +131,46 @@ func TestRenderExpressionsAgreeWithText(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzRender feeds arbitrary prefixes, interface names and marks to Check and Render: they
+// must not panic, Render must leave out exactly the uplinks Check refuses, and every rule's
+// expressions must end in a NETMAP or a ct mark.
+func FuzzRender(f *testing.F) {
+	f.Add("fd00:aaaa:bbbb:cc00::/56", "2001:db8:100::/56", "2001:db8:200::/56", "wan0", "wan1", "lan0,lan1", true, uint32(1))
+	f.Add("fd00::/60", "2001:db8:100:10::/60", "2001:db8::/48", "wan0", "wan0", "", true, uint32(0))
+	f.Add("fd00::1/128", "2001:db8::1/128", "::ffff:1.2.3.4/128", "", "w", "lan0,,lan0", false, uint32(7))
+	f.Fuzz(func(t *testing.T, in, e0, e1, w0, w1, lans string, hairpin bool, mark uint32) {
+		p := func(s string) netip.Prefix { x, _ := netip.ParsePrefix(s); return x }
+		var lanList []string
+		if lans != "" {
+			lanList = strings.Split(lans, ",")
+		}
+		r := Ruleset{Internal: p(in), LANs: lanList, Hairpin: hairpin,
+			Uplinks: []Uplink{{WAN: w0, External: p(e0), Mark: mark}, {WAN: w1, External: p(e1), Mark: mark}}}
+		_ = r.Check()
+		specs := Render(r)
+		valid := 0
+		if checkInternal(r.Internal) == nil {
+			for i := range r.Uplinks {
+				if r.checkUplink(i) == nil {
+					valid++
+				}
+			}
+		}
+		uplinks := map[string]bool{}
+		for _, s := range specs {
+			uplinks[s.Uplink] = true
+			last := s.exprs[len(s.exprs)-1]
+			switch last.(type) {
+			case *expr.NAT, *expr.Ct:
+			default:
+				t.Fatalf("rule %q ends in %T", s.Text, last)
+			}
+		}
+		if len(uplinks) != valid {
+			t.Fatalf("Render mapped %d uplinks, Check accepts %d: %+v", len(uplinks), valid, r)
+		}
+		_ = Format(DefaultName, specs)
+	})
 }

@@ -361,6 +361,7 @@ func (t *Table) rebuild(groups []group) error {
 		return err
 	}
 	t.installed, t.synced = groups, true
+	t.logChanges(groups)
 	return nil
 }
 
@@ -436,6 +437,7 @@ func (t *Table) swap(want []group) error {
 	}
 	t.status.LastCleanupDuration = t.now().Sub(cleanup)
 	t.installed = mergeGroups(want, t.installed, add)
+	t.logChanges(add)
 	t.forget(drop, want)
 	return nil
 }
@@ -455,8 +457,16 @@ func (t *Table) flushSwap(want, drop []group) error {
 		return t.rebuild(want)
 	}
 	t.installed = want
+	t.logChanges(want)
 	t.forget(drop, want)
 	return nil
+}
+
+func (t *Table) logChanges(groups []group) {
+	for _, g := range groups {
+		t.log.Info("nat mapping installed", "iface", g.uplink.WAN, "prefix", g.uplink.External,
+			"rules", len(g.rules), "took", t.status.LastSwapDuration)
+	}
 }
 
 // forget flushes conntrack entries of external prefixes that were mapped before and are
