@@ -125,7 +125,7 @@ func TestIntegrationDecoders(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.host, "radvdump", "-d", "1")
-		var buf strings.Builder
+		var buf syncBuffer
 		cmd.Stdout, cmd.Stderr = &buf, &buf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -145,7 +145,7 @@ func TestIntegrationDecoders(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.host, "tcpdump", "-l", "-n", "-vv", "-i", l.hostIf, "-c", "1", "icmp6 and ip6[40] == 134")
-		var buf strings.Builder
+		var buf syncBuffer
 		cmd.Stdout, cmd.Stderr = &buf, &buf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -316,7 +316,7 @@ func TestIntegrationRSLatency(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.router, radvd, "-C", conf, "-p", filepath.Join(dir, "radvd.pid"), "-n", "-m", "stderr")
-	var logs strings.Builder
+	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
