@@ -33,6 +33,11 @@ func newDhcpcdClient(t *testing.T, ns string, confBody string) *dhcpcdClient {
 			t.Fatal(err)
 		}
 	}
+	if _, err := os.Stat("/etc/netns"); err != nil {
+		// Ours to create, so ours to remove (only when empty: others may
+		// have added their own namespaces meanwhile).
+		t.Cleanup(func() { os.Remove("/etc/netns") })
+	}
 	etc := filepath.Join("/etc/netns", ns)
 	if _, err := os.Stat(etc); err == nil {
 		t.Fatalf("%s exists already; not touching it", etc)

@@ -314,7 +314,13 @@ func ListenUDP(ctx context.Context, iface string) (Conn, error) {
 			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
 				return
 			}
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, iface)
+			if serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, iface); serr != nil {
+				return
+			}
+			// A burst of Solicits (every host after a power cut) should
+			// queue, not drop: ask for 1 MiB; the kernel caps it at
+			// net.core.rmem_max, which is fine too.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 		})
 		if err != nil {
 			return err
