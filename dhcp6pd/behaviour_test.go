@@ -536,3 +536,48 @@ func TestReconfigure(t *testing.T) {
 		}
 	})
 }
+
+// TestSolMaxRTOption: a server's SOL_MAX_RT (RFC 8415 §21.24) caps the
+// Solicit backoff even when carried in an Advertise that is otherwise
+// ignored; values outside 60..86400 s are ignored.
+func TestSolMaxRTOption(t *testing.T) {
+	tests := []struct {
+		name  string
+		value byte // seconds
+		want  []time.Duration
+	}{
+		{"SOL_MAX_RT 120 s caps RT at 120 s (108 s with RAND -0.1)", 120,
+			ms(0, 1.1, 3.19, 7.161, 14.706, 29.041, 56.278, 108.029, 206.355, 314.355, 422.355)},
+		{"SOL_MAX_RT 30 s is below the minimum and ignored", 30,
+			ms(0, 1.1, 3.19, 7.161, 14.706, 29.041, 56.278, 108.029, 206.355, 393.174)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, sol, now := startSoliciting(t, nil)
+			adv := answer(sol, dhcpv6.MessageTypeAdvertise, serverA,
+				iapd(testIAID, 0, 0, statusOpt(iana.StatusNoPrefixAvail)), rawOpt(optSolMaxRT, 0, 0, 0, tt.value))
+			m.Receive(now, adv, addrA)
+			out := []sent{{at: 0, typ: dhcpv6.MessageTypeSolicit}}
+			out = append(out, advance(t, m, &now, 430*time.Second)...)
+			if diff := cmp.Diff(tt.want, sendTimes(out, dhcpv6.MessageTypeSolicit)); diff != "" {
+				t.Errorf("Solicit times (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLinkUpWhileSoliciting(t *testing.T) {
+	m, _, now := startSoliciting(t, nil)
+	advance(t, m, &now, 100*time.Second) // deep into the backoff
+	now = t0.Add(100 * time.Second)
+	out := sends(t, now, m.LinkUp(now))
+	out = append(out, advance(t, m, &now, 102*time.Second)...)
+	// A fresh exchange: a new Solicit at once (RAND 0 → no delay) and the
+	// next after RT1 = 1.1 s, not after the long backoff RT.
+	if diff := cmp.Diff(ms(100, 101.1), sendTimes(out, dhcpv6.MessageTypeSolicit)); diff != "" {
+		t.Errorf("Solicit times (-want +got):\n%s", diff)
+	}
+	if out[0].msg.Options.ElapsedTime() != 0 {
+		t.Error("a fresh exchange must restart Elapsed Time at 0")
+	}
+}

@@ -49,6 +49,10 @@ type Client struct {
 	mu      sync.Mutex
 	pending []func(*Machine, time.Time) []Action
 	snap    Snapshot
+	// standby and standbyLease are the last SetStandby request, so that a
+	// client told to be a backup before Run starts never sends a Solicit.
+	standby      bool
+	standbyLease *Lease
 }
 
 // NewClient returns a client; Run starts it.
@@ -97,6 +101,9 @@ func (c *Client) Release() { c.enqueue((*Machine).Release) }
 // lease synced from the active node.
 func (c *Client) SetStandby(standby bool, lease *Lease) {
 	lease = lease.Clone()
+	c.mu.Lock()
+	c.standby, c.standbyLease = standby, lease
+	c.mu.Unlock()
 	c.enqueue(func(m *Machine, now time.Time) []Action { return m.SetStandby(now, standby, lease) })
 }
 
@@ -117,6 +124,30 @@ type packet struct {
 // Run talks DHCPv6 until ctx ends. It returns nil on cancellation; with
 // ReleaseOnStop it sends one Release first.
 func (c *Client) Run(ctx context.Context) error {
+	var saved *Lease
+	if c.cfg.StateDir != "" {
+		var err error
+		saved, err = LoadLease(c.cfg.StateDir, c.cfg.Interface, c.cfg.IAID)
+		if err != nil {
+			c.log.Warn("ignoring saved lease", "err", err)
+			saved = nil
+		}
+	}
+	if saved != nil && saved.IAID == c.cfg.IAID && c.now().Before(saved.lastValid()) {
+		// Publish the saved lease before the socket is up (DAD on the
+		// link-local takes a second or two), so NAT and RA keep their
+		// state across a restart instead of flapping.
+		c.mu.Lock()
+		c.snap.Lease = saved.Clone()
+		c.snap.LastChange = c.now()
+		s := c.snap
+		c.mu.Unlock()
+		if c.cfg.Notify != nil {
+			s.Lease = s.Lease.Clone()
+			c.cfg.Notify(s)
+		}
+	}
+
 	conn, err := c.listen(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -125,15 +156,6 @@ func (c *Client) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { conn.Close() }()
-
-	var saved *Lease
-	if c.cfg.StateDir != "" {
-		saved, err = LoadLease(c.cfg.StateDir, c.cfg.Interface, c.cfg.IAID)
-		if err != nil {
-			c.log.Warn("ignoring saved lease", "err", err)
-			saved = nil
-		}
-	}
 	seed := uint64(c.now().UnixNano())
 	m := NewMachine(MachineConfig{
 		DUID:            c.cfg.DUID,
@@ -152,7 +174,18 @@ func (c *Client) Run(ctx context.Context) error {
 	defer stopRead()
 	go c.read(readCtx, conn, packets, readErr)
 
-	c.apply(m, conn, m.Start(c.now(), saved))
+	c.mu.Lock()
+	standby, standbyLease := c.standby, c.standbyLease
+	c.mu.Unlock()
+	if standby {
+		// An HA backup from the start: hold the lease, send nothing.
+		if standbyLease == nil {
+			standbyLease = saved
+		}
+		c.apply(m, conn, m.SetStandby(c.now(), true, standbyLease))
+	} else {
+		c.apply(m, conn, m.Start(c.now(), saved))
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {

@@ -183,3 +183,23 @@ func TestClientStandbySendsNothing(t *testing.T) {
 		t.Errorf("standby sent %v", got)
 	}
 }
+
+func TestClientStandbyBeforeRun(t *testing.T) {
+	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
+		t1: 1 * time.Second, t2: 2 * time.Second, pref: 3 * time.Second, valid: 4 * time.Second}
+	rc := &runningClient{conn: newFakeConn(srv), done: make(chan error, 1)}
+	rc.c = NewClient(Config{Interface: "wan0", DUID: clientDUID, IAID: testIAID, PrefixLength: 56, Tune: fastTune,
+		Listen: func(context.Context) (Conn, error) { return rc.conn, nil }})
+	rc.c.SetStandby(true, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	rc.cancel = cancel
+	go func() { rc.done <- rc.c.Run(ctx) }()
+	t.Cleanup(func() { rc.stop(t) })
+	waitFor(t, "standby", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateStandby })
+	time.Sleep(200 * time.Millisecond) // longer than SOL_MAX_DELAY and SOL_TIMEOUT here
+	if got := srv.seen(); len(got) != 0 {
+		t.Fatalf("a backup sent %v", got)
+	}
+	rc.c.SetStandby(false, nil)
+	waitFor(t, "bound after leaving standby", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+}
