@@ -20,13 +20,14 @@ import (
 
 // lab is lan-host ↔ router ↔ upstream, each in its own namespace.
 type lab struct {
-	host, router, upstream string
-	table                  *Table
+	host, host2, router, upstream string
+	table                         *Table
 }
 
 const (
 	hostA    = "fd00:aaaa:bbbb:cc01::10" // the LAN host
 	hostB    = "fd00:aaaa:bbbb:cc01::11" // a second address of it, for hairpin on one link
+	hostC    = "fd00:aaaa:bbbb:cc02::20" // a host on a second LAN
 	routerUp = "2001:db8:ffff::1"
 	upstream = "2001:db8:ffff::2"
 )
@@ -46,8 +47,8 @@ func mapped(t testing.TB, addr string, ext netip.Prefix) netip.Addr {
 func newLab(t *testing.T) *lab {
 	t.Helper()
 	requireRoot(t, "nft", "conntrack")
-	l := &lab{host: newNetns(t, "host"), router: newNetns(t, "rtr"), upstream: newNetns(t, "up")}
-	for _, ns := range []string{l.host, l.router, l.upstream} {
+	l := &lab{host: newNetns(t, "host"), host2: newNetns(t, "host2"), router: newNetns(t, "rtr"), upstream: newNetns(t, "up")}
+	for _, ns := range []string{l.host, l.host2, l.router, l.upstream} {
 		// Addresses are ours alone: skip Duplicate Address Detection so nothing is tentative.
 		nsRun(t, ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 		nsRun(t, ns, "ip", "link", "set", "lo", "up")
@@ -59,12 +60,18 @@ func newLab(t *testing.T) *lab {
 		}
 	}
 	run("link", "add", "h0", "netns", l.host, "type", "veth", "peer", "name", "lan0", "netns", l.router)
+	run("link", "add", "h0", "netns", l.host2, "type", "veth", "peer", "name", "lan1", "netns", l.router)
 	run("link", "add", "wan0", "netns", l.router, "type", "veth", "peer", "name", "u0", "netns", l.upstream)
 	nsRun(t, l.host, "ip", "link", "set", "h0", "up")
 	nsRun(t, l.host, "ip", "-6", "addr", "add", hostA+"/64", "dev", "h0", "nodad")
 	nsRun(t, l.host, "ip", "-6", "addr", "add", hostB+"/64", "dev", "h0", "nodad")
 	nsRun(t, l.host, "ip", "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc01::1")
+	nsRun(t, l.host2, "ip", "link", "set", "h0", "up")
+	nsRun(t, l.host2, "ip", "-6", "addr", "add", hostC+"/64", "dev", "h0", "nodad")
+	nsRun(t, l.host2, "ip", "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc02::1")
 	nsRun(t, l.router, "ip", "link", "set", "lan0", "up")
+	nsRun(t, l.router, "ip", "link", "set", "lan1", "up")
+	nsRun(t, l.router, "ip", "-6", "addr", "add", "fd00:aaaa:bbbb:cc02::1/64", "dev", "lan1", "nodad")
 	nsRun(t, l.router, "ip", "link", "set", "wan0", "up")
 	nsRun(t, l.router, "ip", "-6", "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "lan0", "nodad")
 	nsRun(t, l.router, "ip", "-6", "addr", "add", routerUp+"/64", "dev", "wan0", "nodad")
@@ -154,13 +161,14 @@ func exchange(t *testing.T, from, to *net.UDPConn, dst netip.Addr) (seen, answer
 func TestIntegration(t *testing.T) {
 	l := newLab(t)
 	ext := netip.MustParsePrefix("2001:db8:100::/56")
-	r := Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true,
+	r := Ruleset{Internal: internal, LANs: []string{"lan0", "lan1"}, Hairpin: true,
 		Uplinks: []Uplink{{WAN: "wan0", External: ext}}}
 	if err := l.table.Set(r); err != nil {
 		t.Fatalf("Set: %v", err)
 	}
 	a := listenUDP(t, l.host, hostA)
 	b := listenUDP(t, l.host, hostB)
+	c := listenUDP(t, l.host2, hostC)
 	up := listenUDP(t, l.upstream, upstream)
 
 	t.Run("the upstream sees the host's source in the external prefix and answers it", func(t *testing.T) {
@@ -188,8 +196,10 @@ func TestIntegration(t *testing.T) {
 		from, to     *net.UDPConn
 		fromIP, toIP string
 	}{
-		{"A to B", a, b, hostA, hostB},
-		{"B to A", b, a, hostB, hostA},
+		{"A to B on the same link", a, b, hostA, hostB},
+		{"B to A on the same link", b, a, hostB, hostA},
+		{"A to C on another LAN", a, c, hostA, hostC},
+		{"C to A from another LAN", c, a, hostC, hostA},
 	} {
 		t.Run("hairpin "+dir.name+" through the external address works both ways", func(t *testing.T) {
 			seen, back := exchange(t, dir.from, dir.to, mapped(t, dir.toIP, ext))
@@ -202,9 +212,13 @@ func TestIntegration(t *testing.T) {
 		})
 	}
 
-	t.Run("renumbering 20 times under load leaks no internal source and leaves no old conntrack entry", func(t *testing.T) {
-		l.renumberUnderLoad(t, r)
-	})
+	for _, s := range strategies {
+		t.Run("renumbering 20 times under load ("+s.name+") leaks no internal source and leaves no old conntrack entry", func(t *testing.T) {
+			l.table.strategy = s.s
+			r = l.renumberUnderLoad(t, r)
+		})
+	}
+	l.table.strategy = insertThenDelete
 
 	t.Run("nft flush ruleset in the router is undone within 2 s", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -243,7 +257,7 @@ func TestIntegration(t *testing.T) {
 // renumberUnderLoad sends a datagram to a fresh upstream port every millisecond, each a new
 // connection the NAT rules must translate, while the external prefix changes 20 times. A raw
 // socket in the upstream namespace sees the source of every UDP datagram that arrives.
-func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) {
+func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) Ruleset {
 	var raw *net.IPConn
 	inNetns(t, l.upstream, func() {
 		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
@@ -337,7 +351,8 @@ func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) {
 	var swapTimes, setTimes, cleanTimes []time.Duration
 	begin := time.Now()
 	cur := r
-	for i := 2; i <= 21; i++ {
+	base := int(r.Uplinks[0].External.Addr().As16()[4])<<8 | int(r.Uplinks[0].External.Addr().As16()[5])
+	for i := base/0x100 + 1; i <= base/0x100+20; i++ {
 		time.Sleep(40 * time.Millisecond) // let traffic flow on each prefix
 		olds = append(olds, cur.Uplinks[0].External)
 		cur.Uplinks = []Uplink{{WAN: "wan0", External: netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x00::/56", i))}}
@@ -388,4 +403,5 @@ func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) {
 			}
 		}
 	}
+	return cur
 }

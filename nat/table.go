@@ -452,6 +452,7 @@ func (t *Table) flushSwap(want, drop []group) error {
 		return fmt.Errorf("nat: replacing rules: %w", err)
 	}
 	t.noteSwap(start)
+	t.status.LastCleanupDuration = 0 // nothing left to delete
 	if err := t.readBack(want, sent, nil); err != nil {
 		t.synced = false
 		return t.rebuild(want)
