@@ -646,6 +646,9 @@ func FuzzParse(f *testing.F) {
 		if len(c.WANs) == 0 || len(c.LANs) == 0 {
 			t.Fatalf("valid config without WAN or LAN: %+v", c)
 		}
+		if msg := invariantBroken(c); msg != "" {
+			t.Fatalf("accepted config breaks an invariant: %s\n%s", msg, data)
+		}
 	})
 }
 
@@ -710,4 +713,47 @@ func treePaths(prefix string, v any) []string {
 		}
 	}
 	return out
+}
+
+// invariantBroken checks what validation promises about an accepted config.
+func invariantBroken(c *Config) string {
+	ifaces := map[string]bool{}
+	iaids := map[uint32]bool{}
+	prios := map[int]bool{}
+	for _, w := range c.WANs {
+		if ifaces[w.Interface] || iaids[w.IAID] || prios[w.Priority] {
+			return "two uplinks share an interface, IAID or priority"
+		}
+		ifaces[w.Interface], iaids[w.IAID], prios[w.Priority] = true, true, true
+		if w.PrefixLength < 1 || w.PrefixLength > 64 {
+			return "prefix_length out of range"
+		}
+		if c.NAT.Enabled() && c.NAT.InternalPrefix.Bits() < w.PrefixLength {
+			return "internal prefix shorter than the hint"
+		}
+	}
+	subnets := map[int]bool{}
+	for _, l := range c.LANs {
+		if ifaces[l.Interface] || subnets[l.Subnet] {
+			return "two links share an interface or a LAN subnet"
+		}
+		ifaces[l.Interface], subnets[l.Subnet] = true, true
+		if c.NAT.Enabled() && l.Subnet > int(maxSubnet(c.NAT.InternalPrefix.Bits())) {
+			return "subnet outside the internal prefix"
+		}
+		ra := l.RA
+		if ra.MinInterval < 3*time.Second || ra.MinInterval*4 > ra.MaxInterval*3 || ra.Preferred > ra.Valid {
+			return "RA intervals or lifetimes out of order"
+		}
+		if c.HA != nil && ra.FinalRA {
+			return "final RA in an HA pair"
+		}
+	}
+	if c.NAT.Enabled() && (!ula.Contains(c.NAT.InternalPrefix.Addr()) || c.NAT.InternalPrefix != c.NAT.InternalPrefix.Masked()) {
+		return "internal prefix not a masked ULA"
+	}
+	if c.HA != nil && c.HA.Interface != "" && !isLAN(c.LANs, c.HA.Interface) {
+		return "HA interface is not a LAN"
+	}
+	return ""
 }
