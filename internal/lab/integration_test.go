@@ -14,7 +14,8 @@ import (
 	"github.com/v6edge/v6edge/internal/lab"
 )
 
-// bin is the v6edge binary TestMain built; skipReason says why there is none.
+// bin is the v6edge binary TestMain built (or $V6EDGE_BIN); skipReason says
+// why there is none.
 var bin, skipReason string
 
 func TestMain(m *testing.M) {
@@ -24,6 +25,9 @@ func TestMain(m *testing.M) {
 			skipReason = "needs root: builds network namespaces"
 		case len(lab.Missing()) > 0:
 			skipReason = fmt.Sprintf("needs programs that are not installed: %v", lab.Missing())
+		case os.Getenv("V6EDGE_BIN") != "":
+			// A binary built already (make test builds bin/v6edge).
+			bin = os.Getenv("V6EDGE_BIN")
 		default:
 			dir, err := os.MkdirTemp("", "v6edge-it-")
 			if err != nil {
@@ -92,11 +96,17 @@ domains = ["lan.example"]
 // ends, also when it fails; the daemon's log goes to the test log on failure.
 func startBound(t *testing.T, mode string) (*lab.Lab, *lab.Daemon, netip.Prefix) {
 	t.Helper()
+	return startBoundWith(t, lab.Options{}, mode)
+}
+
+func startBoundWith(t *testing.T, o lab.Options, mode string) (*lab.Lab, *lab.Daemon, netip.Prefix) {
+	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
 	ctx := t.Context()
-	l, err := lab.New(ctx, lab.Options{Name: "v6it", Log: testLog{t}})
+	o.Name, o.Log = "v6it", testLog{t}
+	l, err := lab.New(ctx, o)
 	if err != nil {
 		t.Fatalf("lab.New: %v", err)
 	}
@@ -114,17 +124,51 @@ func startBound(t *testing.T, mode string) (*lab.Lab, *lab.Daemon, netip.Prefix)
 			t.Logf("v6edge log:\n%s", d.Log())
 		}
 	})
-	doc, err := d.WaitStatus(ctx, 30*time.Second, "a delegated prefix in status", func(doc map[string]any) bool {
-		return lab.GetString(doc, "wan", "state") == "bound" && lab.GetString(doc, "wan", "prefix") != ""
+	return l, d, waitBound(t, d, l.Pool)
+}
+
+// waitBound waits until the daemon is bound to a prefix from pool.
+func waitBound(t *testing.T, d *lab.Daemon, pool netip.Prefix) netip.Prefix {
+	t.Helper()
+	var deleg netip.Prefix
+	_, err := d.WaitStatus(t.Context(), 30*time.Second, "a delegated prefix from "+pool.String()+" in status", func(doc map[string]any) bool {
+		p, err := netip.ParsePrefix(lab.GetString(doc, "wan", "prefix"))
+		deleg = p
+		return err == nil && lab.GetString(doc, "wan", "state") == "bound" && pool.Contains(p.Addr())
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deleg, err := netip.ParsePrefix(lab.GetString(doc, "wan", "prefix"))
+	return deleg
+}
+
+// pingUpstream pings the internet address from host and returns the
+// sources the upstream saw.
+func pingUpstream(t *testing.T, l *lab.Lab, host string) []netip.Addr {
+	t.Helper()
+	ctx := t.Context()
+	c, err := l.Capture(ctx, l.Upstream, lab.UpstreamIface, "icmp6 and ip6[40] == 128")
 	if err != nil {
-		t.Fatalf("status wan.prefix: %v", err)
+		t.Fatal(err)
 	}
-	return l, d, deleg
+	out, perr := l.Exec(ctx, host, "ping", "-c", "2", "-i", "0.2", "-W", "2", lab.InternetAddr.String())
+	pkts, err := c.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perr != nil {
+		t.Fatalf("ping: %v\n%s", perr, out)
+	}
+	var seen []netip.Addr
+	for _, p := range pkts {
+		if p.Dst == lab.InternetAddr {
+			seen = append(seen, p.Src)
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("the upstream saw no echo request")
+	}
+	return seen
 }
 
 func TestDaemonInLab(t *testing.T) {
@@ -199,29 +243,8 @@ func TestDaemonInLab(t *testing.T) {
 	}
 
 	t.Run("a ping from the host reaches the upstream from inside the delegated prefix", func(t *testing.T) {
-		c, err := l.Capture(ctx, l.Upstream, lab.UpstreamIface, "icmp6 and ip6[40] == 128")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, perr := l.Exec(ctx, host, "ping", "-c", "2", "-i", "0.2", "-W", "2", lab.InternetAddr.String())
-		pkts, err := c.Stop()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if perr != nil {
-			t.Fatalf("ping: %v\n%s", perr, out)
-		}
 		want := lab.MapAddr(hostAddr, internal, deleg)
-		var seen []netip.Addr
-		for _, p := range pkts {
-			if p.Dst == lab.InternetAddr {
-				seen = append(seen, p.Src)
-			}
-		}
-		if len(seen) == 0 {
-			t.Fatal("the upstream saw no echo request")
-		}
-		for _, s := range seen {
+		for _, s := range pingUpstream(t, l, host) {
 			if s != want {
 				t.Errorf("upstream saw source %s, want %s (the host's address mapped into %s)", s, want, deleg)
 			}
@@ -393,5 +416,124 @@ func BenchmarkStartup(b *testing.B) {
 			b.ReportMetric(float64(lab.Median(nat))/1e6, "nat-ms")
 			b.ReportMetric(float64(lab.Median(ra))/1e6, "ra-ms")
 		})
+	}
+}
+
+func TestRenumberingKeepsTheLANAndMovesTheNAT(t *testing.T) {
+	t.Parallel()
+	l, d, old := startBound(t, "slaac")
+	ctx := t.Context()
+	host := l.Hosts[0]
+	hostAddr, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The ISP renumbers: a new pool, the old binding forgotten.
+	newPool := netip.MustParsePrefix("2001:db8:200::/40")
+	if err := l.RestartKea(ctx, newPool, true); err != nil {
+		t.Fatal(err)
+	}
+	if out, code, err := d.Ctl(ctx, "renew"); err != nil || code != 0 {
+		t.Fatalf("v6edge renew: exit %d, %v: %s", code, err, out)
+	}
+	deleg := waitBound(t, d, newPool)
+	t.Logf("renumbered from %s to %s", old, deleg)
+
+	t.Run("the NAT maps the unchanged ULA onto the new prefix", func(t *testing.T) {
+		var out string
+		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+deleg.String(), func() (bool, error) {
+			var err error
+			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
+			return lab.HasNetmap(out, internal, deleg) && !strings.Contains(out, old.String()), err
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+
+	t.Run("the host keeps its address and leaves from the new prefix", func(t *testing.T) {
+		addrs, err := l.HostAddrs(ctx, host, subnet1)
+		if err != nil || len(addrs) == 0 || addrs[0].Prefix.Addr() != hostAddr {
+			t.Fatalf("host addresses in %s = %+v, %v; want %s kept", subnet1, addrs, err, hostAddr)
+		}
+		want := lab.MapAddr(hostAddr, internal, deleg)
+		for _, s := range pingUpstream(t, l, host) {
+			if s != want {
+				t.Errorf("upstream saw source %s, want %s", s, want)
+			}
+		}
+	})
+
+	t.Run("kea's lease file holds only the new prefix", func(t *testing.T) {
+		leases, err := l.KeaLeases()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, le := range leases {
+			if le.Type == "IA_PD" && le.Prefix != deleg {
+				t.Errorf("unexpected lease %+v", le)
+			}
+		}
+	})
+}
+
+func TestHairpinBetweenTwoHostsThroughTheExternalPrefix(t *testing.T) {
+	t.Parallel()
+	l, _, deleg := startBoundWith(t, lab.Options{Hosts: 2}, "slaac")
+	ctx := t.Context()
+	var addrs []netip.Addr
+	for _, h := range l.Hosts {
+		a, err := l.WaitHostSLAAC(ctx, h, subnet1, 20*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, a)
+	}
+	target := lab.MapAddr(addrs[1], internal, deleg)
+	c, err := l.Capture(ctx, l.Hosts[1], lab.HostIface, "icmp6 and ip6[40] == 128")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, perr := l.Exec(ctx, l.Hosts[0], "ping", "-c", "2", "-i", "0.2", "-W", "2", target.String())
+	pkts, err := c.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perr != nil {
+		t.Fatalf("host 1 pinging host 2 at %s: %v\n%s", target, perr, out)
+	}
+	// With hairpin NAT host 2 sees host 1's external address, so its reply
+	// goes back through the router and is translated back, not sent
+	// directly on the LAN where host 1 would drop it.
+	want := lab.MapAddr(addrs[0], internal, deleg)
+	if len(pkts) == 0 || pkts[0].Src != want || pkts[0].Dst != addrs[1] {
+		t.Errorf("host 2 saw %+v, want %s -> %s", pkts, want, addrs[1])
+	}
+}
+
+func TestDemoShowsTheWholePathAndCleansUp(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	t.Parallel()
+	var out strings.Builder
+	if err := lab.Demo(t.Context(), &out, bin); err != nil {
+		t.Fatalf("Demo: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"=== 3. The prefix the ISP delegated",
+		"Stateful address conf.",
+		"inside the delegated 2001:db8:1",
+		"table ip6 v6edge",
+		"=== Done",
+		"Namespaces, processes and files removed.",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(out.String())
 	}
 }
