@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"time"
 )
 
 // DefaultInternal is the ULA prefix the demo and the incumbent map to the
@@ -144,12 +143,4 @@ interface %s
 		return nil, err
 	}
 	return &Incumbent{Dhcpcd: d, Radvd: r}, nil
-}
-
-// waitExit is a bounded check that a process has not died right after start.
-func waitExit(p *Proc, d time.Duration) error {
-	if err := p.Wait(d); p.exited() {
-		return fmt.Errorf("lab: %s exited: %v: %s", p.Name, err, lastLines(p.Log(), 5))
-	}
-	return nil
 }
