@@ -589,6 +589,41 @@ inline = [{a = 1}, {b = 2}]
 	}
 }
 
+func TestSystemdUnitDirectives(t *testing.T) {
+	unit, err := os.ReadFile("v6edge.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, line := range strings.Split(string(unit), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			got[k] = append(got[k], v)
+		}
+	}
+	for _, tt := range []struct{ key, want string }{
+		{"Type", "notify"},
+		{"ExecStart", "/usr/sbin/v6edge run -config /etc/v6edge/v6edge.toml"},
+		{"ExecReload", "/bin/kill -HUP $MAINPID"},
+		{"WatchdogSec", "30s"},
+		{"Restart", "on-failure"},
+		{"CapabilityBoundingSet", "CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE"},
+		{"AmbientCapabilities", "CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE"},
+		{"ProtectSystem", "strict"},
+		{"ProtectHome", "yes"},
+		{"PrivateTmp", "yes"},
+		{"StateDirectory", "v6edge"},
+		{"RuntimeDirectory", "v6edge"},
+		{"NoNewPrivileges", "yes"},
+		{"RestrictAddressFamilies", "AF_UNIX AF_INET6 AF_INET AF_NETLINK AF_PACKET"},
+	} {
+		t.Run(tt.key+" is "+tt.want, func(t *testing.T) {
+			if diff := cmp.Diff([]string{tt.want}, got[tt.key]); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", tt.key, diff)
+			}
+		})
+	}
+}
+
 // TestSystemdUnit checks v6edge.service with systemd-analyze when present.
 func TestSystemdUnit(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
