@@ -23,7 +23,8 @@ type FakeHandle struct {
 	addrs  map[int][]netlink.Addr
 	routes []netlink.Route
 	subs   []chan Event
-	// Calls counts mutating calls by method name ("AddrAdd", ...).
+	// Calls counts calls by method name ("AddrAdd", "AddrList", ...).
+	// Read it only while nothing else uses the FakeHandle.
 	Calls map[string]int
 }
 
@@ -144,6 +145,7 @@ func (f *FakeHandle) LinkByIndex(index int) (netlink.Link, error) {
 func (f *FakeHandle) AddrList(link netlink.Link, family int) ([]netlink.Addr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.Calls["AddrList"]++
 	return slices.Clone(f.addrs[link.Attrs().Index]), nil
 }
 

@@ -47,7 +47,7 @@ func newSecret(r io.Reader) (netip.Addr, error) {
 	return netip.AddrFrom16(b), nil
 }
 
-func (t *Tracker) healLinkLocal(link netlink.Link, failed netip.Prefix) error {
+func (t *Tracker) healLinkLocal(link netlink.Link, failed []netip.Prefix) error {
 	name := link.Attrs().Name
 	secret, err := newSecret(t.opts.Rand)
 	if err != nil {
@@ -63,14 +63,16 @@ func (t *Tracker) healLinkLocal(link netlink.Link, failed netip.Prefix) error {
 	if err := t.opts.Sysctls.Set(name, "stable_secret", secret.StringExpanded()); err != nil {
 		return err
 	}
-	if err := delAddr(t.h, link, failed); err != nil {
-		return err
+	for _, p := range failed {
+		if err := delAddr(t.h, link, p); err != nil {
+			return err
+		}
 	}
 	if err := t.regenerate(name); err != nil {
 		return err
 	}
 	t.log.Warn("replaced a link-local that failed duplicate address detection by one from a fresh stable_secret",
-		"iface", name, "prefix", failed, "state_dir", t.opts.StateDir)
+		"iface", name, "prefix", failed[0], "failed", len(failed), "state_dir", t.opts.StateDir)
 	return nil
 }
 

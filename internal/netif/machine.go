@@ -29,6 +29,7 @@ type linkView struct {
 	// the machine then leaves its entries alone instead of calling them missing.
 	known   bool
 	exists  bool
+	index   int
 	up      bool // administratively up
 	carrier bool // IFF_LOWER_UP: DAD only runs with carrier
 	// ipv6Disabled mirrors net.ipv6.conf.<if>.disable_ipv6, which the kernel
@@ -58,7 +59,7 @@ type actionKind int
 const (
 	actAdd  actionKind = iota // add prefix (nodad when noDAD)
 	actDel                    // delete prefix
-	actHeal                   // give iface a fresh stable_secret, drop the failed link-local prefix, regenerate
+	actHeal                   // give iface a fresh stable_secret, drop the failed link-locals, regenerate
 )
 
 type action struct {
@@ -66,6 +67,10 @@ type action struct {
 	iface  string
 	prefix netip.Prefix
 	noDAD  bool
+	// failed lists every failed link-local of iface for actHeal: a clone
+	// with stable privacy can show several (the kernel's own idgen_retries
+	// regenerate into the same sequence on both clones), and all must go.
+	failed []netip.Prefix
 }
 
 // entry is the tracked state of one wanted address.
@@ -349,6 +354,7 @@ func (m *machine) stepLinkLocals(now time.Time, iface string, v linkView) []acti
 	var acts []action
 	seen := map[key]bool{}
 	okLL := false
+	var failed []netip.Prefix
 	for _, ka := range v.addrs {
 		k := key{iface, ka.prefix.Addr()}
 		if !k.addr.IsLinkLocalUnicast() {
@@ -385,18 +391,19 @@ func (m *machine) stepLinkLocals(now time.Time, iface string, v linkView) []acti
 					"most likely a cloned VM (duplicated MAC address or stable_secret)",
 					"iface", iface, "prefix", ka.prefix, "state", StateDADFailed, "heal", m.heal)
 			}
-			if m.heal {
-				h := m.heals[iface]
-				if h == nil {
-					h = &healState{}
-					m.heals[iface] = h
-				}
-				if !now.Before(h.next) {
-					h.streak++
-					h.next = now.Add(m.backoff(h.streak))
-					acts = append(acts, action{kind: actHeal, iface: iface, prefix: ka.prefix})
-				}
-			}
+			failed = append(failed, ka.prefix)
+		}
+	}
+	if m.heal && len(failed) > 0 {
+		h := m.heals[iface]
+		if h == nil {
+			h = &healState{}
+			m.heals[iface] = h
+		}
+		if !now.Before(h.next) {
+			h.streak++
+			h.next = now.Add(m.backoff(h.streak))
+			acts = append(acts, action{kind: actHeal, iface: iface, failed: failed})
 		}
 	}
 	if okLL {
@@ -527,4 +534,11 @@ func roundUp(d time.Duration) time.Duration {
 		return 0
 	}
 	return ((d + time.Second - 1) / time.Second) * time.Second
+}
+
+func (a action) firstFailed() netip.Prefix {
+	if len(a.failed) == 0 {
+		return netip.Prefix{}
+	}
+	return a.failed[0]
 }

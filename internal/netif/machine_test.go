@@ -266,7 +266,7 @@ func TestMachineLinkLocals(t *testing.T) {
 	t.Run("with healing a failed link-local is regenerated, again only after a backoff", func(t *testing.T) {
 		m := testMachine(true)
 		m.setWants([]Want{{Interface: "lan0", Prefix: lanAddr}})
-		heal := []action{{kind: actHeal, iface: "lan0", prefix: ll}}
+		heal := []action{{kind: actHeal, iface: "lan0", failed: []netip.Prefix{ll}}}
 		acts := m.step(t0, view(ka(lanAddr, ready), ka(ll, failed)))
 		if diff := cmp.Diff(heal, acts, cmpOpts); diff != "" {
 			t.Errorf("first actions (-want +got):\n%s", diff)
@@ -277,6 +277,25 @@ func TestMachineLinkLocals(t *testing.T) {
 		acts = m.step(t0.Add(5*time.Second), view(ka(lanAddr, ready), ka(ll, failed)))
 		if diff := cmp.Diff(heal, acts, cmpOpts); diff != "" {
 			t.Errorf("actions after the backoff (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("every failed link-local of a stable-privacy clone goes in one heal", func(t *testing.T) {
+		m := testMachine(true)
+		m.setWants([]Want{{Interface: "lan0", Prefix: lanAddr}})
+		// Seen on a cloned VM: the kernel's idgen_retries produced three
+		// link-locals and all failed.
+		lls := []netip.Prefix{
+			netip.MustParsePrefix("fe80::1435:486f:84ad:93ba/64"),
+			netip.MustParsePrefix("fe80::25b4:c63e:38cb:4bcc/64"),
+			netip.MustParsePrefix("fe80::4729:d09e:8f22:56c3/64"),
+		}
+		acts := m.step(t0, view(ka(lanAddr, ready), ka(lls[0], failed), ka(lls[1], failed), ka(lls[2], failed)))
+		want := []action{{kind: actHeal, iface: "lan0", failed: lls}}
+		if diff := cmp.Diff(want, acts, cmpOpts); diff != "" {
+			t.Errorf("actions (-want +got):\n%s", diff)
+		}
+		if m.dadFailures != 3 {
+			t.Errorf("dadFailures = %d, want 3", m.dadFailures)
 		}
 	})
 	t.Run("link-locals show in the status with their state", func(t *testing.T) {

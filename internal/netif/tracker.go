@@ -2,6 +2,7 @@ package netif
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -123,9 +124,12 @@ type Tracker struct {
 
 	mu sync.Mutex
 	m  *machine
+	// Only the Run goroutine uses these two.
 	// secretsApplied lists interfaces whose saved stable_secret was applied.
 	secretsApplied map[string]bool
-	savedOwned     string
+	// indexes holds the link indexes of the managed interfaces.
+	indexes    map[int]bool
+	savedOwned string
 }
 
 // NewTracker returns a Tracker that works through h. With a StateDir it
@@ -230,29 +234,36 @@ func (t *Tracker) Run(ctx context.Context) error {
 func (t *Tracker) loop(ctx context.Context, events <-chan Event) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for {
-		next := t.reconcile()
-		timer.Stop()
-		var wake <-chan time.Time
-		if !next.IsZero() {
-			timer.Reset(max(next.Sub(t.opts.Now()), 0))
-			wake = timer.C
+	var wake <-chan time.Time
+	for look := true; ; {
+		if look {
+			next := t.reconcile()
+			timer.Stop()
+			wake = nil
+			if !next.IsZero() {
+				timer.Reset(max(next.Sub(t.opts.Now()), 0))
+				wake = timer.C
+			}
 		}
+		look = true
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
 				return
 			}
 			// Coalesce a burst (a link flap moves every address): one look
-			// at the kernel covers them all.
+			// at the kernel covers them all. Address events of interfaces
+			// v6edge does not manage (containers, VPNs) are skipped.
+			look = t.relevant(ev)
 			for more := true; more; {
 				select {
-				case _, ok := <-events:
+				case ev, ok := <-events:
 					if !ok {
 						return
 					}
+					look = look || t.relevant(ev)
 				default:
 					more = false
 				}
@@ -263,6 +274,13 @@ func (t *Tracker) loop(ctx context.Context, events <-chan Event) {
 	}
 }
 
+// relevant tells whether an event may concern a managed interface: link
+// events always (a managed interface may just have appeared), address
+// events only on the interfaces seen at the last look.
+func (t *Tracker) relevant(ev Event) bool {
+	return ev.Link || t.indexes[ev.LinkIndex]
+}
+
 // reconcile observes the managed interfaces, steps the machine, applies its
 // actions and returns the next deadline.
 func (t *Tracker) reconcile() time.Time {
@@ -271,6 +289,7 @@ func (t *Tracker) reconcile() time.Time {
 	t.mu.Unlock()
 
 	views := map[string]linkView{}
+	t.indexes = map[int]bool{}
 	retry := false
 	for _, name := range ifaces {
 		v, err := t.observe(name)
@@ -288,6 +307,9 @@ func (t *Tracker) reconcile() time.Time {
 			}
 		}
 		views[name] = v
+		if v.exists {
+			t.indexes[v.index] = true
+		}
 	}
 
 	now := t.opts.Now()
@@ -298,7 +320,7 @@ func (t *Tracker) reconcile() time.Time {
 
 	for _, a := range acts {
 		if err := t.apply(a); err != nil {
-			t.log.Error("changing an address", "iface", a.iface, "prefix", a.prefix, "err", err)
+			t.log.Error("changing an address", "iface", a.iface, "prefix", cmp.Or(a.prefix, a.firstFailed()), "err", err)
 			if a.kind == actAdd {
 				t.mu.Lock()
 				t.m.addFailed(now, key{a.iface, a.prefix.Addr()}, err)
@@ -346,6 +368,7 @@ func (t *Tracker) observe(name string) (linkView, error) {
 	v := linkView{
 		known:   true,
 		exists:  true,
+		index:   attrs.Index,
 		up:      attrs.Flags&1 != 0, // net.FlagUp
 		carrier: attrs.RawFlags&unix.IFF_LOWER_UP != 0,
 	}
@@ -386,7 +409,7 @@ func (t *Tracker) apply(a action) error {
 	case actDel:
 		return delAddr(t.h, link, a.prefix)
 	case actHeal:
-		return t.healLinkLocal(link, a.prefix)
+		return t.healLinkLocal(link, a.failed)
 	}
 	return nil
 }

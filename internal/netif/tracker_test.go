@@ -134,6 +134,26 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 			}
 		})
 	})
+	t.Run("address events of other interfaces do not make it look again", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := NewFakeHandle("lan0", "veth9")
+			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
+			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
+			stop := runTracker(tr)
+			defer stop()
+			looks := f.Calls["AddrList"]
+			f.PutAddr("veth9", netip.MustParsePrefix("2001:db8::9/64"), unix.IFA_F_PERMANENT)
+			synctest.Wait()
+			if n := f.Calls["AddrList"]; n != looks {
+				t.Errorf("AddrList calls went from %d to %d on a foreign event", looks, n)
+			}
+			f.PutAddr("lan0", netip.MustParsePrefix("2001:db8::1/64"), unix.IFA_F_PERMANENT)
+			synctest.Wait()
+			if n := f.Calls["AddrList"]; n == looks {
+				t.Errorf("no new look after an event on lan0")
+			}
+		})
+	})
 	t.Run("a lost subscription is renewed and the state re-read", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0")
