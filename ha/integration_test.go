@@ -27,10 +27,13 @@ import (
 // by a veth pair, run real VRRP peers in them (keepalived, or two Nodes) and
 // clean up whatever happens. They need root and iproute2.
 
-// schedSlack bounds how late a timer may fire here: these tests share a
-// small machine with other builds and fuzzers, and a 100 ms VRRP timer has
-// been seen firing 60 ms late under that load.
-const schedSlack = 250 * time.Millisecond
+// schedSlack bounds how late a takeover may come in these tests. They share
+// a two-CPU machine with other builds and fuzzers (load average near 20),
+// where timers have been seen firing over 600 ms late under -race. Exact
+// timing is asserted in the synctest tests (node_test.go); here a takeover
+// must never come before its interval (measured on the taking-over node's
+// own clock, from the advert it last received) and the figures are logged.
+const schedSlack = time.Second
 
 func needRoot(t *testing.T, bins ...string) {
 	t.Helper()
@@ -261,9 +264,11 @@ func TestNodePairOnVeth(t *testing.T) {
 			// Crash: a falls silent without a priority 0 advert.
 			a.conn.mute.Store(true)
 			waitFor(t, mdi+time.Second, "b to take over from a silent a", func() bool { return b.roles.is(RoleMaster) })
-			took := b.roles.lastChange(RoleMaster).Sub(time.Unix(0, a.conn.lastSent.Load()))
-			t.Logf("interval %v: takeover %v after the last advert of a crashed master (Master_Down_Interval %v)", interval, took, mdi)
-			if took < mdi-5*time.Millisecond || took > mdi+schedSlack {
+			became := b.roles.lastChange(RoleMaster)
+			took := became.Sub(b.Status().LastAdvert)
+			t.Logf("interval %v: takeover %v after the last advert b received from a crashed master, %v after a last sent (Master_Down_Interval %v)",
+				interval, took, became.Sub(time.Unix(0, a.conn.lastSent.Load())), mdi)
+			if took < mdi || took > mdi+schedSlack {
 				t.Errorf("takeover after %v, want Master_Down_Interval %v (+%v scheduling slack)", took, mdi, schedSlack)
 			}
 
@@ -279,9 +284,11 @@ func TestNodePairOnVeth(t *testing.T) {
 			stopped := time.Now()
 			a.stop()
 			waitFor(t, mdi+time.Second, "b to take over from a stopped a", func() bool { return b.roles.is(RoleMaster) })
-			took = b.roles.lastChange(RoleMaster).Sub(stopped)
-			t.Logf("interval %v: takeover %v after a graceful stop (Skew_Time %v)", interval, took, skew)
-			if took > skew+schedSlack {
+			became = b.roles.lastChange(RoleMaster)
+			took = became.Sub(b.Status().LastAdvert)
+			t.Logf("interval %v: takeover %v after the priority 0 advert, %v after a was told to stop (Skew_Time %v)",
+				interval, took, became.Sub(stopped), skew)
+			if took < skew || took > skew+schedSlack {
 				t.Errorf("takeover after %v, want about Skew_Time %v", took, skew)
 			}
 			if s := b.Status(); len(s.Errors) != 0 {
@@ -433,8 +440,30 @@ func TestNodeWithKeepalived(t *testing.T) {
 		took := became.Sub(n.Status().LastAdvert)
 		t.Logf("keepalived killed: our node master %v after its last advert, %v after the kill (Master_Down_Interval %v, %d adverts seen)",
 			took, became.Sub(killed), mdi, lastSeen)
-		if took < mdi-5*time.Millisecond || took > mdi+schedSlack {
+		if took < mdi || took > mdi+schedSlack {
 			t.Errorf("takeover %v after keepalived's last advert, want Master_Down_Interval %v (+%v slack)", took, mdi, schedSlack)
+		}
+	})
+
+	t.Run("a keepalived master that stops gracefully hands over after our Skew_Time", func(t *testing.T) {
+		l := newLab(t)
+		k := startKeepalived(t, l.a, "va", 200, "0.1")
+		waitFor(t, 5*time.Second, "keepalived to become MASTER", func() bool {
+			st := k.states()
+			return len(st) > 0 && st[len(st)-1] == "MASTER"
+		})
+		n := startLiveNode(t, l.b, "vb", vrrpConfig(100, interval))
+		waitFor(t, 5*time.Second, "keepalived adverts to reach our node", func() bool { return n.Status().AdvertsReceived >= 3 })
+		// SIGTERM: keepalived sends priority 0 ("sent 0 priority").
+		if err := k.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		m := NewMachine(vrrpConfig(100, interval), nil)
+		waitFor(t, m.MasterDownInterval()+2*time.Second, "our node to take over", func() bool { return n.roles.is(RoleMaster) })
+		took := n.roles.lastChange(RoleMaster).Sub(n.Status().LastAdvert)
+		t.Logf("keepalived stopped: our node master %v after its priority 0 advert (Skew_Time %v)", took, m.SkewTime())
+		if took < m.SkewTime() || took > m.SkewTime()+schedSlack {
+			t.Errorf("takeover %v after the priority 0 advert, want Skew_Time %v (+%v slack)", took, m.SkewTime(), schedSlack)
 		}
 	})
 
@@ -456,8 +485,14 @@ func TestNodeWithKeepalived(t *testing.T) {
 		if s := n.Status(); s.Role != RoleMaster || s.AdvertsReceived != before {
 			t.Errorf("our node %+v: want master, and no adverts from a backup keepalived", s)
 		}
-		if !strings.Contains(k.log.String(), "Entering BACKUP STATE") {
+		klog := k.log.String()
+		if !strings.Contains(klog, "Entering BACKUP STATE") {
 			t.Errorf("keepalived log does not say it entered BACKUP")
+		}
+		for _, complaint := range []string{"checksum", "ip number count", "address list", "interval mismatch"} {
+			if strings.Contains(strings.ToLower(klog), complaint) {
+				t.Errorf("keepalived complains about our adverts (%q)", complaint)
+			}
 		}
 
 		// Our graceful stop hands over to keepalived after its Skew_Time.

@@ -157,6 +157,9 @@ type received struct {
 // cannot be opened. While the interface has no usable link-local yet
 // (ErrNoLinkLocal: DAD still running at boot) it keeps retrying.
 func (n *Node) Run(ctx context.Context) error {
+	if err := n.cfg.Config.Validate(); err != nil {
+		return fmt.Errorf("ha: %s: %w", n.cfg.Interface, err)
+	}
 	conn, err := n.listen(ctx)
 	if err != nil {
 		return err

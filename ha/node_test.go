@@ -342,7 +342,7 @@ func TestNodeWaitsForLinkLocal(t *testing.T) {
 		tries := 0
 		n := NewNode(NodeConfig{
 			Interface: "lan0",
-			Config:    Config{VRID: 51, Priority: 100, AdvertInterval: time.Second},
+			Config:    Config{VRID: 51, Priority: 100, AdvertInterval: time.Second, Addrs: []netip.Addr{vll}},
 			Listen: func() (Conn, error) {
 				if tries++; tries < 3 {
 					return nil, fmt.Errorf("test: %w", ErrNoLinkLocal)
@@ -354,7 +354,11 @@ func TestNodeWaitsForLinkLocal(t *testing.T) {
 		done := make(chan error, 1)
 		start := time.Now()
 		go func() { done <- n.Run(ctx) }()
-		<-n.Ready()
+		select {
+		case <-n.Ready():
+		case err := <-done:
+			t.Fatalf("Run returned %v before it was ready", err)
+		}
 		if got := time.Since(start); got != 2*listenRetry {
 			t.Errorf("ready after %v, want two retries (%v)", got, 2*listenRetry)
 		}
@@ -363,8 +367,17 @@ func TestNodeWaitsForLinkLocal(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	t.Run("an invalid config ends Run", func(t *testing.T) {
+		n := NewNode(NodeConfig{Config: Config{VRID: 51, Priority: 100}})
+		if err := n.Run(t.Context()); err == nil {
+			t.Error("Run with a zero advert interval returned nil, want an error")
+		}
+	})
 	t.Run("a permanent listen error ends Run", func(t *testing.T) {
-		n := NewNode(NodeConfig{Listen: func() (Conn, error) { return nil, os.ErrPermission }})
+		n := NewNode(NodeConfig{
+			Config: Config{VRID: 51, Priority: 100, AdvertInterval: time.Second, Addrs: []netip.Addr{vll}},
+			Listen: func() (Conn, error) { return nil, os.ErrPermission },
+		})
 		if err := n.Run(t.Context()); !errors.Is(err, os.ErrPermission) {
 			t.Errorf("Run = %v, want a permission error", err)
 		}

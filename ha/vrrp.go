@@ -1,6 +1,8 @@
 package ha
 
 import (
+	"errors"
+	"fmt"
 	"math/rand"
 	"net/netip"
 	"slices"
@@ -56,6 +58,38 @@ type Config struct {
 	Primary netip.Addr
 }
 
+// Validate reports the first problem that would make the instance misbehave
+// or be rejected by peers.
+func (c Config) Validate() error {
+	switch {
+	case c.VRID == 0:
+		return errors.New("vrrp: vrid must be 1..255 (RFC 5798 §5.2.3)")
+	case c.Priority == 0:
+		return errors.New("vrrp: priority 0 is reserved for a master that stops (RFC 5798 §5.2.4)")
+	case c.AdvertInterval < 10*time.Millisecond || c.AdvertInterval > maxAdvertCentis*10*time.Millisecond:
+		return fmt.Errorf("vrrp: advert interval %v outside 10ms..40.95s (RFC 5798 §5.2.7)", c.AdvertInterval)
+	case c.AdvertInterval%(10*time.Millisecond) != 0:
+		return fmt.Errorf("vrrp: advert interval %v is not a whole number of centiseconds", c.AdvertInterval)
+	case c.PreemptDelay < 0:
+		return fmt.Errorf("vrrp: negative preempt delay %v", c.PreemptDelay)
+	case len(c.Addrs) == 0:
+		return errors.New("vrrp: no virtual addresses")
+	case len(c.Addrs) > 255:
+		return fmt.Errorf("vrrp: %d virtual addresses, at most 255 fit in an advert", len(c.Addrs))
+	case !c.Addrs[0].Is6() || !c.Addrs[0].IsLinkLocalUnicast():
+		return fmt.Errorf("vrrp: the first virtual address %v must be an IPv6 link-local (RFC 5798 §5.2.9)", c.Addrs[0])
+	}
+	for _, a := range c.Addrs {
+		if !a.Is6() || a.Is4In6() || a.Zone() != "" {
+			return fmt.Errorf("vrrp: virtual address %v is not a plain IPv6 address", a)
+		}
+	}
+	if c.Primary.IsValid() && !c.Primary.IsLinkLocalUnicast() {
+		return fmt.Errorf("vrrp: primary address %v is not a link-local", c.Primary)
+	}
+	return nil
+}
+
 // Event is one output of the Machine, in the order the driver must act on
 // it: send the advert first, then apply the role change.
 type Event struct {
@@ -90,7 +124,9 @@ type Machine struct {
 	master       netip.Addr // the master we follow, as last seen
 }
 
-// NewMachine returns a machine in the Initialize state. rnd is accepted so
+// NewMachine returns a machine in the Initialize state. cfg should have
+// passed Validate: a zero advert interval, for one, would advertise in a
+// tight loop. rnd is accepted so
 // every v6edge machine has the same shape; VRRPv3 itself has no randomized
 // timers (ties are broken by address, §6.4.3), so it is unused and may be
 // nil.

@@ -566,3 +566,36 @@ func TestShutdown(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{VRID: 51, Priority: 100, AdvertInterval: 100 * time.Millisecond, Addrs: []netip.Addr{vll, lanRtr}}
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		ok     bool
+	}{
+		{"a usual config is valid", func(*Config) {}, true},
+		{"the address owner at 40.95 s is valid", func(c *Config) { c.Priority = 255; c.AdvertInterval = 40950 * time.Millisecond }, true},
+		{"vrid 0 is refused", func(c *Config) { c.VRID = 0 }, false},
+		{"priority 0 is refused", func(c *Config) { c.Priority = 0 }, false},
+		{"a zero interval is refused", func(c *Config) { c.AdvertInterval = 0 }, false},
+		{"an interval over 40.95 s is refused", func(c *Config) { c.AdvertInterval = 41 * time.Second }, false},
+		{"an interval of 105 ms is refused", func(c *Config) { c.AdvertInterval = 105 * time.Millisecond }, false},
+		{"a negative preempt delay is refused", func(c *Config) { c.PreemptDelay = -time.Second }, false},
+		{"no virtual address is refused", func(c *Config) { c.Addrs = nil }, false},
+		{"a global first address is refused", func(c *Config) { c.Addrs = []netip.Addr{lanRtr, vll} }, false},
+		{"an IPv4 address is refused", func(c *Config) { c.Addrs = append(c.Addrs, netip.MustParseAddr("192.0.2.1")) }, false},
+		{"a zoned address is refused", func(c *Config) { c.Addrs = []netip.Addr{vll.WithZone("lan0")} }, false},
+		{"a global primary address is refused", func(c *Config) { c.Primary = lanRtr }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := good
+			c.Addrs = append([]netip.Addr(nil), good.Addrs...)
+			tt.modify(&c)
+			if err := c.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
