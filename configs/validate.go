@@ -36,23 +36,28 @@ const (
 	maxRetransTimerMsec = math.MaxUint32
 
 	// RFC 5798 §5.2.7: the advertisement interval is 12 bits of centiseconds.
-	vrrpTick                 = 10 * time.Millisecond
-	minAdvertInterval        = vrrpTick
-	maxAdvertInterval        = 4095 * vrrpTick
-	defaultAdvertInterval    = time.Second // RFC 5798 §5.2.7 default of 100 cs
-	defaultHAPriority        = 100         // RFC 5798 §6.1
-	maxBackupPriority        = 254         // 255 belongs to the address owner (RFC 5798 §5.2.4)
-	maxPreemptDelay          = time.Hour
-	defaultDADRetryMin       = 5 * time.Second
-	defaultDADRetryMax       = 5 * time.Minute
-	defaultSocket            = "/run/v6edge/v6edge.sock"
-	defaultStateDir          = "/var/lib/v6edge"
-	maxUnixSocketPath        = 107 // sizeof(sockaddr_un.sun_path) - 1
-	ifNameSize               = 16  // IFNAMSIZ, including the terminating NUL
-	maxDUIDLen               = 130 // RFC 8415 §11.1: 2-byte type + at most 128 bytes
-	duidTypeLLT, duidTypeEN  = 1, 2
-	duidTypeLL, duidTypeUUID = 3, 4
-	maxDomainLen             = 253
+	vrrpTick              = 10 * time.Millisecond
+	minAdvertInterval     = vrrpTick
+	maxAdvertInterval     = 4095 * vrrpTick
+	defaultAdvertInterval = time.Second // RFC 5798 §5.2.7 default of 100 cs
+	defaultHAPriority     = 100         // RFC 5798 §6.1
+	maxBackupPriority     = 254         // 255 belongs to the address owner (RFC 5798 §5.2.4)
+	maxPreemptDelay       = time.Hour
+
+	// RFC 8415 §11: DUID types, and at most 128 bytes after the 2-byte type.
+	duidTypeLLT  = 1
+	duidTypeEN   = 2
+	duidTypeLL   = 3
+	duidTypeUUID = 4
+	maxDUIDLen   = 130
+
+	defaultDADRetryMin = 5 * time.Second
+	defaultDADRetryMax = 5 * time.Minute
+	defaultSocket      = "/run/v6edge/v6edge.sock"
+	defaultStateDir    = "/var/lib/v6edge"
+	maxUnixSocketPath  = 107 // sizeof(sockaddr_un.sun_path) - 1 for the NUL
+	ifNameSize         = 16  // IFNAMSIZ, including the terminating NUL
+	maxDomainLen       = 253 // RFC 1035 §2.3.4, in text form without the root dot
 )
 
 // ula is fc00::/7, the Unique Local Address block of RFC 4193.
