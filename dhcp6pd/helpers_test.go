@@ -164,7 +164,7 @@ func bindMachine(t *testing.T, m *Machine, pd *dhcpv6.OptIAPD) time.Time {
 	now := t0
 	var out []sent
 	out = append(out, sends(t, now, m.Start(now, nil))...)
-	out = append(out, advance(t, m, &now, 0)...)
+	out = append(out, advance(t, m, &now, time.Second)...) // SOL_MAX_DELAY
 	if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeSolicit {
 		t.Fatalf("want one Solicit, got %+v", out)
 	}

@@ -647,6 +647,11 @@ func (m *Machine) selectServer(now time.Time) []Action {
 
 func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from netip.Addr, reject func(string) []Action) []Action {
 	ex := m.ex
+	if v.status != nil && ex.typ == dhcpv6.MessageTypeSolicit {
+		// A rapid-commit Reply that grants nothing is treated like an
+		// Advertise without prefixes: ignored, Solicit carries on.
+		return reject(fmt.Sprintf("status %s", v.status))
+	}
 	if v.status != nil {
 		switch v.status.Code {
 		case statusUseMulticast:

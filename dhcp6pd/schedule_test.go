@@ -1,6 +1,7 @@
 package dhcp6pd
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -212,4 +213,65 @@ func TestElapsedTime(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Elapsed Time (-want +got):\n%s", diff)
 	}
+}
+
+// TestSeededSchedules pins the schedules a seeded generator produces (each
+// interval was checked against the §15 bounds when pinned): a change in
+// how RAND is drawn shows up here to the millisecond.
+func TestSeededSchedules(t *testing.T) {
+	t.Run("Solicit with seed 1,2", func(t *testing.T) {
+		m := newTestMachine(rand.NewPCG(1, 2), nil)
+		now := t0
+		got := sends(t, now, m.Start(now, nil))
+		got = append(got, advance(t, m, &now, 8000*time.Second)...)
+		want := ms(0.461, 1.511, 3.594, 7.885, 16.372, 33.887, 68.351, 140.538, 281.758, 567.156, 1162.372, 2312.79, 4665.715)
+		if diff := cmp.Diff(want, sendTimes(got, dhcpv6.MessageTypeSolicit)); diff != "" {
+			t.Errorf("Solicit times (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("Renew until T2 then Rebind until expiry with seed 1,2", func(t *testing.T) {
+		m := newTestMachine(rand.NewPCG(1, 2), nil)
+		bound := bindMachine(t, m, goodPD())
+		now := bound
+		out := advance(t, m, &now, bound.Sub(t0)+2999*time.Second)
+		var got []string
+		for _, s := range out {
+			got = append(got, fmt.Sprintf("%s %v", s.typ, (s.at-bound.Sub(t0)).Round(time.Millisecond)))
+		}
+		want := []string{"RENEW 16m40s", "RENEW 16m50.639s", "RENEW 17m11.571s", "RENEW 17m55.417s", "RENEW 19m21.193s",
+			"RENEW 22m14.541s", "REBIND 26m40s", "REBIND 26m50.453s", "REBIND 27m11.771s", "REBIND 27m55.534s",
+			"REBIND 29m24.975s", "REBIND 32m25.389s", "REBIND 38m42.632s", "REBIND 48m44.657s"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("schedule (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestRenewRebindUpperBound: with RAND at +0.1 Renew doubles by 2.1 and is
+// cut off at T2 (MRD = T2 - T1); Rebind likewise at the valid lifetime.
+func TestRenewRebindUpperBound(t *testing.T) {
+	m := newTestMachine(fixedSource(^uint64(0)), nil)
+	bound := bindMachine(t, m, goodPD())
+	now := bound
+	out := advance(t, m, &now, bound.Sub(t0)+2999*time.Second)
+	var renew, rebind []time.Duration
+	for _, s := range out {
+		d := (s.at - bound.Sub(t0)).Round(time.Millisecond)
+		if s.typ == dhcpv6.MessageTypeRenew {
+			renew = append(renew, d)
+		} else {
+			rebind = append(rebind, d)
+		}
+	}
+	// 10 s + RAND: 11, then 23.1, 48.51, 101.871, 213.929 (cumulative).
+	if diff := cmp.Diff(ms(1000, 1011, 1034.1, 1082.61, 1184.481, 1398.41), renew); diff != "" {
+		t.Errorf("Renew times (-want +got):\n%s", diff)
+	}
+	// Rebind likewise from T2; the next RT after 2447.661 s would pass
+	// REB_MAX_RT (600 s) and become 660 s, beyond the valid lifetime
+	// (3000 s), where the lease expires instead.
+	if diff := cmp.Diff(ms(1600, 1611, 1634.1, 1682.61, 1784.481, 1998.41, 2447.661), rebind); diff != "" {
+		t.Errorf("Rebind times (-want +got):\n%s", diff)
+	}
+}
 }
