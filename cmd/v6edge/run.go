@@ -19,6 +19,7 @@ import (
 	"github.com/v6edge/v6edge/configs"
 	"github.com/v6edge/v6edge/dhcp6pd"
 	"github.com/v6edge/v6edge/internal/control"
+	"github.com/v6edge/v6edge/internal/hook"
 	"github.com/v6edge/v6edge/internal/netif"
 	"github.com/v6edge/v6edge/internal/plan"
 	"github.com/v6edge/v6edge/nat"
@@ -54,6 +55,8 @@ type daemon struct {
 	ads     map[string]*ra.Advertiser
 	pair    *pair // nil when standalone
 
+	hooks         map[string]*hook.Runner // by WAN
+	hookSeen      map[string]hookState
 	transitions   atomic.Uint64
 	prefixChanges map[string]uint64 // by WAN, guarded by mu
 	lastPrefix    map[string]netip.Prefix
@@ -71,6 +74,7 @@ func newDaemon(path string, cfg *configs.Config, log *slog.Logger) *daemon {
 		snaps: map[string]dhcp6pd.Snapshot{}, role: role, roleWhy: "starting", roleAt: time.Now(),
 		kickc: make(chan struct{}, 1), clients: map[string]*dhcp6pd.Client{}, ads: map[string]*ra.Advertiser{},
 		prefixChanges: map[string]uint64{}, lastPrefix: map[string]netip.Prefix{},
+		hooks: map[string]*hook.Runner{}, hookSeen: map[string]hookState{},
 	}
 }
 
@@ -117,6 +121,16 @@ func (d *daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, w := range cfg.WANs {
+		if w.Hook != "" {
+			d.hooks[w.Interface] = &hook.Runner{Path: w.Hook, Log: d.log.With("part", "hook", "iface", w.Interface)}
+			// The saved lease is what the script was last told before the
+			// restart: confirming it is REBOOT6, replacing it BOUND6.
+			if l, err := dhcp6pd.LoadLease(cfg.Control.StateDir, w.Interface, w.IAID); err == nil && l != nil {
+				if p, ok := l.Chosen(w.PrefixLength); ok {
+					d.hookSeen[w.Interface] = hookState{prefix: p.Prefix, acquired: l.Acquired}
+				}
+			}
+		}
 		c, err := d.newClient(w)
 		if err != nil {
 			return err
@@ -293,6 +307,7 @@ func (d *daemon) apply(ctx context.Context) {
 	d.mu.Unlock()
 
 	des := plan.Compute(in)
+	d.fireHooks(ctx, cfg)
 	if d.pair != nil {
 		// The WAN MAC moves before anything is announced, so the upstream
 		// never sees the floating addresses behind the wrong MAC.
@@ -329,6 +344,65 @@ func (d *daemon) apply(ctx context.Context) {
 	d.mu.Unlock()
 	st := d.buildStatus()
 	d.status.Store(&st)
+}
+
+// hookState is what the hook runner last told a WAN's script.
+type hookState struct {
+	prefix   netip.Prefix
+	acquired time.Time
+	told     bool // a first event went out since start
+}
+
+// fireHooks tells each WAN's script (dhcpcd-compatible) what changed since
+// the last pass: a new or moved prefix (BOUND6), the saved lease confirmed
+// after a restart (REBOOT6), a renewal (RENEW6/REBIND6), or loss
+// (EXPIRE6/RELEASE6). The scripts run in the background.
+func (d *daemon) fireHooks(ctx context.Context, cfg *configs.Config) {
+	for _, w := range cfg.WANs {
+		r := d.hooks[w.Interface]
+		if r == nil {
+			continue
+		}
+		d.mu.Lock()
+		snap := d.snaps[w.Interface]
+		seen := d.hookSeen[w.Interface]
+		d.mu.Unlock()
+		var cur hook.Prefix
+		var acquired time.Time
+		if l := snap.Lease; l != nil {
+			if p, ok := l.Chosen(w.PrefixLength); ok {
+				cur = hook.Prefix{Prefix: p.Prefix, Preferred: p.Preferred, Valid: p.Valid}
+				acquired = l.Acquired
+			}
+		}
+		state := string(snap.State)
+		if cur.Prefix.IsValid() && state != string(dhcp6pd.StateBound) {
+			// A lease restored from disk (or held in standby) is not news
+			// until the server confirms it.
+			continue
+		}
+		if !seen.told && !cur.Prefix.IsValid() {
+			continue
+		}
+		reason := hook.Classify(state, seen.prefix, cur.Prefix, !seen.told)
+		if cur.Prefix.IsValid() && cur.Prefix == seen.prefix && acquired.Equal(seen.acquired) {
+			reason = "" // nothing new since the last pass
+		}
+		if reason == "" {
+			continue
+		}
+		ev := hook.Event{Reason: reason, Interface: w.Interface, IAID: w.IAID}
+		if cur.Prefix.IsValid() {
+			ev.New = []hook.Prefix{cur}
+		}
+		if seen.prefix.IsValid() && seen.prefix != cur.Prefix {
+			ev.Old = []hook.Prefix{{Prefix: seen.prefix}}
+		}
+		r.Fire(ctx, ev)
+		d.mu.Lock()
+		d.hookSeen[w.Interface] = hookState{prefix: cur.Prefix, acquired: acquired, told: true}
+		d.mu.Unlock()
+	}
 }
 
 // uplinkFrom reduces a client snapshot to what the plan needs.
