@@ -270,6 +270,11 @@ func TestStatuses(t *testing.T) {
 				Leases: []string{addr + " 1m40s/1m40s"}}}}}},
 		},
 		{
+			name: "a request for a temporary address gets NoAddrsAvail in its IA_TA",
+			steps: []step{{req: msg(t, dhcpv6.MessageTypeRequest, 1, ours(), na(1), ta(3)),
+				want: summary{Type: "REPLY", IAs: append(append([]iaSummary{}, bound.IAs...), iaSummary{Kind: "TA", IAID: 3, Status: "NoAddrsAvail"})}}},
+		},
+		{
 			name: "a prefix request without PD service gets NoPrefixAvail",
 			mut:  func(c *Config) { c.PDPool = netip.Prefix{} },
 			steps: []step{{req: msg(t, dhcpv6.MessageTypeRequest, 1, ours(), pd(1)),

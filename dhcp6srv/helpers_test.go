@@ -103,6 +103,12 @@ func na(iaid uint32, addrs ...string) dhcpv6.Option {
 	return o
 }
 
+func ta(iaid uint32) dhcpv6.Option {
+	o := &dhcpv6.OptIATA{}
+	binary.BigEndian.PutUint32(o.IaId[:], iaid)
+	return o
+}
+
 func pd(iaid uint32, prefixes ...string) dhcpv6.Option {
 	o := &dhcpv6.OptIAPD{}
 	binary.BigEndian.PutUint32(o.IaId[:], iaid)
@@ -168,6 +174,9 @@ func summarize(t testing.TB, b []byte) summary {
 			ia.Leases = append(ia.Leases, fmt.Sprintf("%s %v/%v", a.IPv6Addr, a.PreferredLifetime, a.ValidLifetime))
 		}
 		s.IAs = append(s.IAs, ia)
+	}
+	for _, o := range m.Options.IATA() {
+		s.IAs = append(s.IAs, iaSummary{Kind: "TA", IAID: binary.BigEndian.Uint32(o.IaId[:]), Status: statusText(o.Options.Status())})
 	}
 	for _, o := range m.Options.IAPD() {
 		ia := iaSummary{Kind: "PD", IAID: binary.BigEndian.Uint32(o.IaId[:]), T1: o.T1, T2: o.T2, Status: statusText(o.Options.Status())}

@@ -34,7 +34,7 @@ func requestIAs(m *dhcpv6.Message) []ia {
 		x := ia{kind: kindNA, iaid: binary.BigEndian.Uint32(o.IaId[:])}
 		for _, a := range o.Options.Addresses() {
 			if ip, ok := netip.AddrFromSlice(a.IPv6Addr); ok {
-				x.listed = append(x.listed, netip.PrefixFrom(ip.Unmap(), 128))
+				x.listed = append(x.listed, netip.PrefixFrom(ip, 128))
 			}
 		}
 		out = append(out, x)
@@ -121,14 +121,29 @@ func (h *Handler) solicit(now time.Time, m *dhcpv6.Message, client []byte, via n
 	for _, x := range requestIAs(m) {
 		r.AddOption(h.answerIA(now, client, via, x, md).option())
 	}
+	answerTA(r, m)
 	h.addInfo(r, m, false)
 	return r
+}
+
+// answerTA declines every IA_TA: temporary addresses are not served (a
+// host makes its own, RFC 8981), and RFC 8415 §18.3.1 wants the IA back
+// with NoAddrsAvail rather than silence.
+func answerTA(r, m *dhcpv6.Message) {
+	for _, ta := range m.Options.IATA() {
+		o := &dhcpv6.OptIATA{IaId: ta.IaId}
+		o.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoAddrsAvail, StatusMessage: "temporary addresses are not served"})
+		r.AddOption(o)
+	}
 }
 
 func (h *Handler) stateful(now time.Time, m *dhcpv6.Message, client []byte, via netip.Addr, md mode) *dhcpv6.Message {
 	r := h.newReply(dhcpv6.MessageTypeReply, m)
 	for _, x := range requestIAs(m) {
 		r.AddOption(h.answerIA(now, client, via, x, md).option())
+	}
+	if md == modeRequest {
+		answerTA(r, m)
 	}
 	h.addInfo(r, m, false)
 	return r

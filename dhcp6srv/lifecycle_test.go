@@ -259,3 +259,38 @@ func TestPersistence(t *testing.T) {
 		}
 	})
 }
+
+// A restart in the middle of renumbering (FIELD-NOTES: odhcpd): leases
+// saved under the old prefix are restored into a server that already has
+// the new one; delegations move at once and the old leases are still taken
+// back with zero lifetimes.
+func TestRestoreDuringRenumbering(t *testing.T) {
+	c := &clock{now: t0}
+	old := NewHandler(testConfig(c))
+	rep := exchange(t, old, t0, msg(t, dhcpv6.MessageTypeRequest, 1, ours(), na(1), pd(2)), hostA)
+	oldAddr, oldPrefix := leaseOf(t, rep, "NA"), leaseOf(t, rep, "PD")
+	saved := old.Leases()
+
+	c.Advance(time.Minute)
+	rec := &pdRecorder{}
+	cfg := testConfig(c)
+	cfg.Pool = netip.MustParsePrefix("fd00:1111:2222:3301::/64")
+	cfg.PDPool = netip.MustParsePrefix("2001:db8:200::/56")
+	cfg.OnPD = rec.OnPD
+	h := NewHandler(cfg)
+	h.Restore(c.Now(), saved)
+
+	moved := rec.last()
+	if len(moved) != 1 || !cfg.PDPool.Contains(moved[0].Prefix.Addr()) || moved[0].Via != hostA {
+		t.Fatalf("OnPD after Restore = %+v, want the delegation moved into %s via %s", moved, cfg.PDPool, hostA)
+	}
+	got := exchange(t, h, c.Now(), msg(t, dhcpv6.MessageTypeRenew, 1, ours(), na(1, oldAddr), pd(2, oldPrefix)), hostA)
+	for i, ia := range got.IAs {
+		if len(ia.Leases) != 2 || ia.Leases[1] != []string{oldAddr, oldPrefix}[i]+" 0s/0s" {
+			t.Errorf("%s after restart: %v; want a new lease and the old one with zero lifetimes", ia.Kind, ia.Leases)
+		}
+	}
+	if p := leaseOf(t, got, "PD"); p != moved[0].Prefix.String() {
+		t.Errorf("Renew handed out %s, but the route was installed for %s", p, moved[0].Prefix)
+	}
+}

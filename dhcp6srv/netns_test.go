@@ -27,6 +27,9 @@ import (
 // named binaries.
 func requireRoot(t *testing.T, bins ...string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("namespace test: not with -short")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: builds network namespaces")
 	}
