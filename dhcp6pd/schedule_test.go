@@ -274,4 +274,3 @@ func TestRenewRebindUpperBound(t *testing.T) {
 		t.Errorf("Rebind times (-want +got):\n%s", diff)
 	}
 }
-}
