@@ -295,7 +295,7 @@ func (c *Client) apply(m *Machine, conn Conn, acts []Action) {
 		if a.Send != nil {
 			to := netip.AddrPortFrom(a.Send.To, ServerPort)
 			if err := conn.WriteTo(a.Send.Msg, to); err != nil {
-				c.log.Warn("sending failed", "type", a.Send.Type.String(), "to", to.String(), "err", err)
+				c.log.Warn("sending failed", "type", typeName(a.Send.Type), "to", to.String(), "err", err)
 			}
 		}
 		if a.Info != "" {

@@ -552,7 +552,7 @@ func (m *Machine) Receive(now time.Time, b []byte, from netip.Addr) []Action {
 		return []Action{m.problem(now, fmt.Sprintf("dropped message from %s: %v", from, err))}
 	}
 	reject := func(reason string) []Action {
-		return []Action{m.problem(now, fmt.Sprintf("rejected %s from %s: %s", msg.Type, from, reason))}
+		return []Action{m.problem(now, fmt.Sprintf("rejected %s from %s: %s", typeName(msg.Type), from, reason))}
 	}
 	if m.state == StateStandby {
 		return nil // the active node talks to the server, not us
@@ -569,7 +569,7 @@ func (m *Machine) Receive(now time.Time, b []byte, from netip.Addr) []Action {
 	case msg.Type == dhcpv6.MessageTypeReply && ex.typ != dhcpv6.MessageTypeSolicit:
 	case msg.Type == dhcpv6.MessageTypeReply && m.cfg.RapidCommit:
 	default:
-		return reject(fmt.Sprintf("unexpected while sending %s", ex.typ))
+		return reject(fmt.Sprintf("unexpected while sending %s", typeName(ex.typ)))
 	}
 	// RFC 8415 §16.3, §16.10: transaction id, Client ID, Server ID.
 	if msg.XID != ex.xid {
@@ -842,4 +842,28 @@ func (m *Machine) receiveReconfigure(now time.Time, msg *message, b []byte, from
 		return append([]Action{{Info: "reconfigure: rebinding"}}, m.startRebind(now)...)
 	}
 	return reject(fmt.Sprintf("Reconfigure Message type %d not supported", msg.ReconfMsg))
+}
+
+// typeName is the RFC 8415 §7.3 name of a message type, as operators read
+// it in logs and Problems ("Reply", not "REPLY").
+func typeName(t dhcpv6.MessageType) string {
+	switch t {
+	case dhcpv6.MessageTypeSolicit:
+		return "Solicit"
+	case dhcpv6.MessageTypeAdvertise:
+		return "Advertise"
+	case dhcpv6.MessageTypeRequest:
+		return "Request"
+	case dhcpv6.MessageTypeRenew:
+		return "Renew"
+	case dhcpv6.MessageTypeRebind:
+		return "Rebind"
+	case dhcpv6.MessageTypeReply:
+		return "Reply"
+	case dhcpv6.MessageTypeRelease:
+		return "Release"
+	case dhcpv6.MessageTypeReconfigure:
+		return "Reconfigure"
+	}
+	return fmt.Sprintf("message type %d", t)
 }

@@ -86,7 +86,7 @@ func TestMalformedReplies(t *testing.T) {
 			s := good(goodPD())
 			s.typ = dhcpv6.MessageTypeAdvertise
 			return s.bytes()
-		}, "unexpected while sending REQUEST"},
+		}, "unexpected while sending Request"},
 		{"T1 greater than T2 is refused", func(*dhcpv6.Message) []byte {
 			return good(iapd(testIAID, 2000*time.Second, 1000*time.Second, iaprefix("2001:db8:100::/56", 2000*time.Second, 3000*time.Second))).bytes()
 		}, "T1 33m20s > T2 16m40s"},
