@@ -287,7 +287,10 @@ func TestAdvertiserVeth(t *testing.T) {
 	// unicast answers the test could mistake for the answer to its RS.
 	l := newVethLab(t, map[string]string{"router_solicitations": "0", "accept_ra": "0"})
 	mac, _ := net.ParseMAC("02:00:5e:10:00:01")
-	testAdvertiser(t, l.routerIf, nsLink{l.routerNS}, listenHost(t, l), mac, advertiserTiming{slack: 150 * time.Millisecond})
+	// Half a second of slack: this machine is shared with other test
+	// suites and its load average reaches 15 on two CPUs. The fake run
+	// checks the timing exactly.
+	testAdvertiser(t, l.routerIf, nsLink{l.routerNS}, listenHost(t, l), mac, advertiserTiming{slack: 500 * time.Millisecond})
 }
 
 func TestAdvertiserSourceAndNeighbors(t *testing.T) {
