@@ -379,3 +379,55 @@ func TestIntegrationSysctlsAndDefaultRouter(t *testing.T) {
 		t.Errorf("DefaultRouter = %v, %v, %v; want fe80::1", gw, ok, err)
 	}
 }
+
+func TestIntegrationUnusedSubnetIsAnsweredUnreachable(t *testing.T) {
+	l := newLab(t, "")
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("needs ping")
+	}
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	ipCmd(t, "-n", l.router, "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "r0", "nodad")
+	ipCmd(t, "-n", l.host, "addr", "add", "fd00:aaaa:bbbb:cc01::2/64", "dev", "h0", "nodad")
+	ipCmd(t, "-n", l.host, "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc01::1")
+	if err := InNamespace(l.rns, func() error { return SetForwardingAll(true) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewRoutes(l.h, slog.New(slog.NewTextHandler(t.Output(), nil))).SetUnreachable(
+		[]netip.Prefix{netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56")}); err != nil {
+		t.Fatal(err)
+	}
+	// cc05::/64 is inside the internal /56 but on no LAN: the router answers
+	// ICMPv6 "no route" (RFC 7084 WPD-5) instead of sending it anywhere.
+	out, _ := exec.Command("ip", "netns", "exec", l.host, "ping", "-6", "-n", "-c", "1", "-W", "2",
+		"fd00:aaaa:bbbb:cc05::1").CombinedOutput()
+	if !strings.Contains(string(out), "Destination unreachable: No route") {
+		t.Errorf("ping into an unused /64:\n%s", out)
+	}
+	// The LAN's own /64 is more specific and still reachable.
+	if out, err := exec.Command("ip", "netns", "exec", l.host, "ping", "-6", "-n", "-c", "1", "-W", "2",
+		"fd00:aaaa:bbbb:cc01::1").CombinedOutput(); err != nil {
+		t.Errorf("ping the router's LAN address: %v\n%s", err, out)
+	}
+}
+
+func TestIntegrationOwnedRoutesInATable(t *testing.T) {
+	l := newLab(t, "")
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	r := NewRoutes(l.h, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	pd := Route{Dst: netip.MustParsePrefix("fd00:aaaa:bbbb:cc10::/60"), Gw: netip.MustParseAddr("fe80::2"), Interface: "r0", Table: 100}
+	for range 2 {
+		if err := r.SetRoutes([]Route{pd}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := ipCmd(t, "-n", l.router, "-6", "route", "show", "table", "100")
+	if strings.Count(out, "\n") != 1 || !strings.Contains(out, "fd00:aaaa:bbbb:cc10::/60 via fe80::2 dev r0 proto 118") {
+		t.Errorf("table 100 after setting twice:\n%s", out)
+	}
+	if err := r.SetRoutes(nil); err != nil {
+		t.Fatal(err)
+	}
+	if out := ipCmd(t, "-n", l.router, "-6", "route", "show", "table", "100"); strings.TrimSpace(out) != "" {
+		t.Errorf("table 100 after SetRoutes(nil):\n%s", out)
+	}
+}
