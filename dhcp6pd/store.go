@@ -15,7 +15,7 @@ import (
 // savedLease is the on-disk form: prefixes and addresses as text, durations
 // in whole seconds, so an operator can read and edit the file.
 type savedLease struct {
-	Interface      string        `json:"interface"`
+	Interface      string        `json:"interface,omitempty"`
 	IAID           uint32        `json:"iaid"`
 	ServerID       string        `json:"server_duid"`
 	ServerAddr     string        `json:"server_addr,omitempty"`
@@ -38,15 +38,9 @@ func leasePath(stateDir, iface string, iaid uint32) string {
 	return filepath.Join(stateDir, fmt.Sprintf("lease-%s-%d.json", iface, iaid))
 }
 
-// SaveLease writes l to <stateDir>/lease-<iface>-<iaid>.json atomically:
-// a crash leaves either the old file or the new one, never a torn one.
-// A nil lease removes nothing; use RemoveLease for that.
-func SaveLease(stateDir, iface string, l *Lease) error {
-	if l == nil {
-		return errors.New("saving lease: nil lease")
-	}
+// toSaved converts a lease to its text form.
+func toSaved(l *Lease) savedLease {
 	s := savedLease{
-		Interface:      iface,
 		IAID:           l.IAID,
 		ServerID:       FormatDUID(l.ServerID),
 		T1:             int64(l.T1 / time.Second),
@@ -54,6 +48,7 @@ func SaveLease(stateDir, iface string, l *Lease) error {
 		Acquired:       l.Acquired.UTC(),
 		ReconfigureKey: hex.EncodeToString(l.ReconfigureKey),
 		Hint:           l.Hint,
+		Prefixes:       []savedPrefix{},
 	}
 	if l.ServerAddr.IsValid() {
 		s.ServerAddr = l.ServerAddr.String()
@@ -68,6 +63,80 @@ func SaveLease(stateDir, iface string, l *Lease) error {
 			Valid:     int64(p.Valid / time.Second),
 		})
 	}
+	return s
+}
+
+// fromSaved reads the text form back.
+func fromSaved(s savedLease) (*Lease, error) {
+	l := &Lease{
+		IAID:     s.IAID,
+		T1:       time.Duration(s.T1) * time.Second,
+		T2:       time.Duration(s.T2) * time.Second,
+		Acquired: s.Acquired,
+		Hint:     s.Hint,
+	}
+	var err error
+	if l.ServerID, err = ParseDUID(s.ServerID); err != nil {
+		return nil, fmt.Errorf("server_duid: %w", err)
+	}
+	if s.ServerAddr != "" {
+		if l.ServerAddr, err = netip.ParseAddr(s.ServerAddr); err != nil {
+			return nil, fmt.Errorf("server_addr: %w", err)
+		}
+	}
+	if s.Unicast != "" {
+		if l.Unicast, err = netip.ParseAddr(s.Unicast); err != nil {
+			return nil, fmt.Errorf("unicast: %w", err)
+		}
+	}
+	if l.ReconfigureKey, err = hex.DecodeString(s.ReconfigureKey); err != nil {
+		return nil, fmt.Errorf("reconfigure_key: %w", err)
+	}
+	if len(l.ReconfigureKey) == 0 {
+		l.ReconfigureKey = nil
+	}
+	for _, sp := range s.Prefixes {
+		p, err := netip.ParsePrefix(sp.Prefix)
+		if err != nil {
+			return nil, fmt.Errorf("prefix: %w", err)
+		}
+		l.Prefixes = append(l.Prefixes, Prefix{
+			Prefix:    p,
+			Preferred: time.Duration(sp.Preferred) * time.Second,
+			Valid:     time.Duration(sp.Valid) * time.Second,
+		})
+	}
+	return l, nil
+}
+
+// MarshalJSON writes the lease in the same text form as the lease file
+// (prefixes as text, lifetimes in seconds), e.g. for HA sync or status.
+func (l *Lease) MarshalJSON() ([]byte, error) {
+	return json.Marshal(toSaved(l))
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (l *Lease) UnmarshalJSON(b []byte) error {
+	var s savedLease
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	got, err := fromSaved(s)
+	if err != nil {
+		return fmt.Errorf("decoding lease: %w", err)
+	}
+	*l = *got
+	return nil
+}
+
+// SaveLease writes l to <stateDir>/lease-<iface>-<iaid>.json atomically:
+// a crash leaves either the old file or the new one, never a torn one.
+func SaveLease(stateDir, iface string, l *Lease) error {
+	if l == nil {
+		return errors.New("saving lease: nil lease")
+	}
+	s := toSaved(l)
+	s.Interface = iface
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("saving lease: %w", err)
@@ -90,7 +159,8 @@ func RemoveLease(stateDir, iface string, iaid uint32) error {
 
 // LoadLease reads the lease SaveLease wrote. A missing file is (nil, nil).
 func LoadLease(stateDir, iface string, iaid uint32) (*Lease, error) {
-	data, err := os.ReadFile(leasePath(stateDir, iface, iaid))
+	path := leasePath(stateDir, iface, iaid)
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -99,44 +169,11 @@ func LoadLease(stateDir, iface string, iaid uint32) (*Lease, error) {
 	}
 	var s savedLease
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("loading lease %s: %w", leasePath(stateDir, iface, iaid), err)
+		return nil, fmt.Errorf("loading lease %s: %w", path, err)
 	}
-	l := &Lease{
-		IAID:     s.IAID,
-		T1:       time.Duration(s.T1) * time.Second,
-		T2:       time.Duration(s.T2) * time.Second,
-		Acquired: s.Acquired,
-		Hint:     s.Hint,
-	}
-	if l.ServerID, err = ParseDUID(s.ServerID); err != nil {
-		return nil, fmt.Errorf("loading lease: %w", err)
-	}
-	if s.ServerAddr != "" {
-		if l.ServerAddr, err = netip.ParseAddr(s.ServerAddr); err != nil {
-			return nil, fmt.Errorf("loading lease: server_addr: %w", err)
-		}
-	}
-	if s.Unicast != "" {
-		if l.Unicast, err = netip.ParseAddr(s.Unicast); err != nil {
-			return nil, fmt.Errorf("loading lease: unicast: %w", err)
-		}
-	}
-	if l.ReconfigureKey, err = hex.DecodeString(s.ReconfigureKey); err != nil {
-		return nil, fmt.Errorf("loading lease: reconfigure_key: %w", err)
-	}
-	if len(l.ReconfigureKey) == 0 {
-		l.ReconfigureKey = nil
-	}
-	for _, sp := range s.Prefixes {
-		p, err := netip.ParsePrefix(sp.Prefix)
-		if err != nil {
-			return nil, fmt.Errorf("loading lease: prefix: %w", err)
-		}
-		l.Prefixes = append(l.Prefixes, Prefix{
-			Prefix:    p,
-			Preferred: time.Duration(sp.Preferred) * time.Second,
-			Valid:     time.Duration(sp.Valid) * time.Second,
-		})
+	l, err := fromSaved(s)
+	if err != nil {
+		return nil, fmt.Errorf("loading lease %s: %w", path, err)
 	}
 	return l, nil
 }

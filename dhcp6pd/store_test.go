@@ -1,6 +1,7 @@
 package dhcp6pd
 
 import (
+	"encoding/json"
 	"net"
 	"net/netip"
 	"os"
@@ -117,5 +118,27 @@ func TestLeaseChosen(t *testing.T) {
 				t.Errorf("ValidUntil %s", l.ValidUntil())
 			}
 		})
+	}
+}
+
+func TestLeaseJSON(t *testing.T) {
+	l := &Lease{
+		IAID: 1, ServerID: serverA, ServerAddr: addrA, T1: time.Minute, T2: 2 * time.Minute, Acquired: t0, Hint: 56,
+		Prefixes: []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:100::/56"), Preferred: time.Hour, Valid: 2 * time.Hour}},
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"prefix":"2001:db8:100::/56"`) {
+		t.Errorf("JSON does not carry the prefix as text: %s", b)
+	}
+	var got Lease
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(l, &got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }
