@@ -52,6 +52,23 @@ func (l *Lab) RunDaemon(ctx context.Context, bin, configTOML string) (*Daemon, e
 	return d, nil
 }
 
+var rapidCommitLine = regexp.MustCompile(`(?m)^[ \t]*rapid_commit[ \t]*=.*$`)
+var wanHeader = regexp.MustCompile(`(?m)^[ \t]*\[\[?[ \t]*wan[ \t]*\]\]?.*$`)
+
+// WithRapidCommit returns the config text with wan.rapid_commit set to on:
+// an existing rapid_commit line is rewritten, otherwise one is added under
+// the first [wan] table.
+func WithRapidCommit(config string, on bool) string {
+	line := fmt.Sprintf("rapid_commit = %v", on)
+	if rapidCommitLine.MatchString(config) {
+		return rapidCommitLine.ReplaceAllString(config, line)
+	}
+	if loc := wanHeader.FindStringIndex(config); loc != nil {
+		return config[:loc[1]] + "\n" + line + config[loc[1]:]
+	}
+	return config
+}
+
 var tableHeader = regexp.MustCompile(`^\s*\[`)
 var controlHeader = regexp.MustCompile(`^\s*\[\s*control\s*\]\s*(#.*)?$`)
 

@@ -108,16 +108,20 @@ func (l *Lab) RunIncumbent(ctx context.Context) (*Incumbent, error) {
 	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	rapid := ""
+	if l.opts.RapidCommit {
+		rapid = "option rapid_commit\n"
+	}
 	conf := fmt.Sprintf(`# incumbent: dhcpcd as a DHCPv6-PD client only
 duid ll
-ipv6only
+%sipv6only
 noipv6rs
 nohook resolv.conf
 script %s
 allowinterfaces %s
 interface %s
 	ia_pd 1/::/%d nosuch0/0/%d
-`, hook, WANIface, WANIface, l.opts.Delegated, l.opts.Delegated)
+`, rapid, hook, WANIface, WANIface, l.opts.Delegated, l.opts.Delegated)
 	radvdConf := l.path(fmt.Sprintf("incumbent-radvd-%d.conf", n))
 	rconf := fmt.Sprintf(`interface %s {
 	AdvSendAdvert on;

@@ -537,3 +537,19 @@ func TestDemoShowsTheWholePathAndCleansUp(t *testing.T) {
 		t.Log(out.String())
 	}
 }
+
+// TestBenchTable prints the startup comparison (lab.Bench) when
+// V6EDGE_BENCH=1; it takes about a minute, so it is not part of the suite.
+func TestBenchTable(t *testing.T) {
+	if os.Getenv("V6EDGE_BENCH") != "1" {
+		t.Skip("set V6EDGE_BENCH=1 to run the startup comparison")
+	}
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	var out strings.Builder
+	if err := lab.Bench(t.Context(), &out, bin, 5); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + out.String())
+}

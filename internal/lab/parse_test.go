@@ -249,3 +249,21 @@ func TestKeaConfigIsValidJSONWithEveryPathInTheLabDir(t *testing.T) {
 		}
 	}
 }
+
+func TestWithRapidCommit(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		on             bool
+	}{
+		{"an existing line is rewritten", "[wan]\nrapid_commit = false\niaid = 1\n", "[wan]\nrapid_commit = true\niaid = 1\n", true},
+		{"a missing line goes under [wan]", "[wan]\niaid = 1\n", "[wan]\nrapid_commit = true\niaid = 1\n", true},
+		{"a [[wan]] table counts as [wan]", "[[wan]]\niaid = 1\n", "[[wan]]\nrapid_commit = false\niaid = 1\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, WithRapidCommit(tt.in, tt.on)); diff != "" {
+				t.Errorf("WithRapidCommit (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
