@@ -42,24 +42,7 @@ func LeasePath(stateDir, iface string) string {
 // rename, fsync of the directory): a crash leaves the old file or the new
 // one, never a torn one.
 func SaveLeases(path, iface string, leases []Lease) error {
-	f := savedFile{Version: fileVersion, Interface: iface, Leases: make([]savedLease, 0, len(leases))}
-	for _, l := range leases {
-		s := savedLease{
-			DUID: hex.EncodeToString(l.DUID), IAID: l.IAID,
-			PreferredUntil: l.PreferredUntil.UTC(), ValidUntil: l.ValidUntil.UTC(),
-		}
-		if l.Addr.IsValid() {
-			s.Addr = l.Addr.String()
-		}
-		if l.Prefix.IsValid() {
-			s.Prefix = l.Prefix.String()
-		}
-		if l.Via.IsValid() {
-			s.Via = l.Via.String()
-		}
-		f.Leases = append(f.Leases, s)
-	}
-	data, err := json.MarshalIndent(f, "", "  ")
+	data, err := encodeLeases(iface, leases)
 	if err != nil {
 		return fmt.Errorf("saving leases: %w", err)
 	}
@@ -87,10 +70,31 @@ func SaveLeases(path, iface string, leases []Lease) error {
 		return fmt.Errorf("saving leases: %w", err)
 	}
 	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable; not all filesystems support it
+		_ = d.Sync() // make the rename durable; not every filesystem supports it
 		d.Close()
 	}
 	return nil
+}
+
+func encodeLeases(iface string, leases []Lease) ([]byte, error) {
+	f := savedFile{Version: fileVersion, Interface: iface, Leases: make([]savedLease, 0, len(leases))}
+	for _, l := range leases {
+		s := savedLease{
+			DUID: hex.EncodeToString(l.DUID), IAID: l.IAID,
+			PreferredUntil: l.PreferredUntil.UTC(), ValidUntil: l.ValidUntil.UTC(),
+		}
+		if l.Addr.IsValid() {
+			s.Addr = l.Addr.String()
+		}
+		if l.Prefix.IsValid() {
+			s.Prefix = l.Prefix.String()
+		}
+		if l.Via.IsValid() {
+			s.Via = l.Via.String()
+		}
+		f.Leases = append(f.Leases, s)
+	}
+	return json.MarshalIndent(f, "", "  ")
 }
 
 // LoadLeases reads a file written by SaveLeases. A missing file is no
@@ -103,35 +107,44 @@ func LoadLeases(path string) ([]Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading leases: %w", err)
 	}
-	var f savedFile
-	if err := json.Unmarshal(data, &f); err != nil {
+	leases, err := decodeLeases(data)
+	if err != nil {
 		return nil, fmt.Errorf("loading leases from %s: %w", path, err)
 	}
+	return leases, nil
+}
+
+func decodeLeases(data []byte) ([]Lease, error) {
+	var f savedFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
 	if f.Version != fileVersion {
-		return nil, fmt.Errorf("loading leases from %s: version %d, want %d", path, f.Version, fileVersion)
+		return nil, fmt.Errorf("version %d, want %d", f.Version, fileVersion)
 	}
 	out := make([]Lease, 0, len(f.Leases))
 	for i, s := range f.Leases {
 		l := Lease{IAID: s.IAID, PreferredUntil: s.PreferredUntil, ValidUntil: s.ValidUntil}
+		var err error
 		if l.DUID, err = hex.DecodeString(s.DUID); err != nil || len(l.DUID) == 0 {
-			return nil, fmt.Errorf("loading leases from %s: lease %d: bad duid %q", path, i, s.DUID)
+			return nil, fmt.Errorf("lease %d: bad duid %q", i, s.DUID)
 		}
 		if s.Addr != "" {
 			if l.Addr, err = netip.ParseAddr(s.Addr); err != nil {
-				return nil, fmt.Errorf("loading leases from %s: lease %d: %w", path, i, err)
+				return nil, fmt.Errorf("lease %d: %w", i, err)
 			}
 		}
 		if s.Prefix != "" {
 			if l.Prefix, err = netip.ParsePrefix(s.Prefix); err != nil {
-				return nil, fmt.Errorf("loading leases from %s: lease %d: %w", path, i, err)
+				return nil, fmt.Errorf("lease %d: %w", i, err)
 			}
 		}
 		if l.Addr.IsValid() == l.Prefix.IsValid() {
-			return nil, fmt.Errorf("loading leases from %s: lease %d: needs exactly one of addr and prefix", path, i)
+			return nil, fmt.Errorf("lease %d: needs exactly one of addr and prefix", i)
 		}
 		if s.Via != "" {
 			if l.Via, err = netip.ParseAddr(s.Via); err != nil {
-				return nil, fmt.Errorf("loading leases from %s: lease %d: %w", path, i, err)
+				return nil, fmt.Errorf("lease %d: %w", i, err)
 			}
 		}
 		out = append(out, l)
