@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -20,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlayher/ndp"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // The tests in this file build network namespaces named v6ha-<random> joined
@@ -214,8 +218,18 @@ func startLiveNode(t *testing.T, ns, ifname string, cfg Config) *liveNode {
 		Interface: ifname,
 		Config:    cfg,
 		Logger:    testLogger(t),
-		OnRole:    roles.onRole,
-		Listen:    func() (Conn, error) { return c, nil },
+		// Do what the daemon does: hold the virtual addresses (nodad) while
+		// master, and announce them from the namespace.
+		OnRole: func(r Role, reason string) {
+			roles.onRole(r, reason)
+			if err := inNetns(t, ns, func() error { return setVirtualAddrs(ifname, cfg.Addrs, r == RoleMaster) }); err != nil {
+				t.Errorf("%s: virtual addresses for %v: %v", ns, r, err)
+			}
+		},
+		Announce: func(addrs []netip.Addr) error {
+			return inNetns(t, ns, func() error { return Announce(ifname, addrs) })
+		},
+		Listen: func() (Conn, error) { return c, nil },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -236,6 +250,69 @@ func startLiveNode(t *testing.T, ns, ifname string, cfg Config) *liveNode {
 	}
 	t.Cleanup(stop)
 	return &liveNode{Node: n, conn: c, roles: roles, stop: stop}
+}
+
+// watchNAs collects the Neighbor Advertisements that arrive on ifname in
+// namespace ns until the test ends.
+func watchNAs(t *testing.T, ns, ifname string) func() []*ndp.NeighborAdvertisement {
+	t.Helper()
+	var c *ndp.Conn
+	if err := inNetns(t, ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		c, _, err = ndp.Listen(ifi, ndp.Unspecified)
+		return err
+	}); err != nil {
+		t.Fatalf("listening for NDP in %s: %v", ns, err)
+	}
+	var (
+		mu  sync.Mutex
+		got []*ndp.NeighborAdvertisement
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, _, _, err := c.ReadFrom()
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if na, ok := m.(*ndp.NeighborAdvertisement); ok && err == nil {
+				mu.Lock()
+				got = append(got, na)
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return func() []*ndp.NeighborAdvertisement {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*ndp.NeighborAdvertisement(nil), got...)
+	}
+}
+
+// setVirtualAddrs adds (nodad) or removes the virtual addresses on ifname
+// in the current namespace.
+func setVirtualAddrs(ifname string, addrs []netip.Addr, add bool) error {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		na := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+		if add {
+			err = netlink.AddrReplace(link, na)
+		} else if err = netlink.AddrDel(link, na); errors.Is(err, unix.EADDRNOTAVAIL) {
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("%v: %w", a, err)
+		}
+	}
+	return nil
 }
 
 func vrrpConfig(priority uint8, interval time.Duration) Config {
@@ -261,6 +338,18 @@ func TestNodePairOnVeth(t *testing.T) {
 				t.Fatalf("b is %+v, want backup following %v", b.Status(), a.conn.LocalAddr())
 			}
 
+			nas := watchNAs(t, l.a, "va")
+			var bMAC net.HardwareAddr
+			if err := inNetns(t, l.b, func() error {
+				ifi, err := net.InterfaceByName("vb")
+				if ifi != nil {
+					bMAC = ifi.HardwareAddr
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+
 			// Crash: a falls silent without a priority 0 advert.
 			a.conn.mute.Store(true)
 			waitFor(t, mdi+time.Second, "b to take over from a silent a", func() bool { return b.roles.is(RoleMaster) })
@@ -271,6 +360,20 @@ func TestNodePairOnVeth(t *testing.T) {
 			if took < mdi || took > mdi+schedSlack {
 				t.Errorf("takeover after %v, want Master_Down_Interval %v (+%v scheduling slack)", took, mdi, schedSlack)
 			}
+
+			// The new master repoints the hosts' neighbor caches (RFC 5798
+			// §6.4.1): an unsolicited NA per virtual address, from its MAC.
+			waitFor(t, 2*time.Second, "b's unsolicited NAs", func() bool {
+				seen := map[netip.Addr]bool{}
+				for _, na := range nas() {
+					if na.Router && na.Override && !na.Solicited && len(na.Options) == 1 {
+						if lla, ok := na.Options[0].(*ndp.LinkLayerAddress); ok && bytes.Equal(lla.Addr, bMAC) {
+							seen[na.TargetAddress] = true
+						}
+					}
+				}
+				return seen[vll] && seen[lanRtr]
+			})
 
 			// Split brain: a never stopped being master. Once its adverts get
 			// through again, b (lower priority) steps down at the first one.

@@ -26,6 +26,11 @@ type NodeConfig struct {
 	OnRole func(role Role, reason string)
 	// Listen opens the socket; nil means Listen(Interface).
 	Listen func() (Conn, error)
+	// Announce sends unsolicited Neighbor Advertisements for the virtual
+	// addresses; it runs right after OnRole(RoleMaster) returns (OnRole must
+	// have added the addresses) and twice more a second apart while master.
+	// nil means Announce(Interface, addrs); a no-op disables it.
+	Announce func(addrs []netip.Addr) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -42,6 +47,7 @@ const (
 	ErrKindAddrMismatch = "addr_mismatch" // address list differs from ours (still obeyed, §7.1)
 	ErrKindIntervalDiff = "interval"      // the master advertises another interval (learned, §6.4.2)
 	ErrKindOwn          = "own"           // our own advert came back
+	ErrKindAnnounce     = "announce"      // an unsolicited NA could not be sent
 	ErrKindRead         = "read"
 	ErrKindWrite        = "write"
 )
@@ -77,6 +83,11 @@ type Node struct {
 	// lastMismatch remembers the last address list we complained about so
 	// that a misconfigured peer is logged once, not once per advert.
 	lastMismatch string
+
+	// Unsolicited NAs still to send after becoming master, and when the
+	// next is due. Only the Run goroutine touches these.
+	announceLeft int
+	announceAt   time.Time
 }
 
 // NewNode returns a Node; Run starts it.
@@ -90,6 +101,10 @@ func NewNode(cfg NodeConfig) *Node {
 	if cfg.Listen == nil {
 		ifname := cfg.Interface
 		cfg.Listen = func() (Conn, error) { return Listen(ifname) }
+	}
+	if cfg.Announce == nil {
+		ifname := cfg.Interface
+		cfg.Announce = func(addrs []netip.Addr) error { return Announce(ifname, addrs) }
 	}
 	if cfg.OnRole == nil {
 		cfg.OnRole = func(Role, string) {}
@@ -189,7 +204,11 @@ func (n *Node) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		if dl := m.Deadline(); dl.IsZero() {
+		dl := m.Deadline()
+		if n.announceLeft > 0 && (dl.IsZero() || n.announceAt.Before(dl)) {
+			dl = n.announceAt
+		}
+		if dl.IsZero() {
 			timer.Stop()
 		} else {
 			timer.Reset(max(dl.Sub(n.cfg.Now()), 0))
@@ -200,7 +219,11 @@ func (n *Node) Run(ctx context.Context) error {
 			n.setRole(RoleBackup, ReasonShutdown, m)
 			return nil
 		case <-timer.C:
-			n.apply(conn, m, m.Timer(n.cfg.Now()))
+			now := n.cfg.Now()
+			if n.announceLeft > 0 && !now.Before(n.announceAt) {
+				n.announce(now)
+			}
+			n.apply(conn, m, m.Timer(now))
 		case p := <-pkts:
 			n.apply(conn, m, n.receive(conn, m, p))
 		case p := <-n.priority:
@@ -317,12 +340,29 @@ func (n *Node) apply(conn Conn, m *Machine, evs []Event) {
 		if ev.RoleChanged && ev.Role != RoleInitialize {
 			n.setRole(ev.Role, ev.Reason, m)
 		}
+		if ev.RoleChanged {
+			n.announceLeft = 0
+			if ev.Role == RoleMaster {
+				n.announceLeft = announceCount
+				n.announce(n.cfg.Now())
+			}
+		}
 	}
 	n.mu.Lock()
 	n.status.Master = m.Master()
 	n.status.Priority = m.Priority()
 	n.status.MasterAdverInterval = m.MasterAdverInterval()
 	n.mu.Unlock()
+}
+
+// announce sends one round of unsolicited NAs and schedules the next.
+func (n *Node) announce(now time.Time) {
+	n.announceLeft--
+	n.announceAt = now.Add(announceGap)
+	if err := n.cfg.Announce(n.cfg.Config.Addrs); err != nil {
+		n.count(ErrKindAnnounce)
+		n.log.Warn("vrrp unsolicited neighbor advertisement failed", "err", err)
+	}
 }
 
 func (n *Node) send(conn Conn, a *Advert) {

@@ -128,7 +128,8 @@ func (l *roleLog) take() []transition {
 
 type runningNode struct {
 	*Node
-	conn   *fakeConn
+	conn      *fakeConn
+	announced chan time.Duration // when each round of unsolicited NAs went out
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -142,14 +143,22 @@ func startNode(t *testing.T, w *wire, log *roleLog, name, addr string, cfg Confi
 	if cfg.Addrs == nil {
 		cfg.Addrs = []netip.Addr{vll, lanRtr}
 	}
+	announced := make(chan time.Duration, 100)
 	n := NewNode(NodeConfig{
 		Interface: "lan0",
 		Config:    cfg,
 		OnRole:    log.onRole(name),
 		Listen:    func() (Conn, error) { return c, nil },
+		Announce: func(addrs []netip.Addr) error {
+			if !slices.Equal(addrs, cfg.Addrs) {
+				t.Errorf("announced %v, want %v", addrs, cfg.Addrs)
+			}
+			announced <- time.Since(log.start)
+			return nil
+		},
 	})
 	ctx, cancel := context.WithCancel(t.Context())
-	rn := &runningNode{Node: n, conn: c, cancel: cancel, done: make(chan error, 1)}
+	rn := &runningNode{Node: n, conn: c, announced: announced, cancel: cancel, done: make(chan error, 1)}
 	go func() { rn.done <- n.Run(ctx) }()
 	return rn
 }
@@ -190,6 +199,19 @@ func TestNodeElectionAndHandover(t *testing.T) {
 			t.Errorf("adverts: a sent %d, b received %d and sent %d; want 17, 17, 0", sa.AdvertsSent, sb.AdvertsReceived, sb.AdvertsSent)
 		}
 
+		// The new master announced its addresses at once and twice more a
+		// second apart (RFC 4861 §7.2.6); the backup never did.
+		var rounds []time.Duration
+		for len(a.announced) > 0 {
+			rounds = append(rounds, <-a.announced)
+		}
+		if diff := cmp.Diff([]time.Duration{ms(321.875), ms(1321.875), ms(2321.875)}[:2], rounds); diff != "" {
+			t.Errorf("unsolicited NA rounds by 2 s (-want +got):\n%s", diff)
+		}
+		if n := len(b.announced); n != 0 {
+			t.Errorf("the backup announced %d times", n)
+		}
+
 		// A graceful stop sends priority 0: b takes over after its Skew_Time,
 		// (256-100)/256 * 100 ms.
 		stopAt := time.Since(log.start)
@@ -202,6 +224,13 @@ func TestNodeElectionAndHandover(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, log.take()); diff != "" {
 			t.Errorf("handover (-want +got):\n%s", diff)
+		}
+		if got := <-b.announced; got != stopAt+ms(60.9375) {
+			t.Errorf("b announced at %v, want at its takeover", got)
+		}
+		// The stopped master sends no further rounds.
+		if n := len(a.announced); n != 0 {
+			t.Errorf("a announced %d more times after stopping", n)
 		}
 	})
 }

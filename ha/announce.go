@@ -1,0 +1,62 @@
+package ha
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/mdlayher/ndp"
+)
+
+// Unsolicited Neighbor Advertisements after a takeover (RFC 5798 §6.4.1,
+// RFC 4861 §7.2.6). v6edge moves the virtual addresses between routers with
+// different MACs, so hosts hold neighbor cache entries that point at the old
+// master; an NA with the Override flag repoints them at once instead of
+// after Neighbor Unreachability Detection gives up (seconds).
+const (
+	// announceCount is MAX_NEIGHBOR_ADVERTISEMENT (RFC 4861 §10).
+	announceCount = 3
+	// announceGap is RetransTimer (RFC 4861 §10), the least spacing between
+	// them: a host that missed the first gets another chance.
+	announceGap = time.Second
+)
+
+// allNodes is where unsolicited NAs go (RFC 4861 §7.2.6).
+var allNodes = netip.MustParseAddr("ff02::1")
+
+// Announce sends one unsolicited Neighbor Advertisement for each of addrs on
+// ifname, from the interface's MAC, with Router and Override set and
+// Solicited clear. The source is addrs[0], the virtual link-local, which
+// must already be on the interface (the master adds it before this runs).
+func Announce(ifname string, addrs []netip.Addr) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return fmt.Errorf("ha: announcing on %s: %w", ifname, err)
+	}
+	if len(ifi.HardwareAddr) == 0 {
+		return fmt.Errorf("ha: announcing on %s: the interface has no MAC", ifname)
+	}
+	c, _, err := ndp.Listen(ifi, ndp.Addr(addrs[0].String()))
+	if err != nil {
+		return fmt.Errorf("ha: announcing on %s from %v: %w", ifname, addrs[0], err)
+	}
+	defer c.Close()
+	var errs []error
+	for _, a := range addrs {
+		na := &ndp.NeighborAdvertisement{
+			Router:        true,
+			Override:      true,
+			TargetAddress: a,
+			Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: ifi.HardwareAddr}},
+		}
+		if err := c.WriteTo(na, nil, allNodes); err != nil {
+			errs = append(errs, fmt.Errorf("ha: announcing %v on %s: %w", a, ifname, err))
+		}
+	}
+	return errors.Join(errs...)
+}
