@@ -130,8 +130,8 @@ type runningNode struct {
 	*Node
 	conn      *fakeConn
 	announced chan time.Duration // when each round of unsolicited NAs went out
-	cancel context.CancelFunc
-	done   chan error
+	cancel    context.CancelFunc
+	done      chan error
 }
 
 func startNode(t *testing.T, w *wire, log *roleLog, name, addr string, cfg Config) *runningNode {
