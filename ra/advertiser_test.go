@@ -150,8 +150,9 @@ func testAdvertiser(t *testing.T, ifname string, lk link, host lanHost, mac net.
 	if len(st.Deprecated) != 1 || st.Deprecated[0].Prefix != oldP || st.Deprecated[0].Preferred != 0 {
 		t.Errorf("Status.Deprecated = %+v, want %s with preferred 0", st.Deprecated, oldP)
 	}
-	if st.RAsSent < 7 || st.RSReceived < 1 || len(st.Problems) != 0 {
-		t.Errorf("Status = %d RAs sent, %d RSs received, problems %q; want ≥7, ≥1, none", st.RAsSent, st.RSReceived, st.Problems)
+	// 3 initial, 1 unicast, 3 deprecating; the last may still be counting.
+	if st.RAsSent < 6 || st.RSReceived < 1 || len(st.Problems) != 0 {
+		t.Errorf("Status = %d RAs sent, %d RSs received, problems %q; want ≥6, ≥1, none", st.RAsSent, st.RSReceived, st.Problems)
 	}
 
 	// 5. Disabled (HA backup): silent, even when solicited.
