@@ -353,7 +353,7 @@ func TestNodeSetPriority(t *testing.T) {
 		synctest.Wait()
 		want := []transition{
 			{ms(921.875 + 360.9375), "a", RoleBackup, ReasonHigherPeer},
-			{ms(921.875 + 360.9375), "b", RoleMaster, ReasonMasterDown},
+			{ms(921.875 + 360.9375), "b", RoleMaster, ReasonPreempt},
 		}
 		if diff := cmp.Diff(want, log.take()); diff != "" {
 			t.Errorf("transitions (-want +got):\n%s", diff)

@@ -25,6 +25,7 @@ const (
 	ReasonOwner      = "address owner"          // Initialize → Master with priority 255 (§6.4.1)
 	ReasonMasterDown = "master down"            // Master_Down_Timer fired (§6.4.2)
 	ReasonMasterLeft = "master sent priority 0" // takeover after Skew_Time (§6.4.2)
+	ReasonPreempt    = "preempted lower priority master"
 	ReasonHigherPeer = "higher priority peer"   // a master stepped down (§6.4.3)
 	ReasonTieBreak   = "equal priority, higher address peer"
 	ReasonShutdown   = "shutdown"
@@ -121,7 +122,10 @@ type Machine struct {
 	// skewDeadline marks a Master_Down_Timer set to Skew_Time by a
 	// priority 0 advert, so the takeover can say why.
 	skewDeadline time.Time
-	master       netip.Addr // the master we follow, as last seen
+	// preempting is set while the master's adverts are being discarded
+	// because its priority is lower than ours, so the takeover can say why.
+	preempting bool
+	master     netip.Addr // the master we follow, as last seen
 }
 
 // NewMachine returns a machine in the Initialize state. cfg should have
@@ -209,8 +213,11 @@ func (m *Machine) Timer(now time.Time) []Event {
 			return nil
 		}
 		reason := ReasonMasterDown
-		if m.master.IsValid() && m.masterDownAt.Equal(m.skewDeadline) {
+		switch {
+		case m.master.IsValid() && m.masterDownAt.Equal(m.skewDeadline):
 			reason = ReasonMasterLeft
+		case m.preempting:
+			reason = ReasonPreempt
 		}
 		return m.becomeMaster(now, reason)
 	}
@@ -240,22 +247,23 @@ func (m *Machine) receiveBackup(now time.Time, a *Advert, src netip.Addr) []Even
 		m.master = src
 		m.masterDownAt = now.Add(m.SkewTime())
 		m.skewDeadline = m.masterDownAt
+		m.preempting = false
 		return nil
 	}
 	if m.cfg.Preempt && a.Priority < m.cfg.Priority {
-		if m.cfg.PreemptDelay <= 0 {
-			return nil // discard: Master_Down_Timer will fire and we preempt
-		}
 		if m.preemptAt.IsZero() {
 			m.preemptAt = now.Add(m.cfg.PreemptDelay)
 		}
 		if !now.Before(m.preemptAt) {
+			// Discard: Master_Down_Timer will fire and we take over.
+			m.preempting = true
 			return nil
 		}
 		// Within the preempt delay: follow this master as if it were higher.
 	} else {
 		m.preemptAt = time.Time{}
 	}
+	m.preempting = false
 	m.master = src
 	if a.MaxAdvertInt > 0 {
 		m.masterAdverInterval = a.MaxAdvertInt
@@ -325,6 +333,7 @@ func (m *Machine) SetPriority(now time.Time, p uint8) []Event {
 func (m *Machine) becomeMaster(now time.Time, reason string) []Event {
 	m.role = RoleMaster
 	m.masterDownAt, m.preemptAt, m.skewDeadline = time.Time{}, time.Time{}, time.Time{}
+	m.preempting = false
 	m.master = netip.Addr{}
 	m.adverAt = now.Add(m.cfg.AdvertInterval)
 	return []Event{
@@ -336,6 +345,7 @@ func (m *Machine) becomeMaster(now time.Time, reason string) []Event {
 func (m *Machine) becomeBackup(now time.Time, reason string) []Event {
 	m.role = RoleBackup
 	m.adverAt, m.preemptAt, m.skewDeadline = time.Time{}, time.Time{}, time.Time{}
+	m.preempting = false
 	m.masterDownAt = now.Add(m.MasterDownInterval())
 	return []Event{{RoleChanged: true, Role: RoleBackup, Reason: reason}}
 }

@@ -251,7 +251,7 @@ func TestPreemption(t *testing.T) {
 			name:    "with preemption a higher priority router takes over one Master_Down_Interval after it starts",
 			preempt: true,
 			want: []transition{
-				{ms(13218.75), "high", RoleMaster, ReasonMasterDown},
+				{ms(13218.75), "high", RoleMaster, ReasonPreempt},
 				{ms(13218.75), "low", RoleBackup, ReasonHigherPeer},
 			},
 		},
@@ -269,7 +269,7 @@ func TestPreemption(t *testing.T) {
 			preempt:      true,
 			preemptDelay: 5 * time.Second,
 			want: []transition{
-				{ms(17828.125), "high", RoleMaster, ReasonMasterDown},
+				{ms(17828.125), "high", RoleMaster, ReasonPreempt},
 				{ms(17828.125), "low", RoleBackup, ReasonHigherPeer},
 			},
 		},
