@@ -51,11 +51,14 @@ func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 	if !ok {
 		return netip.Prefix{}, false
 	}
+	a = a.Unmap()
 	ones, bits := n.Mask.Size()
-	if bits == 0 {
+	// A non-contiguous mask (Size 0, 0) or one that does not fit the
+	// address family is not an address we can name.
+	if bits == 0 || bits != a.BitLen() {
 		return netip.Prefix{}, false
 	}
-	return netip.PrefixFrom(a.Unmap(), ones), true
+	return netip.PrefixFrom(a, ones), true
 }
 
 // ipNet converts a netip.Prefix to the *net.IPNet netlink wants, keeping the
