@@ -26,7 +26,7 @@ const (
 	ReasonMasterDown = "master down"            // Master_Down_Timer fired (§6.4.2)
 	ReasonMasterLeft = "master sent priority 0" // takeover after Skew_Time (§6.4.2)
 	ReasonPreempt    = "preempted lower priority master"
-	ReasonHigherPeer = "higher priority peer"   // a master stepped down (§6.4.3)
+	ReasonHigherPeer = "higher priority peer" // a master stepped down (§6.4.3)
 	ReasonTieBreak   = "equal priority, higher address peer"
 	ReasonShutdown   = "shutdown"
 )
