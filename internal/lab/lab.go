@@ -13,8 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -80,6 +83,46 @@ type Lab struct {
 	seq       int
 	closeOnce sync.Once
 	closeErr  error
+}
+
+const ownerFile = "owner.pid"
+
+var staleDir = regexp.MustCompile(`^(.+-[0-9a-f]{6})-[0-9]+$`)
+
+// sweepStale removes labs named name whose owning process is gone: their
+// namespaces, /etc/netns directories and lab directory. Only labs that
+// carry an owner file in their temporary directory are touched, and only
+// when that pid no longer exists.
+func sweepStale(ctx context.Context, name string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), name+"-*", ownerFile))
+	for _, f := range dirs {
+		dir := filepath.Dir(f)
+		m := staleDir.FindStringSubmatch(filepath.Base(dir))
+		if m == nil || !strings.HasPrefix(m[1], name+"-") || len(m[1]) != len(name)+7 {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		base := m[1]
+		nss, _ := filepath.Glob(filepath.Join("/run/netns", base+"-*"))
+		for _, nsPath := range nss {
+			ns := filepath.Base(nsPath)
+			stale := &Lab{}
+			stale.killNetnsPids(ctx, ns)
+			_, _ = run(ctx, "ip", "netns", "del", ns)
+		}
+		etcs, _ := filepath.Glob(filepath.Join("/etc/netns", base+"-*"))
+		for _, e := range etcs {
+			_ = os.RemoveAll(e)
+		}
+		_ = os.RemoveAll(dir)
+	}
 }
 
 // Requirements lists the programs a lab needs.
@@ -152,6 +195,7 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 	for i := 1; i <= o.Hosts; i++ {
 		l.Hosts = append(l.Hosts, fmt.Sprintf("%s-h%d", base, i))
 	}
+	sweepStale(ctx, o.Name)
 	if o.Dir != "" {
 		l.Dir = o.Dir
 	} else {
@@ -159,6 +203,11 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 			return nil, fmt.Errorf("lab: %w", err)
 		}
 		l.ownDir = true
+		// The owner's pid lets a later lab remove this one if our process
+		// dies without Close (a `go test -timeout` panic, SIGKILL).
+		if err := os.WriteFile(filepath.Join(l.Dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
 	}
 	defer func() {
 		if err != nil {

@@ -214,3 +214,20 @@ func TestLabWithTwoHostsSharesABridge(t *testing.T) {
 		t.Fatalf("host 1 cannot reach host 2 across the bridge: %v\n%s", err, out)
 	}
 }
+
+func TestALabWhoseOwnerDiedIsRemovedByTheNextOne(t *testing.T) {
+	requireLab(t)
+	t.Parallel()
+	name := fmt.Sprintf("v6ls%04x", rand.IntN(1<<16))
+	old := newLab(t, Options{Name: name})
+	// Pretend the process that built it is gone: a reaped child's pid.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(old.Dir+"/"+ownerFile, []byte(fmt.Sprint(dead.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	newLab(t, Options{Name: name})
+	assertGone(t, old)
+}
