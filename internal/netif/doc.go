@@ -19,6 +19,19 @@
 // failed DAD is the signature of a cloned VM; with HealLinkLocal the Tracker
 // gives the interface a fresh stable_secret and regenerates the link-local.
 //
+// Kernel behaviour this package relies on (measured on 6.18 in a netns):
+//   - A static address whose DAD fails stays on the interface flagged
+//     "dadfailed tentative" and keeps its on-link prefix route, so the /64
+//     still points at the link; only deleting the address removes the route.
+//   - With keep_addr_on_down=0 (the default) a link going down flushes the
+//     static IPv6 addresses; the Tracker puts them back (tentative until the
+//     link is up again, then DAD runs).
+//   - Without carrier DAD does not run and an address stays tentative for
+//     ever: reported as "stuck tentative" after StuckAfter.
+//   - accept_dad=2 and a duplicated MAC-based link-local make the kernel set
+//     disable_ipv6=1 and drop every address: reported, not healed (the MAC
+//     itself is duplicated on the segment; that needs a human).
+//
 // [Routes] owns routes marked with v6edge's routing protocol number
 // ([RouteProtocol]), notably the RFC 7084 WPD-5 unreachable routes for the
 // internal and the delegated prefix.
