@@ -427,3 +427,62 @@ func checkRSLatency(t *testing.T, ds []time.Duration) {
 		t.Errorf("%d of %d RSs answered after more than 0.6s: %s", late, len(ds), summarize(ds))
 	}
 }
+
+// TestIntegrationVirtualSource runs the Advertiser from an HA virtual
+// link-local against the real kernel: nothing while the address is
+// missing, RAs from it once it is added, silence within seconds once it is
+// removed, and RAs again when it comes back.
+func TestIntegrationVirtualSource(t *testing.T) {
+	requireRoot(t)
+	l := newVethLab(t, map[string]string{"accept_ra": "0", "router_solicitations": "0"})
+	host := listenHost(t, l)
+	vip := netip.MustParseAddr("fe80::1")
+	cfg := labConfig(t, SLAAC, "2001:db8:100:1::/64")
+	cfg.Source = vip
+	a, _ := startAdvertiser(t, l, cfg, nil)
+
+	sawFrom := func(d time.Duration) bool {
+		deadline := time.Now().Add(d)
+		for time.Now().Before(deadline) {
+			if _, _, got := host.nextRA(t, time.Until(deadline)); got {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 3*time.Second, "the missing source to be reported", func() bool {
+		p := a.Status().Problems
+		return len(p) == 1 && strings.Contains(p[0], "source address not on the interface")
+	})
+	if sawFrom(500 * time.Millisecond) {
+		t.Fatal("an RA went out before the virtual link-local existed")
+	}
+
+	run(t, "ip", "-n", l.router, "addr", "add", "fe80::1/64", "dev", l.routerIf, "nodad")
+	added := time.Now()
+	if !sawFrom(retryDelay + time.Second) {
+		t.Fatal("no RA within 2s of adding the virtual link-local")
+	}
+	t.Logf("first RA %s after the virtual link-local was added", time.Since(added).Round(time.Millisecond))
+	if src := a.Status().Source; src.WithZone("") != vip {
+		t.Fatalf("Status.Source = %s, want %s", src, vip)
+	}
+
+	run(t, "ip", "-n", l.router, "addr", "del", "fe80::1/64", "dev", l.routerIf)
+	removed := time.Now()
+	waitFor(t, sourceCheckInterval+2*time.Second, "the lost source to be reported", func() bool {
+		return len(a.Status().Problems) > 0
+	})
+	t.Logf("source loss noticed %s after removal", time.Since(removed).Round(time.Millisecond))
+	for sawFrom(100 * time.Millisecond) {
+		// drain what was sent before the loss was noticed
+	}
+	if sawFrom(3 * time.Second) {
+		t.Fatal("RAs continued after the virtual link-local was removed")
+	}
+
+	run(t, "ip", "-n", l.router, "addr", "add", "fe80::1/64", "dev", l.routerIf, "nodad")
+	if !sawFrom(retryDelay + time.Second) {
+		t.Fatal("no RA within 2s of the virtual link-local coming back")
+	}
+}
