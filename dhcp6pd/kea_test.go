@@ -126,7 +126,7 @@ func TestKea(t *testing.T) {
 		"data-directory":    dir,
 		"renew-timer":       4, "rebind-timer": 6, "preferred-lifetime": 15, "valid-lifetime": 20,
 		"subnet6": []any{map[string]any{
-			"subnet": "2001:db8::/32", "interface": "s0",
+			"subnet": "2001:db8::/32", "interface": "s0", "rapid-commit": true,
 			"pd-pools": []any{map[string]any{"prefix": "2001:db8:100::", "prefix-len": 40, "delegated-len": 56}},
 		}},
 		"loggers": []any{map[string]any{"name": "kea-dhcp6", "severity": "INFO",
@@ -172,16 +172,30 @@ func TestKea(t *testing.T) {
 	})
 
 	stateDir := filepath.Join(dir, "state")
-	start := func() (*Client, *countingConn, func()) {
+	type started struct {
+		c     *Client
+		cc    *countingConn
+		stop  func()
+		mu    sync.Mutex
+		notes []Snapshot
+	}
+	start := func(iaid uint32, rapid bool) *started {
 		cc := &countingConn{}
+		st := &started{cc: cc}
 		c := NewClient(Config{
 			Interface:    "c0",
 			DUID:         DUIDLL(mac),
-			IAID:         1,
+			IAID:         iaid,
 			PrefixLength: 56,
+			RapidCommit:  rapid,
 			StateDir:     stateDir,
 			Logger:       testLogger(t),
-			Listen:       listenIn(nsC, "c0", func(c Conn) Conn { cc.Conn = c; return cc }),
+			Notify: func(s Snapshot) {
+				st.mu.Lock()
+				st.notes = append(st.notes, s)
+				st.mu.Unlock()
+			},
+			Listen: listenIn(nsC, "c0", func(c Conn) Conn { cc.Conn = c; return cc }),
 			Tune: func(m *Machine) {
 				m.SolMaxDelay = 100 * time.Millisecond
 				m.RenTimeout = 500 * time.Millisecond
@@ -208,11 +222,13 @@ func TestKea(t *testing.T) {
 			})
 		}
 		t.Cleanup(stop)
-		return c, cc, stop
+		st.c, st.stop = c, stop
+		return st
 	}
 	pool := netip.MustParsePrefix("2001:db8:100::/40")
 
-	c, cc, stop := start()
+	first1 := start(1, false)
+	c, cc, stop := first1.c, first1.cc, first1.stop
 	waitFor(t, "bound to a prefix from Kea", 20*time.Second, func() bool { return c.Snapshot().State == StateBound })
 	first := c.Snapshot().Lease
 	p, _ := first.Chosen(56)
@@ -236,15 +252,44 @@ func TestKea(t *testing.T) {
 	if q, _ := c.Snapshot().Lease.Chosen(56); q.Prefix != p.Prefix {
 		t.Fatalf("Renew changed the prefix %s -> %s", p.Prefix, q.Prefix)
 	}
+	if n := cc.count(dhcpv6.MessageTypeRequest); n != 1 {
+		t.Errorf("%d Requests without rapid commit, want 1", n)
+	}
 	stop()
 
-	c2, cc2, _ := start()
-	if s := c2.Snapshot(); s.State != StateInit {
-		t.Fatalf("state %s before Run settled", s.State)
+	// Rapid commit (RFC 8415 §18.2.1, Kea's subnet-level rapid-commit):
+	// a second IA_PD binds with Solicit and Reply only, then is released.
+	rapid := start(2, true)
+	waitFor(t, "bound by rapid commit", 10*time.Second, func() bool { return rapid.c.Snapshot().State == StateBound })
+	if n := rapid.cc.count(dhcpv6.MessageTypeRequest); n != 0 {
+		t.Errorf("rapid commit sent %d Requests, want none", n)
 	}
+	rp, _ := rapid.c.Snapshot().Lease.Chosen(56)
+	if rp.Prefix == p.Prefix || !pool.Contains(rp.Prefix.Addr()) {
+		t.Errorf("IAID 2 got %s (IAID 1 has %s)", rp.Prefix, p.Prefix)
+	}
+	rapid.c.Release()
+	waitFor(t, "released", 5*time.Second, func() bool {
+		s := rapid.c.Snapshot()
+		return s.State == StateReleased && s.Lease == nil && rapid.cc.count(dhcpv6.MessageTypeRelease) > 0
+	})
+	if l, err := LoadLease(stateDir, "c0", 2); l != nil || err != nil {
+		t.Errorf("released lease still saved: %v, %v", l, err)
+	}
+	rapid.stop()
+
+	restarted := start(1, false)
+	c2, cc2 := restarted.c, restarted.cc
 	waitFor(t, "bound again from the saved lease", 10*time.Second, func() bool {
 		return c2.Snapshot().State == StateBound && cc2.count(dhcpv6.MessageTypeRebind) > 0
 	})
+	restarted.mu.Lock()
+	for i, n := range restarted.notes {
+		if n.Lease == nil {
+			t.Errorf("snapshot %d during the restart (state %s) had no lease: NAT and RA would flap", i, n.State)
+		}
+	}
+	restarted.mu.Unlock()
 	if q, _ := c2.Snapshot().Lease.Chosen(56); q.Prefix != p.Prefix {
 		t.Fatalf("restart changed the prefix %s -> %s", p.Prefix, q.Prefix)
 	}
