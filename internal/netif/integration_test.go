@@ -431,3 +431,47 @@ func TestIntegrationOwnedRoutesInATable(t *testing.T) {
 		t.Errorf("table 100 after SetRoutes(nil):\n%s", out)
 	}
 }
+
+func TestIntegrationNetlinkWatcher(t *testing.T) {
+	l := newLab(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := NetlinkWatcher{Namespace: &l.rns, OnError: func(err error) { t.Errorf("subscription error: %v", err) }}.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := l.h.LinkByName("r0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipCmd(t, "-n", l.router, "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "r0", "nodad")
+	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	want := netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64")
+	sawAddr, sawLink := false, false
+	deadline := time.After(5 * time.Second)
+	for !sawAddr || !sawLink {
+		select {
+		case ev := <-events:
+			if ev.LinkIndex != link.Attrs().Index {
+				continue
+			}
+			sawAddr = sawAddr || ev.Address == want && !ev.Deleted
+			sawLink = sawLink || ev.Link
+		case <-deadline:
+			t.Fatalf("events within 5s: address %v, link %v", sawAddr, sawLink)
+		}
+	}
+	// Cancelling ends the subscription: the channel is closed promptly.
+	cancel()
+	timeout := time.After(2 * time.Second)
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-timeout:
+			t.Fatal("event channel still open 2s after cancel")
+		}
+	}
+}
