@@ -16,6 +16,10 @@ import (
 const (
 	ChainPrerouting  = "prerouting"
 	ChainPostrouting = "postrouting"
+	// ChainHairpin is a regular chain that prerouting jumps to for LAN traffic to an
+	// external address. Its rules depend on the LANs and the internal prefix only, so a
+	// renumbering never rewrites them, however many LANs there are.
+	ChainHairpin = "hairpin"
 )
 
 // ifNameSize is IFNAMSIZ: interface names travel to the kernel NUL padded to 16 bytes.
@@ -106,15 +110,16 @@ func (r Ruleset) checkUplink(i int) error {
 // and its text as `nft list` prints it. It also carries the expressions Table sends.
 type RuleSpec struct {
 	Chain  string // ChainPrerouting or ChainPostrouting
-	Uplink string // the WAN this rule belongs to
+	Uplink string // the WAN this rule belongs to; "" for the hairpin chain's rules
 	Text   string
 
 	exprs []expr.Any
 }
 
 // Render turns a Ruleset into the rules of our table: per uplink, the inbound dnat (and its
-// ct mark when multihomed) and the hairpin dnat in prerouting, the outbound snat and the
-// hairpin snat in postrouting. Uplinks that fail Check are left out. Pure: golden tests
+// ct mark when multihomed) and the jump to the hairpin chain in prerouting, the outbound
+// snat in postrouting; once, the hairpin snat in postrouting and the hairpin chain's dnat
+// per LAN. Uplinks that fail Check are left out. Pure: golden tests
 // compare its output.
 func Render(r Ruleset) []RuleSpec {
 	if len(r.Uplinks) == 0 || checkInternal(r.Internal) != nil {
@@ -126,6 +131,7 @@ func Render(r Ruleset) []RuleSpec {
 	lans = slices.DeleteFunc(lans, func(s string) bool { return s == "" || len(s) >= ifNameSize })
 
 	var pre, post []RuleSpec
+	var wans []string // of the mapped uplinks
 	hairpinSnat := false
 	for i, u := range r.Uplinks {
 		if r.checkUplink(i) != nil {
@@ -150,27 +156,14 @@ func Render(r Ruleset) []RuleSpec {
 		add(&pre, ChainPrerouting, b)
 
 		if r.Hairpin {
-			// A LAN host talks to another LAN host's external address: translate the
-			// destination back to the internal one here ...
-			// One rule per LAN rather than an anonymous set: google/nftables v0.3.0
-			// marks such a set's keys big endian, and nft then lists every interface
-			// name as "".
-			from := lans
-			if len(from) == 0 {
-				from = []string{""}
-			}
-			for _, lan := range from {
-				b := new(builder)
-				if lan == "" {
-					b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpNeq, u.WAN)
-				} else {
-					b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, lan)
-				}
-				b.addr(offsetSaddr, "ip6 saddr", r.Internal)
-				b.addr(offsetDaddr, "ip6 daddr", u.External)
-				b.netmap(expr.NATTypeDestNAT, "dnat", r.Internal)
-				add(&pre, ChainPrerouting, b)
-			}
+			// A LAN host talks to another LAN host's external address: the hairpin
+			// chain translates the destination back to the internal one ...
+			b := new(builder)
+			b.addr(offsetSaddr, "ip6 saddr", r.Internal)
+			b.addr(offsetDaddr, "ip6 daddr", u.External)
+			b.jump(ChainHairpin)
+			add(&pre, ChainPrerouting, b)
+			wans = append(wans, u.WAN)
 		}
 
 		b = new(builder)
@@ -196,7 +189,30 @@ func Render(r Ruleset) []RuleSpec {
 			add(&post, ChainPostrouting, b)
 		}
 	}
-	return append(pre, post...)
+	var hairpin []RuleSpec
+	if r.Hairpin && len(wans) > 0 {
+		// NETMAP keeps the host bits whichever external prefix was dialled, so one
+		// rule per LAN serves every uplink. One rule per LAN rather than an anonymous
+		// set: google/nftables v0.3.0 marks such a set's keys big endian, and nft then
+		// lists every interface name as "". Without LANs, anything but a WAN counts.
+		from := lans
+		if len(from) == 0 {
+			from = []string{""}
+		}
+		for _, lan := range from {
+			b := new(builder)
+			if lan == "" {
+				for _, w := range wans {
+					b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpNeq, w)
+				}
+			} else {
+				b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, lan)
+			}
+			b.netmap(expr.NATTypeDestNAT, "dnat", r.Internal)
+			hairpin = append(hairpin, RuleSpec{Chain: ChainHairpin, Text: b.String(), exprs: b.exprs})
+		}
+	}
+	return slices.Concat(pre, post, hairpin)
 }
 
 // Format prints rendered rules as `nft list table ip6 <name>` does, so that golden files,
@@ -204,14 +220,18 @@ func Render(r Ruleset) []RuleSpec {
 func Format(name string, rules []RuleSpec) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "table ip6 %s {\n", name)
-	for i, c := range []struct{ name, hook, prio string }{
-		{ChainPrerouting, "prerouting", "dstnat"},
-		{ChainPostrouting, "postrouting", "srcnat"},
+	for i, c := range []struct{ name, hook string }{
+		{ChainHairpin, ""}, // created first: prerouting jumps to it
+		{ChainPrerouting, "type nat hook prerouting priority dstnat; policy accept;"},
+		{ChainPostrouting, "type nat hook postrouting priority srcnat; policy accept;"},
 	} {
 		if i > 0 {
 			sb.WriteString("\n")
 		}
-		fmt.Fprintf(&sb, "\tchain %s {\n\t\ttype nat hook %s priority %s; policy accept;\n", c.name, c.hook, c.prio)
+		fmt.Fprintf(&sb, "\tchain %s {\n", c.name)
+		if c.hook != "" {
+			fmt.Fprintf(&sb, "\t\t%s\n", c.hook)
+		}
 		for _, r := range rules {
 			if r.Chain == c.name {
 				fmt.Fprintf(&sb, "\t\t%s\n", r.Text)
@@ -282,6 +302,11 @@ func (b *builder) masked(p netip.Prefix) {
 		b.exprs = append(b.exprs, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask[:], Xor: make([]byte, 16)})
 	}
 	b.exprs = append(b.exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
+}
+
+func (b *builder) jump(chain string) {
+	b.words = append(b.words, "jump "+chain)
+	b.exprs = append(b.exprs, &expr.Verdict{Kind: expr.VerdictJump, Chain: chain})
 }
 
 func (b *builder) ctMarkSet(mark uint32) {

@@ -51,6 +51,7 @@ type Table struct {
 	table    *nftables.Table
 	pre      *nftables.Chain
 	post     *nftables.Chain
+	hairpin  *nftables.Chain
 	now      func() time.Time
 	strategy strategy
 	close    func() error
@@ -148,8 +149,9 @@ func NewTableConn(name string, c Conn, log *slog.Logger) *Table {
 			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept},
 		post: &nftables.Chain{Name: ChainPostrouting, Table: tbl, Type: nftables.ChainTypeNAT,
 			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept},
-		now:   time.Now,
-		close: func() error { return nil },
+		hairpin: &nftables.Chain{Name: ChainHairpin, Table: tbl},
+		now:     time.Now,
+		close:   func() error { return nil },
 	}
 }
 
@@ -284,7 +286,7 @@ func (t *Table) drift() (string, error) {
 		return "", fmt.Errorf("nat: listing chains: %w", err)
 	}
 	var problems []string
-	for _, want := range []*nftables.Chain{t.pre, t.post} {
+	for _, want := range t.chains() {
 		i := slices.IndexFunc(chains, func(c *nftables.Chain) bool {
 			return c.Table != nil && c.Table.Name == t.table.Name && c.Name == want.Name
 		})
@@ -324,15 +326,23 @@ func (t *Table) drift() (string, error) {
 				want.Name, len(wantLen), extra, changed))
 		}
 	}
-	if len(problems) == 2 && strings.HasSuffix(problems[0], "missing") && strings.HasSuffix(problems[1], "missing") {
+	if len(problems) == len(t.chains()) && !slices.ContainsFunc(problems, func(p string) bool { return !strings.HasSuffix(p, "missing") }) {
 		return "table " + t.table.Name + " missing", nil
 	}
 	return strings.Join(problems, "; "), nil
 }
 
+// samePtr compares optional chain attributes: both unset (a regular chain) or equal.
 func samePtr[T comparable](a, b *T) bool {
-	return a != nil && b != nil && *a == *b
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
 }
+
+// chains lists our chains; the regular hairpin chain comes first so that it exists when a
+// rule in the same batch jumps to it.
+func (t *Table) chains() []*nftables.Chain { return []*nftables.Chain{t.hairpin, t.pre, t.post} }
 
 // rebuild replaces the whole table in one batch: the first creation, a restore after drift,
 // or a start over a table a previous run left behind.
@@ -349,8 +359,9 @@ func (t *Table) rebuild(groups []group) error {
 		t.conn.DelTable(t.table)
 		t.conn.AddTable(t.table)
 	}
-	t.conn.AddChain(t.pre)
-	t.conn.AddChain(t.post)
+	for _, c := range t.chains() {
+		t.conn.AddChain(c)
+	}
 	sent := t.queueRules(groups, false)
 	start := t.now()
 	if err := t.conn.Flush(); err != nil {
@@ -444,8 +455,9 @@ func (t *Table) swap(want []group) error {
 
 // flushSwap is the single-batch alternative: flush both chains and add every rule again.
 func (t *Table) flushSwap(want, drop []group) error {
-	t.conn.FlushChain(t.pre)
-	t.conn.FlushChain(t.post)
+	for _, c := range t.chains() {
+		t.conn.FlushChain(c)
+	}
 	sent := t.queueRules(want, false)
 	start := t.now()
 	if err := t.conn.Flush(); err != nil {
@@ -465,6 +477,10 @@ func (t *Table) flushSwap(want, drop []group) error {
 
 func (t *Table) logChanges(groups []group) {
 	for _, g := range groups {
+		if g.uplink.WAN == "" {
+			t.log.Info("nat hairpin rules installed", "rules", len(g.rules))
+			continue
+		}
 		t.log.Info("nat mapping installed", "iface", g.uplink.WAN, "prefix", g.uplink.External,
 			"rules", len(g.rules), "took", t.status.LastSwapDuration)
 	}
@@ -478,6 +494,9 @@ func (t *Table) forget(drop, want []group) {
 	}
 	for _, g := range drop {
 		old := g.uplink.External
+		if !old.IsValid() { // the hairpin chain's group
+			continue
+		}
 		if slices.ContainsFunc(want, func(w group) bool { return w.uplink.External == old }) {
 			continue
 		}
@@ -492,8 +511,11 @@ func (t *Table) forget(drop, want []group) {
 }
 
 func (t *Table) chain(name string) *nftables.Chain {
-	if name == ChainPrerouting {
+	switch name {
+	case ChainPrerouting:
 		return t.pre
+	case ChainHairpin:
+		return t.hairpin
 	}
 	return t.post
 }
@@ -532,7 +554,10 @@ func (t *Table) queueRules(groups []group, atHead bool) map[string][]sentRule {
 // batch in the order it receives them from one per-table counter, so the new handles
 // (those not in known), ascending, follow the send order.
 func (t *Table) readBack(groups []group, sent map[string][]sentRule, known map[uint64]bool) error {
-	for _, c := range []*nftables.Chain{t.pre, t.post} {
+	for _, c := range t.chains() {
+		if len(sent[c.Name]) == 0 {
+			continue // nothing new there; spare the dump (the hairpin chain may be long)
+		}
 		rules, err := t.conn.GetRules(t.table, c)
 		if err != nil {
 			return fmt.Errorf("nat: reading back rules of %s: %w", c.Name, err)
@@ -579,9 +604,11 @@ func (t *Table) updateStatus() {
 	t.status.Internal = r.Internal
 	t.status.External = nil
 	for _, g := range t.installed {
-		t.status.External = append(t.status.External, g.uplink.External)
+		if g.uplink.External.IsValid() {
+			t.status.External = append(t.status.External, g.uplink.External)
+		}
 	}
-	t.status.Installed = t.synced && len(t.installed) > 0
+	t.status.Installed = t.synced && len(t.status.External) > 0
 	t.status.Problem = ""
 	if t.checkErr != nil {
 		t.status.Problem = t.checkErr.Error()
@@ -594,7 +621,10 @@ func groupRules(r Ruleset) []group {
 	for _, s := range Render(r) {
 		i := slices.IndexFunc(groups, func(g group) bool { return g.uplink.WAN == s.Uplink })
 		if i < 0 {
-			u := r.Uplinks[slices.IndexFunc(r.Uplinks, func(u Uplink) bool { return u.WAN == s.Uplink })]
+			var u Uplink // the hairpin chain's rules belong to no uplink
+			if j := slices.IndexFunc(r.Uplinks, func(u Uplink) bool { return u.WAN == s.Uplink }); j >= 0 {
+				u = r.Uplinks[j]
+			}
 			groups = append(groups, group{uplink: u})
 			i = len(groups) - 1
 		}

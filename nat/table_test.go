@@ -46,12 +46,14 @@ func TestFirstSetCreatesEverythingInOneBatch(t *testing.T) {
 	}
 	want := []string{
 		"add table v6edge",
+		"add chain v6edge hairpin",
 		"add chain v6edge prerouting",
 		"add chain v6edge postrouting",
 		"add rule v6edge prerouting",
 		"add rule v6edge prerouting",
 		"add rule v6edge postrouting",
 		"add rule v6edge postrouting",
+		"add rule v6edge hairpin",
 	}
 	if diff := cmp.Diff(want, fake.Ops); diff != "" {
 		t.Errorf("ops mismatch (-want +got):\n%s", diff)
@@ -135,7 +137,7 @@ func TestFlushStrategyUsesOneBatch(t *testing.T) {
 	if err := tbl.Set(twoUplinks(ext1, ext3)); err != nil {
 		t.Fatal(err)
 	}
-	if fake.Batches != 1 || fake.Ops[0] != "flush chain v6edge prerouting" {
+	if fake.Batches != 1 || fake.Ops[0] != "flush chain v6edge hairpin" {
 		t.Errorf("flush strategy sent %d batches: %q", fake.Batches, fake.Ops)
 	}
 	if n := len(fake.Rules(DefaultName, ChainPrerouting)); n != 6 {
