@@ -66,7 +66,9 @@ type Advertiser struct {
 	// tune lets tests shrink the RFC constants of the schedule.
 	tune func(*Schedule)
 
-	updated chan struct{} // capacity 1: "the config changed"
+	updated   chan struct{} // capacity 1: "the config changed"
+	ready     chan struct{} // closed once Run made its first attempt
+	readyOnce sync.Once
 
 	mu        sync.Mutex
 	cfg       Config
@@ -102,6 +104,7 @@ func NewAdvertiser(cfg Config, log *slog.Logger) *Advertiser {
 		link:      kernelLink{},
 		rand:      rand.New(rand.NewPCG(seed, seed>>7^0x9e3779b97f4a7c15)),
 		updated:   make(chan struct{}, 1),
+		ready:     make(chan struct{}),
 		cfg:       cfg,
 		hist:      &History{},
 		neighbors: make(map[netip.Addr]neighbor),
@@ -226,6 +229,17 @@ func (a *Advertiser) Status() Status {
 	return s
 }
 
+// Ready is closed once Run has made its first attempt: the first RA went
+// out, advertising is disabled (HA backup), or opening the socket failed
+// (reported in Status.Problems and retried). A missing LAN must not hold
+// back the readiness of the whole daemon.
+func (a *Advertiser) Ready() <-chan struct{} { return a.ready }
+
+// String names the Advertiser as a task.
+func (a *Advertiser) String() string { return "ra(" + a.config().Interface + ")" }
+
+func (a *Advertiser) markReady() { a.readyOnce.Do(func() { close(a.ready) }) }
+
 func (a *Advertiser) config() Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -245,6 +259,7 @@ func (a *Advertiser) Run(ctx context.Context) error {
 		if cfg.Enabled {
 			err = a.serve(ctx, sched)
 		}
+		a.markReady()
 		a.mu.Lock()
 		a.source = netip.Addr{}
 		if err != nil && !errors.Is(err, errReopen) {
@@ -381,6 +396,7 @@ func (a *Advertiser) serve(ctx context.Context, sched *Schedule) error {
 				if err := a.send(conn, now, allNodes, false); err != nil {
 					return err
 				}
+				a.markReady()
 			}
 			for _, dst := range unicast {
 				if err := a.send(conn, now, dst, false); err != nil {

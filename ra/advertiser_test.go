@@ -94,6 +94,11 @@ func testAdvertiser(t *testing.T, ifname string, lk link, host lanHost, mac net.
 	// 1. The first RA goes out at once and carries every option.
 	start := time.Now()
 	first := expect("first RA", 200*time.Millisecond+tm.slack, anyMulticast)
+	select {
+	case <-a.Ready():
+	case <-time.After(time.Second):
+		t.Fatal("Ready not closed after the first RA")
+	}
 	want := &ndp.RouterAdvertisement{
 		CurrentHopLimit:    64,
 		OtherConfiguration: true,

@@ -298,3 +298,31 @@ func TestBuildDeprecatedAndFinal(t *testing.T) {
 		}
 	})
 }
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Config)
+		ok     bool
+	}{
+		{"the defaults are valid", func(c *Config) {}, true},
+		{"a max interval under 4 s is refused", func(c *Config) { c.MaxInterval = time.Second }, false},
+		{"a min interval above 0.75 × max is refused", func(c *Config) { c.MinInterval = 500 * time.Second }, false},
+		{"a router lifetime below the max interval is refused", func(c *Config) { c.RouterLifetime = time.Minute }, false},
+		{"router lifetime 0 (not a default router) is valid", func(c *Config) { c.RouterLifetime = 0 }, true},
+		{"an MTU below 1280 is refused", func(c *Config) { c.MTU = 1000 }, false},
+		{"SLAAC on a /56 is refused", func(c *Config) {
+			c.Prefixes = []Prefix{{Prefix: pfx("2001:db8::/56"), Autonomous: true}}
+		}, false},
+		{"an IPv4 DNS server is refused", func(c *Config) { c.RDNSS = []netip.Addr{netip.MustParseAddr("192.0.2.1")} }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := baseConfig()
+			tt.change(&c)
+			if err := c.Validate(); (err == nil) != tt.ok {
+				t.Fatalf("Validate = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
