@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -100,4 +101,38 @@ func LoadOrCreateDUIDLLT(stateDir string, mac net.HardwareAddr, now time.Time) (
 		return nil, fmt.Errorf("saving DUID: %w", err)
 	}
 	return duid, nil
+}
+
+// DUIDFromSpec turns the wan.duid setting of the config file into a DUID:
+// "ll" (or empty) is DUID-LL from mac; "llt" is the DUID-LLT kept in
+// stateDir; "en:<enterprise>:<hex id>" is DUID-EN; anything else is a raw
+// DUID in hex, colons optional.
+func DUIDFromSpec(spec string, mac net.HardwareAddr, stateDir string, now time.Time) ([]byte, error) {
+	switch {
+	case spec == "" || spec == "ll":
+		if len(mac) == 0 {
+			return nil, errors.New("DUID-LL needs a MAC address")
+		}
+		return DUIDLL(mac), nil
+	case spec == "llt":
+		if len(mac) == 0 {
+			return nil, errors.New("DUID-LLT needs a MAC address")
+		}
+		return LoadOrCreateDUIDLLT(stateDir, mac, now)
+	case strings.HasPrefix(spec, "en:"):
+		ent, id, ok := strings.Cut(strings.TrimPrefix(spec, "en:"), ":")
+		if !ok {
+			return nil, fmt.Errorf("DUID %q: want en:<enterprise number>:<hex id>", spec)
+		}
+		n, err := strconv.ParseUint(ent, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("DUID %q: enterprise number: %w", spec, err)
+		}
+		b, err := hex.DecodeString(strings.ReplaceAll(id, ":", ""))
+		if err != nil || len(b) == 0 || 6+len(b) > duidMaxLength {
+			return nil, fmt.Errorf("DUID %q: identifier must be 1..%d hex octets", spec, duidMaxLength-6)
+		}
+		return DUIDEN(uint32(n), b), nil
+	}
+	return ParseDUID(spec)
 }

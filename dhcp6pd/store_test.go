@@ -142,3 +142,43 @@ func TestLeaseJSON(t *testing.T) {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }
+
+func TestDUIDFromSpec(t *testing.T) {
+	mac := net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x01, 0x33}
+	tests := []struct {
+		name, spec, want, err string
+	}{
+		{"ll is DUID-LL from the MAC", "ll", "00:03:00:01:02:00:5e:00:01:33", ""},
+		{"an empty setting means ll", "", "00:03:00:01:02:00:5e:00:01:33", ""},
+		{"en takes an enterprise number and a hex id", "en:32473:ab:cd", "00:02:00:00:7e:d9:ab:cd", ""},
+		{"raw hex is taken as is", "00:04:01:02:03", "00:04:01:02:03", ""},
+		{"a bad enterprise number is an error", "en:x:ab", "", "enterprise number"},
+		{"an en without id is an error", "en:1", "", "want en:"},
+		{"garbage is an error", "zz", "", "parsing DUID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DUIDFromSpec(tt.spec, mac, t.TempDir(), t0)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || FormatDUID(got) != tt.want {
+				t.Fatalf("got %s, %v; want %s", FormatDUID(got), err, tt.want)
+			}
+		})
+	}
+	t.Run("llt is created once and then read back", func(t *testing.T) {
+		dir := t.TempDir()
+		a, err := DUIDFromSpec("llt", mac, dir, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := DUIDFromSpec("llt", mac, dir, t0.Add(time.Hour))
+		if err != nil || FormatDUID(a) != FormatDUID(b) {
+			t.Fatalf("%s then %s (%v)", FormatDUID(a), FormatDUID(b), err)
+		}
+	})
+}
