@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -105,11 +106,12 @@ func ListenFrom(ifname string, src netip.Addr) (*RawConn, error) {
 	return &RawConn{pc: pc, c: c, ifi: ifi, local: src}, nil
 }
 
-// OwnLinkLocal returns the link-local of ifname that VRRP should send from:
-// one that finished DAD, preferring addresses not added with nodad, because
-// virtual link-locals (ours and keepalived's) are always added with nodad
-// and must not be the source (RFC 5798 §5.1.2.1: the primary address).
-func OwnLinkLocal(ifname string) (netip.Addr, error) {
+// OwnLinkLocal returns the link-local of ifname that VRRP should send from
+// (RFC 5798 §5.1.2.1: the primary address, never a virtual one): one that
+// finished DAD and is not in exclude (pass the virtual addresses), preferring
+// addresses not added with nodad, because virtual link-locals (ours and
+// keepalived's) are always added with nodad.
+func OwnLinkLocal(ifname string, exclude ...netip.Addr) (netip.Addr, error) {
 	link, err := netlink.LinkByName(ifname)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("ha: looking up %s: %w", ifname, err)
@@ -122,7 +124,7 @@ func OwnLinkLocal(ifname string) (netip.Addr, error) {
 	bestNoDAD := true
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || !ip.IsLinkLocalUnicast() || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+		if !ok || !ip.IsLinkLocalUnicast() || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 || slices.Contains(exclude, ip) {
 			continue
 		}
 		noDAD := a.Flags&unix.IFA_F_NODAD != 0

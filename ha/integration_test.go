@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -582,7 +583,7 @@ func TestNodeWithKeepalived(t *testing.T) {
 		// Give keepalived several of its Master_Down_Intervals to go wrong.
 		before := n.Status().AdvertsReceived
 		time.Sleep(time.Second)
-		if st := k.states(); slicesContains(st, "MASTER") {
+		if st := k.states(); slices.Contains(st, "MASTER") {
 			t.Errorf("keepalived states %v: it became master behind a higher priority master", st)
 		}
 		if s := n.Status(); s.Role != RoleMaster || s.AdvertsReceived != before {
@@ -605,15 +606,6 @@ func TestNodeWithKeepalived(t *testing.T) {
 			return len(st) > 0 && st[len(st)-1] == "MASTER"
 		})
 	})
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // testLogger logs through t when V6HA_DEBUG is set, else discards.
@@ -676,6 +668,47 @@ func TestSyncOverLink(t *testing.T) {
 		}
 		if _, _, err := OpenSync(syncKey, received, gotSeq); !errors.Is(err, ErrSyncReplay) {
 			t.Errorf("opening it again: %v, want a replay error", err)
+		}
+	})
+}
+
+func TestOwnLinkLocal(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	var kernelLL netip.Addr
+	waitFor(t, 5*time.Second, "the kernel's link-local on va", func() bool {
+		err := inNetns(t, l.a, func() (err error) { kernelLL, err = OwnLinkLocal("va"); return err })
+		return err == nil
+	})
+	run(t, "ip", "-n", l.a, "addr", "add", "fe80::1/64", "dev", "va", "nodad")
+	run(t, "ip", "-n", l.a, "addr", "add", "fe80::5/64", "dev", "va")
+	tests := []struct {
+		name    string
+		exclude []netip.Addr
+		want    []netip.Addr // any of these
+	}{
+		{"a virtual link-local added with nodad is passed over", nil, []netip.Addr{kernelLL, netip.MustParseAddr("fe80::5")}},
+		{"excluded addresses are never chosen", []netip.Addr{kernelLL, netip.MustParseAddr("fe80::5")}, []netip.Addr{vll}},
+		{"only the kernel's address is left when the others are excluded", []netip.Addr{vll, netip.MustParseAddr("fe80::5")}, []netip.Addr{kernelLL}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got netip.Addr
+			if err := inNetns(t, l.a, func() (err error) { got, err = OwnLinkLocal("va", tt.exclude...); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(tt.want, got) {
+				t.Errorf("OwnLinkLocal = %v, want one of %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("a link whose only link-local is tentative has none yet", func(t *testing.T) {
+		run(t, "ip", "netns", "exec", l.b, "sysctl", "-qw", "net.ipv6.conf.vb.accept_dad=1", "net.ipv6.conf.vb.dad_transmits=3")
+		run(t, "ip", "-n", l.b, "addr", "flush", "dev", "vb", "scope", "link")
+		run(t, "ip", "-n", l.b, "addr", "add", "fe80::77/64", "dev", "vb")
+		err := inNetns(t, l.b, func() error { _, err := OwnLinkLocal("vb"); return err })
+		if !errors.Is(err, ErrNoLinkLocal) {
+			t.Errorf("OwnLinkLocal = %v, want ErrNoLinkLocal while fe80::77 is tentative", err)
 		}
 	})
 }

@@ -24,7 +24,8 @@ type NodeConfig struct {
 	// long: adverts wait while it runs. Run reports (RoleBackup,
 	// ReasonShutdown) when it stops.
 	OnRole func(role Role, reason string)
-	// Listen opens the socket; nil means Listen(Interface).
+	// Listen opens the socket; nil means ListenFrom(Interface) with the
+	// interface's own link-local (OwnLinkLocal, excluding Config.Addrs).
 	Listen func() (Conn, error)
 	// Announce sends unsolicited Neighbor Advertisements for the virtual
 	// addresses; it runs right after OnRole(RoleMaster) returns (OnRole must
@@ -99,8 +100,14 @@ func NewNode(cfg NodeConfig) *Node {
 		cfg.Now = time.Now
 	}
 	if cfg.Listen == nil {
-		ifname := cfg.Interface
-		cfg.Listen = func() (Conn, error) { return Listen(ifname) }
+		ifname, virtual := cfg.Interface, slices.Clone(cfg.Config.Addrs)
+		cfg.Listen = func() (Conn, error) {
+			src, err := OwnLinkLocal(ifname, virtual...)
+			if err != nil {
+				return nil, err
+			}
+			return ListenFrom(ifname, src)
+		}
 	}
 	if cfg.Announce == nil {
 		ifname := cfg.Interface
