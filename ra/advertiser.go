@@ -83,6 +83,10 @@ type Advertiser struct {
 	rasSent   uint64
 	rsRecv    uint64
 	neighbors map[netip.Addr]neighbor // other routers on the link
+	// withdrawn DNS servers and domains, announced with lifetime 0 in the
+	// next withdrawLeft multicast RAs.
+	withdrawn    withdrawal
+	withdrawLeft int
 }
 
 // neighbor is what we last heard from another router on the link.
@@ -140,6 +144,9 @@ func (a *Advertiser) Update(cfg Config) {
 	if a.observe(now) || contentChanged(old, cfg) {
 		a.renumber = true
 	}
+	if a.withdraw(old, cfg) {
+		a.withdrawLeft = RenumberAdverts
+	}
 	a.mu.Unlock()
 	select {
 	case a.updated <- struct{}{}:
@@ -168,6 +175,28 @@ func (a *Advertiser) observe(now time.Time) bool {
 		a.lastSave = now
 	}
 	return changed
+}
+
+// withdraw adds the DNS servers and domains of old that are missing from
+// cfg to the withdrawal list, drops the ones cfg has again, and reports
+// whether anything was added. a.mu must be held.
+func (a *Advertiser) withdraw(old, cfg Config) bool {
+	added := false
+	for _, s := range old.RDNSS {
+		if !slices.Contains(cfg.RDNSS, s) && !slices.Contains(a.withdrawn.servers, s) {
+			a.withdrawn.servers = append(a.withdrawn.servers, s)
+			added = true
+		}
+	}
+	for _, d := range old.DNSSL {
+		if !slices.Contains(cfg.DNSSL, d) && !slices.Contains(a.withdrawn.domains, d) {
+			a.withdrawn.domains = append(a.withdrawn.domains, d)
+			added = true
+		}
+	}
+	a.withdrawn.servers = slices.DeleteFunc(a.withdrawn.servers, func(s netip.Addr) bool { return slices.Contains(cfg.RDNSS, s) })
+	a.withdrawn.domains = slices.DeleteFunc(a.withdrawn.domains, func(d string) bool { return slices.Contains(cfg.DNSSL, d) })
+	return added
 }
 
 // contentChanged reports whether an RA built from b would tell hosts
@@ -420,7 +449,12 @@ func (a *Advertiser) send(conn Conn, now time.Time, dst netip.Addr, final bool) 
 	if len(cfg.LinkLayerAddr) == 0 {
 		cfg.LinkLayerAddr = a.hwAddr
 	}
-	msg, err := build(cfg, now, a.hist.Active(now), final)
+	msg, err := build(cfg, now, a.hist.Active(now), final, a.withdrawn)
+	if dst == allNodes && a.withdrawLeft > 0 {
+		if a.withdrawLeft--; a.withdrawLeft == 0 {
+			a.withdrawn = withdrawal{}
+		}
+	}
 	a.mu.Unlock()
 	if err != nil {
 		return err

@@ -415,3 +415,56 @@ func TestAdvertiserRestartKeepsDeprecating(t *testing.T) {
 		}
 	})
 }
+
+func TestAdvertiserWithdrawsDNS(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		wire := newFakeWire()
+		lk := &fakeLink{wire: wire, src: netip.MustParseAddr("fe80::1")}
+		oldDNS, newDNS := netip.MustParseAddr("2001:db8::53"), netip.MustParseAddr("2001:db8::54")
+		cfg := baseConfig()
+		cfg.MinInterval, cfg.MaxInterval = 100*time.Second, 200*time.Second
+		cfg.RDNSS, cfg.DNSSL = []netip.Addr{oldDNS}, []string{"old.example"}
+		a := NewAdvertiser(cfg, nil)
+		a.link = lk
+		a.rand = newRand(1)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go a.Run(ctx)
+		host := fakeHost{wire}
+		time.Sleep(time.Minute) // past the initial burst
+		for {
+			if _, _, got := host.nextRA(t, 0); !got {
+				break
+			}
+		}
+		cfg.RDNSS, cfg.DNSSL = []netip.Addr{newDNS}, []string{"new.example"}
+		a.Update(cfg)
+		type dns struct {
+			Server string
+			Life   time.Duration
+		}
+		var got [][]dns
+		for range RenumberAdverts + 1 {
+			ra, _, ok := host.nextRA(t, 300*time.Second)
+			if !ok {
+				t.Fatal("no RA")
+			}
+			var opts []dns
+			for _, o := range ra.Options {
+				switch o := o.(type) {
+				case *ndp.RecursiveDNSServer:
+					opts = append(opts, dns{o.Servers[0].String(), o.Lifetime})
+				case *ndp.DNSSearchList:
+					opts = append(opts, dns{o.DomainNames[0], o.Lifetime})
+				}
+			}
+			got = append(got, opts)
+		}
+		live := []dns{{"2001:db8::54", 600 * time.Second}, {"new.example", 600 * time.Second}}
+		withdrawing := append(live, dns{"2001:db8::53", 0}, dns{"old.example", 0})
+		want := [][]dns{withdrawing, withdrawing, withdrawing, live}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("DNS options of successive RAs (-want +got):\n%s", diff)
+		}
+	})
+}

@@ -29,7 +29,16 @@ type Deprecated struct {
 // deprecated prefixes that are also current again are left out of the
 // deprecated list.
 func Build(cfg Config, now time.Time, deprecated []Deprecated) (*ndp.RouterAdvertisement, error) {
-	return build(cfg, now, deprecated, false)
+	return build(cfg, now, deprecated, false, withdrawal{})
+}
+
+// withdrawal lists DNS servers and search domains that left the
+// configuration: they are announced with lifetime 0 (RFC 8106 §5.1 "MUST
+// no longer be used") in the next few RAs, so hosts drop them at once
+// instead of after 3 × MaxInterval.
+type withdrawal struct {
+	servers []netip.Addr
+	domains []string
 }
 
 // BuildFinal returns the last RA sent on a clean stop (RFC 4861 §6.2.5):
@@ -37,7 +46,7 @@ func Build(cfg Config, now time.Time, deprecated []Deprecated) (*ndp.RouterAdver
 // with preferred lifetime 0, and DNS and route options with lifetime 0 so
 // hosts drop what only this router told them.
 func BuildFinal(cfg Config, now time.Time, deprecated []Deprecated) (*ndp.RouterAdvertisement, error) {
-	return build(cfg, now, deprecated, true)
+	return build(cfg, now, deprecated, true, withdrawal{})
 }
 
 // PrefixLifetimes returns the preferred and valid lifetimes advertised for
@@ -78,7 +87,7 @@ func dnsLifetime(cfg Config) time.Duration {
 	return (dnsLifetimeFactor * hi).Truncate(time.Second)
 }
 
-func build(cfg Config, now time.Time, deprecated []Deprecated, final bool) (*ndp.RouterAdvertisement, error) {
+func build(cfg Config, now time.Time, deprecated []Deprecated, final bool, wd withdrawal) (*ndp.RouterAdvertisement, error) {
 	hop := cfg.HopLimit
 	if hop == 0 {
 		hop = DefaultHopLimit
@@ -181,6 +190,13 @@ func build(cfg Config, now time.Time, deprecated []Deprecated, final bool) (*ndp
 	}
 	if len(cfg.DNSSL) > 0 {
 		ra.Options = append(ra.Options, &ndp.DNSSearchList{Lifetime: dnsLT, DomainNames: slices.Clone(cfg.DNSSL)})
+	}
+
+	if len(wd.servers) > 0 {
+		ra.Options = append(ra.Options, &ndp.RecursiveDNSServer{Lifetime: 0, Servers: slices.Clone(wd.servers)})
+	}
+	if len(wd.domains) > 0 {
+		ra.Options = append(ra.Options, &ndp.DNSSearchList{Lifetime: 0, DomainNames: slices.Clone(wd.domains)})
 	}
 
 	// Marshal once here so a bad value (an invalid preference, a search
