@@ -20,6 +20,7 @@ type Daemon struct {
 	Socket   string // its control socket, in the lab directory
 	Config   string // its config file, in the lab directory
 	StateDir string
+	NS       string // the router namespace it runs in
 
 	lab *Lab
 }
@@ -29,6 +30,12 @@ type Daemon struct {
 // too, and runs `bin run -config ...` in the router namespace. Every call
 // gets fresh paths, so a second daemon starts without the first one's lease.
 func (l *Lab) RunDaemon(ctx context.Context, bin, configTOML string) (*Daemon, error) {
+	return l.RunDaemonOn(ctx, l.Router, bin, configTOML)
+}
+
+// RunDaemonOn is RunDaemon in the router namespace router (one of
+// l.Routers), for HA pairs.
+func (l *Lab) RunDaemonOn(ctx context.Context, router, bin, configTOML string) (*Daemon, error) {
 	n := l.next()
 	name := fmt.Sprintf("v6edge-%d", n)
 	d := &Daemon{
@@ -36,6 +43,7 @@ func (l *Lab) RunDaemon(ctx context.Context, bin, configTOML string) (*Daemon, e
 		Socket:   l.path(name + ".sock"),
 		Config:   l.path(name + ".toml"),
 		StateDir: l.path(name + "-state"),
+		NS:       router,
 		lab:      l,
 	}
 	if err := os.MkdirAll(d.StateDir, 0o755); err != nil {
@@ -44,7 +52,7 @@ func (l *Lab) RunDaemon(ctx context.Context, bin, configTOML string) (*Daemon, e
 	if err := os.WriteFile(d.Config, []byte(WithControl(configTOML, d.Socket, d.StateDir)), 0o644); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	p, err := l.Start(ctx, l.Router, name, bin, "run", "-config", d.Config, "-log-level", "debug")
+	p, err := l.Start(ctx, router, name, bin, "run", "-config", d.Config, "-log-level", "debug")
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +123,7 @@ func (d *Daemon) Status(ctx context.Context) (map[string]any, int, error) {
 func (d *Daemon) Ctl(ctx context.Context, command string, args ...string) (string, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	full := append([]string{"netns", "exec", d.lab.Router, d.Bin, command, "-socket", d.Socket}, args...)
+	full := append([]string{"netns", "exec", d.NS, d.Bin, command, "-socket", d.Socket}, args...)
 	cmd := exec.CommandContext(ctx, "ip", full...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

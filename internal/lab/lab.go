@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,7 @@ type Options struct {
 	T1, T2, Preferred, Valid time.Duration
 
 	Hosts       int  // LAN hosts, default 1; 2 or more share a bridge lan0 in the router namespace
+	Routers     int  // routers, default 1; 2 (an HA pair) share the upstream link and a LAN switch
 	RapidCommit bool // Kea answers a Solicit with Rapid Commit directly with a Reply
 	Log         io.Writer
 
@@ -63,11 +65,18 @@ type Options struct {
 
 // Lab is a running topology. Its methods are safe for concurrent use.
 type Lab struct {
-	Upstream, Router string   // namespace names
+	Upstream, Router string   // namespace names; Router is Routers[0]
 	Hosts            []string // LAN host namespace names, eth0 in each
 	Dir              string   // temporary directory holding every peer's files
 	WANMAC           net.HardwareAddr
 	Pool             netip.Prefix // the pool Kea currently delegates from
+
+	// With Options.Routers > 1: every router namespace, each router's own
+	// WAN MAC (the first is WANMAC, the others count up from it), and the
+	// switch namespace whose bridge joins the routers' lan0 and the hosts.
+	Routers []string
+	WANMACs []net.HardwareAddr
+	Switch  string
 
 	opts    Options
 	ownDir  bool
@@ -164,6 +173,9 @@ func (o Options) withDefaults() Options {
 	if o.Hosts <= 0 {
 		o.Hosts = 1
 	}
+	if o.Routers <= 0 {
+		o.Routers = 1
+	}
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -194,6 +206,19 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	for i := 1; i <= o.Hosts; i++ {
 		l.Hosts = append(l.Hosts, fmt.Sprintf("%s-h%d", base, i))
+	}
+	for i := range o.Routers {
+		mac := slices.Clone(DefaultWANMAC)
+		mac[5] += byte(i)
+		l.WANMACs = append(l.WANMACs, mac)
+		if i == 0 {
+			l.Routers = append(l.Routers, l.Router)
+		} else {
+			l.Routers = append(l.Routers, fmt.Sprintf("%s-rt%d", base, i+1))
+		}
+	}
+	if o.Routers > 1 {
+		l.Switch = base + "-sw"
 	}
 	sweepStale(ctx, o.Name)
 	if o.Dir != "" {
@@ -251,7 +276,11 @@ func (l *Lab) next() int {
 }
 
 func (l *Lab) namespaces() []string {
-	return append([]string{l.Upstream, l.Router}, l.Hosts...)
+	ns := append([]string{l.Upstream}, l.Routers...)
+	if l.Switch != "" {
+		ns = append(ns, l.Switch)
+	}
+	return append(ns, l.Hosts...)
 }
 
 // addNetns creates a namespace and its private /etc/netns/<ns>/resolv.conf;
@@ -286,33 +315,14 @@ func (l *Lab) build(ctx context.Context) error {
 			return err
 		}
 	}
-	up, rt := l.Upstream, l.Router
 	// Links are created inside the namespaces (peer moved at creation), so
 	// nothing ever appears in the host's namespace.
-	steps := [][]string{
-		{"ip", "-n", up, "link", "add", UpstreamIface, "type", "veth", "peer", "name", WANIface, "address", l.WANMAC.String(), "netns", rt},
-		{"ip", "-n", up, "addr", "add", UpstreamAddr.String(), "dev", UpstreamIface},
-		{"ip", "-n", up, "addr", "add", netip.PrefixFrom(InternetAddr, 128).String(), "dev", "lo"},
-	}
-	if len(l.Hosts) == 1 {
-		steps = append(steps, []string{"ip", "-n", rt, "link", "add", LANIface, "type", "veth", "peer", "name", HostIface, "netns", l.Hosts[0]})
-	} else {
-		// Several hosts share one L2 segment: a bridge named lan0 in the
-		// router namespace, one veth port per host. Multicast snooping off:
-		// RAs and DAD must reach every host without MLD state.
-		steps = append(steps, []string{"ip", "-n", rt, "link", "add", LANIface, "type", "bridge", "mcast_snooping", "0"})
-		for i, h := range l.Hosts {
-			port := fmt.Sprintf("%sp%d", LANIface, i+1)
-			steps = append(steps,
-				[]string{"ip", "-n", rt, "link", "add", port, "type", "veth", "peer", "name", HostIface, "netns", h},
-				[]string{"ip", "-n", rt, "link", "set", port, "master", LANIface, "up"})
-		}
-	}
-	for _, s := range steps {
+	for _, s := range l.linkSteps() {
 		if _, err := run(ctx, s[0], s[1:]...); err != nil {
 			return err
 		}
 	}
+	up := l.Upstream
 	// Upstream: forwarding on, as on a real ISP router (radvd insists on it).
 	if err := l.Sysctl(ctx, up, "net.ipv6.conf.all.forwarding", "1"); err != nil {
 		return err
@@ -325,10 +335,14 @@ func (l *Lab) build(ctx context.Context) error {
 			}
 		}
 	}
-	ups := [][]string{
-		{"ip", "-n", up, "link", "set", UpstreamIface, "up"},
-		{"ip", "-n", rt, "link", "set", WANIface, "up"},
-		{"ip", "-n", rt, "link", "set", LANIface, "up"},
+	ups := [][]string{{"ip", "-n", up, "link", "set", UpstreamIface, "up"}}
+	for _, rt := range l.Routers {
+		ups = append(ups,
+			[]string{"ip", "-n", rt, "link", "set", WANIface, "up"},
+			[]string{"ip", "-n", rt, "link", "set", LANIface, "up"})
+	}
+	if l.Switch != "" {
+		ups = append(ups, []string{"ip", "-n", l.Switch, "link", "set", SwitchBridge, "up"})
 	}
 	for _, h := range l.Hosts {
 		ups = append(ups, []string{"ip", "-n", h, "link", "set", HostIface, "up"})
@@ -355,6 +369,66 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 		return true, nil
 	})
+}
+
+// SwitchBridge is the bridge in the switch namespace of a multi-router lab.
+const SwitchBridge = "br0"
+
+// linkSteps returns the ip commands that create every link.
+func (l *Lab) linkSteps() [][]string {
+	ipn := func(ns string, args ...string) []string { return append([]string{"ip", "-n", ns}, args...) }
+	up := l.Upstream
+	var steps [][]string
+	if len(l.Routers) == 1 {
+		steps = append(steps, ipn(up, "link", "add", UpstreamIface, "type", "veth", "peer", "name", WANIface,
+			"address", l.WANMACs[0].String(), "netns", l.Routers[0]))
+	} else {
+		// Routers share the upstream link: up0 is a bridge with one port per
+		// router. Multicast snooping off, so RAs, DHCPv6 and DAD reach
+		// every port without MLD state.
+		steps = append(steps, ipn(up, "link", "add", UpstreamIface, "type", "bridge", "mcast_snooping", "0"))
+		for i, rt := range l.Routers {
+			port := fmt.Sprintf("%sp%d", UpstreamIface, i+1)
+			steps = append(steps,
+				ipn(up, "link", "add", port, "type", "veth", "peer", "name", WANIface, "address", l.WANMACs[i].String(), "netns", rt),
+				ipn(up, "link", "set", port, "master", UpstreamIface, "up"))
+		}
+	}
+	steps = append(steps,
+		ipn(up, "addr", "add", UpstreamAddr.String(), "dev", UpstreamIface),
+		ipn(up, "addr", "add", netip.PrefixFrom(InternetAddr, 128).String(), "dev", "lo"))
+	switch {
+	case len(l.Routers) == 1 && len(l.Hosts) == 1:
+		steps = append(steps, ipn(l.Router, "link", "add", LANIface, "type", "veth", "peer", "name", HostIface, "netns", l.Hosts[0]))
+	case len(l.Routers) == 1:
+		// Several hosts share one L2 segment: a bridge named lan0 in the
+		// router namespace, one veth port per host.
+		steps = append(steps, ipn(l.Router, "link", "add", LANIface, "type", "bridge", "mcast_snooping", "0"))
+		for i, h := range l.Hosts {
+			port := fmt.Sprintf("%sp%d", LANIface, i+1)
+			steps = append(steps,
+				ipn(l.Router, "link", "add", port, "type", "veth", "peer", "name", HostIface, "netns", h),
+				ipn(l.Router, "link", "set", port, "master", LANIface, "up"))
+		}
+	default:
+		// Several routers: a switch namespace whose bridge joins every
+		// router's lan0 and every host's eth0, as on a real LAN.
+		sw := l.Switch
+		steps = append(steps, ipn(sw, "link", "add", SwitchBridge, "type", "bridge", "mcast_snooping", "0"))
+		for i, rt := range l.Routers {
+			port := fmt.Sprintf("r%d", i+1)
+			steps = append(steps,
+				ipn(sw, "link", "add", port, "type", "veth", "peer", "name", LANIface, "netns", rt),
+				ipn(sw, "link", "set", port, "master", SwitchBridge, "up"))
+		}
+		for i, h := range l.Hosts {
+			port := fmt.Sprintf("h%d", i+1)
+			steps = append(steps,
+				ipn(sw, "link", "add", port, "type", "veth", "peer", "name", HostIface, "netns", h),
+				ipn(sw, "link", "set", port, "master", SwitchBridge, "up"))
+		}
+	}
+	return steps
 }
 
 // routePool routes a delegation pool from the upstream to the router's WAN

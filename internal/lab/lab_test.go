@@ -231,3 +231,48 @@ func TestALabWhoseOwnerDiedIsRemovedByTheNextOne(t *testing.T) {
 	newLab(t, Options{Name: name})
 	assertGone(t, old)
 }
+
+func TestTwoRoutersShareTheUpstreamLinkAndTheLANSwitch(t *testing.T) {
+	requireLab(t)
+	t.Parallel()
+	ctx := t.Context()
+	l := newLab(t, Options{Routers: 2, Hosts: 2})
+	if len(l.Routers) != 2 || l.Routers[0] != l.Router || l.Switch == "" {
+		t.Fatalf("routers %v, switch %q", l.Routers, l.Switch)
+	}
+	t.Run("each router has its own WAN MAC and link-local on the shared upstream link", func(t *testing.T) {
+		for i, rt := range l.Routers {
+			ll, err := l.IfaceAddrs(ctx, rt, WANIface, netip.MustParsePrefix("fe80::/10"))
+			if err != nil || len(ll) != 1 || ll[0].Prefix.Addr() != EUI64LinkLocal(l.WANMACs[i]) {
+				t.Fatalf("router %d wan0 link-local = %+v, %v; want %s", i+1, ll, err, EUI64LinkLocal(l.WANMACs[i]))
+			}
+			out, err := l.Exec(ctx, rt, "ping", "-c", "1", "-W", "2", upstreamLL(t, l)+"%wan0")
+			if err != nil {
+				t.Fatalf("router %d cannot reach the upstream: %v\n%s", i+1, err, out)
+			}
+		}
+	})
+	t.Run("every router reaches every host across the switch", func(t *testing.T) {
+		for _, h := range l.Hosts {
+			ll, err := l.HostAddrs(ctx, h, netip.MustParsePrefix("fe80::/10"))
+			if err != nil || len(ll) != 1 {
+				t.Fatalf("%s link-local = %+v, %v", h, ll, err)
+			}
+			for _, rt := range l.Routers {
+				if out, err := l.Exec(ctx, rt, "ping", "-c", "1", "-W", "2", ll[0].Prefix.Addr().String()+"%lan0"); err != nil {
+					t.Errorf("%s cannot reach %s: %v\n%s", rt, h, err, out)
+				}
+			}
+		}
+	})
+}
+
+// upstreamLL returns the upstream's link-local on up0.
+func upstreamLL(t *testing.T, l *Lab) string {
+	t.Helper()
+	ll, err := l.IfaceAddrs(t.Context(), l.Upstream, UpstreamIface, netip.MustParsePrefix("fe80::/10"))
+	if err != nil || len(ll) == 0 {
+		t.Fatalf("upstream link-local: %v, %v", ll, err)
+	}
+	return ll[0].Prefix.Addr().String()
+}
