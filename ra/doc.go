@@ -18,4 +18,22 @@
 //   - Advertiser is the thin driver that binds those to an ICMPv6 socket
 //     (github.com/mdlayher/ndp) and a clock. Update hands it new contents
 //     from any goroutine; Run serves until its context is cancelled.
+//
+// Choices where the RFCs leave room:
+//
+//   - Answers to a Router Solicitation from a specified source are unicast
+//     to that host (RFC 4861 §6.2.6 MAY, RFC 7772 SHOULD), still after the
+//     mandatory random 0–500 ms delay. An RS from the unspecified address
+//     gets a multicast answer no closer than 3 s to the previous one.
+//   - RDNSS/DNSSL lifetimes are 3 × MaxInterval (RFC 8106 §5.1), not tied to
+//     the router lifetime: a router that is not a default router may still
+//     be the resolver. Servers and domains removed by Update, and all of
+//     them in the final RA, are announced with lifetime 0.
+//   - A /64 that leaves Config.Prefixes is announced with preferred
+//     lifetime 0 and a valid lifetime counting down from min(what hosts
+//     were last told, 2 h) until it reaches 0, starting with a burst of
+//     three RAs 3 s apart. The list survives restarts in
+//     StateDir/ra-<iface>.json.
+//   - RAs from other routers are checked against ours (RFC 4861 §6.2.7);
+//     differences are logged once and listed in Status.Problems.
 package ra
