@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -369,7 +370,7 @@ func (t *Tracker) observe(name string) (linkView, error) {
 		known:   true,
 		exists:  true,
 		index:   attrs.Index,
-		up:      attrs.Flags&1 != 0, // net.FlagUp
+		up:      attrs.Flags&net.FlagUp != 0,
 		carrier: attrs.RawFlags&unix.IFF_LOWER_UP != 0,
 	}
 	addrs, err := addrList(t.h, link)
