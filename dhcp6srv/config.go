@@ -73,10 +73,10 @@ type Config struct {
 	// DeclineQuarantine is how long a declined address is not handed out
 	// again (default 1 h).
 	DeclineQuarantine time.Duration
-	// SaveDelay coalesces lease-file writes: a change is on disk at most
-	// this long after it happened (default 100 ms; the Server also saves on
-	// stop). A lost write costs nothing worse than a Rebind that the server
-	// accepts again.
+	// SaveDelay coalesces lease-file writes: a change is on disk about
+	// this long after it happened (default 250 ms; longer while the table
+	// is big and changing fast, and always on stop). A lost write costs
+	// nothing worse than a Rebind, which the server accepts again.
 	SaveDelay time.Duration
 }
 
@@ -110,7 +110,7 @@ const (
 	defaultRateLimit     = 10
 	defaultRateBurst     = 20
 	defaultQuarantine    = time.Hour
-	defaultSaveDelay     = 100 * time.Millisecond
+	defaultSaveDelay     = 250 * time.Millisecond
 	defaultRangeStart    = 0x1000
 	defaultRangeEnd      = 0xffff
 	maxPDSlots           = 1 << 16 // bound on sub-prefixes considered, so probing stays cheap

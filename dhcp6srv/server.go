@@ -163,7 +163,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	saved := s.h.generation()
-	save := func() {
+	var lastSave time.Time
+	var lastCost time.Duration
+	save := func(force bool) {
 		if path == "" {
 			return
 		}
@@ -171,11 +173,19 @@ func (s *Server) Run(ctx context.Context) error {
 		if g == saved {
 			return
 		}
+		// A big table under a storm of changes: writing it must not eat
+		// the CPU the replies need, so wait 20 times as long as the last
+		// write took (at most 5 % of the time goes to saving).
+		if !force && time.Since(lastSave) < 20*lastCost {
+			return
+		}
+		start := time.Now()
 		if err := SaveLeases(path, cfg.Interface, s.h.Leases()); err != nil {
 			s.stats.saveErrors.Add(1)
 			log.Error("dhcp6srv: saving leases", "err", err)
 			return
 		}
+		lastSave, lastCost = time.Now(), time.Since(start)
 		saved = g
 	}
 	saveTick := time.NewTicker(cfg.SaveDelay)
@@ -192,7 +202,7 @@ loop:
 			runErr = fmt.Errorf("dhcp6srv: reading on %s: %w", cfg.Interface, err)
 			break loop
 		case <-saveTick.C:
-			save()
+			save(false)
 		case <-expire.C:
 			now := cfg.Now()
 			next := s.h.Expire(now)
@@ -207,7 +217,7 @@ loop:
 	}
 	conn.Close()
 	wg.Wait()
-	save()
+	save(true)
 	return runErr
 }
 
