@@ -68,8 +68,9 @@ func (h *Handler) expire(now time.Time) (next time.Time) {
 // LifetimeCap are cut to it.
 func (h *Handler) Update(cfg Config) {
 	h.mu.Lock()
-	// Handle's dates come from the caller; the cap is the best "now" we
-	// have for cutting, and Update's moves keep each lease's end.
+	// The one place the Handler reads a clock (cfg.Now, default
+	// time.Now): the moves keep each lease's end and only need to know
+	// which leases have ended already.
 	pdGen := h.pdGen
 	h.configure(cfg)
 	now := h.cfg.Now()
