@@ -61,5 +61,9 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./nat/ ./ra/ ./dhcp6pd/ 2>&1 | tee bench.out
 	./$(BIN) bench
 
+# deb: a Debian package in dist/ (binary, systemd unit, example config, man pages).
+deb: build
+	VERSION=$(VERSION) packaging/mkdeb.sh
+
 clean:
 	rm -rf bin dist test.out bench.out
