@@ -49,7 +49,9 @@ func TestIntegrationMultihoming(t *testing.T) {
 			t.Errorf("host saw %v", seen)
 		}
 		out := nsRun(t, l.router, "conntrack", "-L", "-f", "ipv6")
-		line := regexp.MustCompile(`(?m)^.*dst=` + regexp.QuoteMeta(mapped(t, hostA, ext2).String()) + ` .*$`).FindString(out)
+		// The entry whose original direction is upstream 1 → the host's external address.
+		line := regexp.MustCompile(`(?m)^udp\s+\d+\s+\d+\s+src=2001:db8:eeee::2 dst=` +
+			regexp.QuoteMeta(mapped(t, hostA, ext2).String()) + ` .*$`).FindString(out)
 		if !regexp.MustCompile(`mark=2\b`).MatchString(line) {
 			t.Errorf("conntrack entry of the inbound flow lacks mark=2:\n%s", out)
 		}
