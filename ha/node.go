@@ -89,6 +89,7 @@ type Node struct {
 	// next is due. Only the Run goroutine touches these.
 	announceLeft int
 	announceAt   time.Time
+	lastWriteErr string // the last advert send failure logged
 }
 
 // NewNode returns a Node; Run starts it.
@@ -270,6 +271,7 @@ func (n *Node) listen(ctx context.Context) (Conn, error) {
 // read feeds received packets to pkts until the socket is closed.
 func (n *Node) read(ctx context.Context, conn Conn, pkts chan<- received) {
 	buf := make([]byte, 1500)
+	lastErr := ""
 	for {
 		nb, src, hl, err := conn.ReadFrom(buf)
 		if err != nil {
@@ -277,7 +279,10 @@ func (n *Node) read(ctx context.Context, conn Conn, pkts chan<- received) {
 				return
 			}
 			n.count(ErrKindRead)
-			n.log.Warn("vrrp read failed", "err", err)
+			if msg := err.Error(); msg != lastErr {
+				lastErr = msg
+				n.log.Warn("vrrp read failed", "err", err)
+			}
 			// Back off a little so that a persistent error cannot spin.
 			select {
 			case <-ctx.Done():
@@ -379,8 +384,17 @@ func (n *Node) send(conn Conn, a *Advert) {
 	}
 	if err != nil {
 		n.count(ErrKindWrite)
-		n.log.Warn("vrrp advert not sent", "err", err)
+		// A link that is down fails every advert: log when the failure
+		// starts or changes, not ten times a second.
+		if msg := err.Error(); msg != n.lastWriteErr {
+			n.lastWriteErr = msg
+			n.log.Warn("vrrp advert not sent", "err", err)
+		}
 		return
+	}
+	if n.lastWriteErr != "" {
+		n.lastWriteErr = ""
+		n.log.Info("vrrp adverts sent again")
 	}
 	n.mu.Lock()
 	n.status.AdvertsSent++

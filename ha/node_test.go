@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -34,6 +36,8 @@ type fakeConn struct {
 	once   sync.Once
 	// mute drops everything this conn writes: a crashed or cut-off node.
 	mute atomic.Bool
+	// down fails every write, like a link that is down.
+	down atomic.Bool
 }
 
 var _ Conn = (*fakeConn)(nil)
@@ -56,6 +60,9 @@ func (c *fakeConn) ReadFrom(b []byte) (int, netip.Addr, int, error) {
 }
 
 func (c *fakeConn) WriteTo(b []byte) error {
+	if c.down.Load() {
+		return syscall.ENETDOWN
+	}
 	if c.mute.Load() {
 		return nil
 	}
@@ -409,6 +416,69 @@ func TestNodeWaitsForLinkLocal(t *testing.T) {
 		})
 		if err := n.Run(t.Context()); !errors.Is(err, os.ErrPermission) {
 			t.Errorf("Run = %v, want a permission error", err)
+		}
+	})
+}
+
+// countingHandler counts log records by message.
+type countingHandler struct {
+	mu   sync.Mutex
+	msgs map[string]int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs[r.Message]++
+	return nil
+}
+
+func (h *countingHandler) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.msgs[msg]
+}
+
+func TestNodeWriteFailuresAreCountedAndLoggedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &wire{}
+		c := w.conn("fe80::a")
+		c.down.Store(true)
+		h := &countingHandler{msgs: map[string]int{}}
+		n := NewNode(NodeConfig{
+			Interface: "lan0",
+			Config:    Config{VRID: 51, Priority: 255, AdvertInterval: 100 * time.Millisecond, Addrs: []netip.Addr{vll}},
+			Logger:    slog.New(h),
+			Listen:    func() (Conn, error) { return c, nil },
+			Announce:  func([]netip.Addr) error { return nil },
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		// The owner is master at once and advertises at 0, 100, ... 950 ms.
+		time.Sleep(950 * time.Millisecond)
+		synctest.Wait()
+		if got := n.Status().Errors[ErrKindWrite]; got != 10 {
+			t.Errorf("%d write errors counted, want 10", got)
+		}
+		if got := h.count("vrrp advert not sent"); got != 1 {
+			t.Errorf("the failure was logged %d times, want once", got)
+		}
+		c.down.Store(false)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := h.count("vrrp adverts sent again"); got != 1 {
+			t.Errorf("the recovery was logged %d times, want once", got)
+		}
+		if got := n.Status().AdvertsSent; got != 10 {
+			t.Errorf("%d adverts sent after recovery, want 10", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
 		}
 	})
 }
