@@ -62,6 +62,7 @@ type Table struct {
 	applied   bool     // the kernel holds desired: an equal Set has nothing to do
 	checkErr  error    // what r.Check said about desired
 	installed []group  // what the kernel holds, with handles; valid only while synced
+	stale     []Uplink // uplinks whose old external prefix awaits a conntrack flush
 	synced    bool     // installed reflects the kernel
 	status    Status
 }
@@ -170,6 +171,7 @@ func (t *Table) Close() error { return t.close() }
 // nothing. Uplinks that fail Ruleset.Check get no mapping at all (never a partial one) and
 // the error is returned; a length mismatch wraps ErrLength.
 func (t *Table) Set(r Ruleset) error {
+	defer t.flushStale()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.desired != nil && t.applied && t.synced && sameRuleset(*t.desired, r) {
@@ -243,6 +245,7 @@ func (t *Table) Watch(ctx context.Context, every time.Duration) error {
 // Check compares the kernel's table with what Set installed and rebuilds it in one batch
 // when they differ. Watch calls it periodically.
 func (t *Table) Check() error {
+	defer t.flushStale()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.desired == nil {
@@ -486,12 +489,11 @@ func (t *Table) logChanges(groups []group) {
 	}
 }
 
-// forget flushes conntrack entries of external prefixes that were mapped before and are
-// not any more: their flows would keep a source address the upstream no longer routes.
+// forget notes the external prefixes that were mapped before and are not any more: their
+// conntrack entries would keep a source address the upstream no longer routes. Set and
+// Check flush them once the lock is released, so a long conntrack table never blocks
+// Status.
 func (t *Table) forget(drop, want []group) {
-	if t.flushCT == nil {
-		return
-	}
 	for _, g := range drop {
 		old := g.uplink.External
 		if !old.IsValid() { // the hairpin chain's group
@@ -500,13 +502,30 @@ func (t *Table) forget(drop, want []group) {
 		if slices.ContainsFunc(want, func(w group) bool { return w.uplink.External == old }) {
 			continue
 		}
-		n, err := t.flushCT(old)
+		t.stale = append(t.stale, g.uplink)
+	}
+}
+
+// flushStale deletes the conntrack entries of the prefixes forget noted. It must be called
+// without t.mu held.
+func (t *Table) flushStale() {
+	t.mu.Lock()
+	stale, flush := t.stale, t.flushCT
+	t.stale = nil
+	t.mu.Unlock()
+	if flush == nil {
+		return
+	}
+	for _, u := range stale {
+		n, err := flush(u.External)
 		if err != nil {
-			t.log.Warn("nat conntrack flush failed", "prefix", old, "err", err)
+			t.log.Warn("nat conntrack flush failed", "iface", u.WAN, "prefix", u.External, "err", err)
 			continue
 		}
+		t.mu.Lock()
 		t.status.ConntrackFlushed += uint64(n)
-		t.log.Info("nat conntrack entries of old prefix deleted", "iface", g.uplink.WAN, "prefix", old, "count", n)
+		t.mu.Unlock()
+		t.log.Info("nat conntrack entries of old prefix deleted", "iface", u.WAN, "prefix", u.External, "count", n)
 	}
 }
 
