@@ -42,7 +42,8 @@ commands:
   renew    [-socket PATH]                                              renew the delegated prefix now
   release  [-socket PATH]                                              release the delegated prefix
   ha       master|backup|fault [-socket PATH]                          set the HA role (ha.mode = "external")
-  demo     [-keep]                                                     build a network-namespace lab and show v6edge working
+  demo                                                                 build a network-namespace lab and show v6edge working
+  bench    [-runs N]                                                   measure start-to-serving against dhcpcd + nft hook + radvd in the lab
   version                                                              print the version
 `)
 }
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdHA(args, stdout, stderr)
 	case "demo":
 		return cmdDemo(args, stdout, stderr)
+	case "bench":
+		return cmdBench(args, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "v6edge", version)
 		return 0
@@ -252,6 +255,34 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 			return 130
 		}
 		fmt.Fprintf(stderr, "demo failed: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdBench(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("bench", stderr)
+	runs := fs.Int("runs", 5, "runs per contender")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(stderr, "v6edge bench builds network namespaces and must run as root")
+		return 1
+	}
+	if missing := lab.Missing(); len(missing) > 0 {
+		fmt.Fprintf(stderr, "v6edge bench needs these programs: %v (make deps installs them)\n", missing)
+		return 1
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "v6edge: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := lab.Bench(ctx, stdout, bin, *runs); err != nil {
+		fmt.Fprintf(stderr, "bench failed: %v\n", err)
 		return 1
 	}
 	return 0
