@@ -32,7 +32,9 @@ type NodeConfig struct {
 	// have added the addresses) and twice more a second apart while master.
 	// nil means Announce(Interface, addrs); a no-op disables it.
 	Announce func(addrs []netip.Addr) error
-	// Now is the clock; nil means time.Now.
+	// Now is the clock the machine runs on; nil means time.Now. Run waits
+	// with real timers, so a fake clock must move with real time (or run the
+	// Node inside testing/synctest, which fakes both).
 	Now func() time.Time
 }
 
@@ -142,12 +144,16 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // SetPriority changes the priority of the running instance, for tracking
 // (e.g. lower it while the uplink is down so that the peer preempts). A
 // master advertises the new priority at once. Only the latest request counts
-// when several arrive before Run picks them up.
-func (n *Node) SetPriority(p uint8) {
+// when several arrive before Run picks them up. Priority 0 is reserved for a
+// master that stops (RFC 5798 §5.2.4) and refused.
+func (n *Node) SetPriority(p uint8) error {
+	if p == 0 {
+		return errors.New("ha: priority 0 is reserved for a stopping master")
+	}
 	for {
 		select {
 		case n.priority <- p:
-			return
+			return nil
 		default:
 		}
 		select {
@@ -190,7 +196,6 @@ func (n *Node) Run(ctx context.Context) error {
 	if conn == nil {
 		return nil // cancelled while waiting for the link
 	}
-	defer conn.Close()
 	cfg := n.cfg.Config
 	if !cfg.Primary.IsValid() {
 		cfg.Primary = conn.LocalAddr()

@@ -355,7 +355,12 @@ func TestNodeSetPriority(t *testing.T) {
 		// a drops to 50 at 1 s and says so at once; b (preempting) ignores
 		// that advert and takes over Master_Down_Interval after a's last
 		// priority 200 advert at 921.875 ms; a steps down at b's first advert.
-		a.SetPriority(50)
+		if err := a.SetPriority(50); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.SetPriority(0); err == nil {
+			t.Error("SetPriority(0) was accepted")
+		}
 		time.Sleep(time.Second)
 		synctest.Wait()
 		want := []transition{

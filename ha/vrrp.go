@@ -317,9 +317,10 @@ func (m *Machine) Shutdown(now time.Time) []Event {
 // SetPriority changes the priority, for tracking (keepalived track_*). A
 // master advertises the new priority at once so that a preempting backup
 // need not wait for the next interval; a backup recomputes Skew_Time, which
-// takes effect at the next advert it receives.
+// takes effect at the next advert it receives. Priority 0 is reserved for
+// Shutdown (§5.2.4) and ignored.
 func (m *Machine) SetPriority(now time.Time, p uint8) []Event {
-	if p == m.cfg.Priority {
+	if p == m.cfg.Priority || p == 0 {
 		return nil
 	}
 	m.cfg.Priority = p

@@ -515,6 +515,13 @@ func TestSetPriority(t *testing.T) {
 			t.Errorf("next advert in %v, want 1s", got)
 		}
 	})
+	t.Run("priority 0 is reserved for shutdown and ignored", func(t *testing.T) {
+		m := NewMachine(Config{VRID: 9, Priority: 255, AdvertInterval: time.Second}, nil)
+		m.Start(t0)
+		if evs := m.SetPriority(t0, 0); evs != nil || m.Priority() != 255 {
+			t.Errorf("SetPriority(0) = %v, priority now %d; want nothing and 255", evs, m.Priority())
+		}
+	})
 	t.Run("a backup with a raised priority preempts the lower master", func(t *testing.T) {
 		l := newLink(t)
 		a := l.add("a", Config{Priority: 150, Preempt: true})
