@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -148,14 +150,6 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 	}
 
-	conn, err := c.listen(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	defer func() { conn.Close() }()
 	seed := uint64(c.now().UnixNano())
 	m := NewMachine(MachineConfig{
 		DUID:            c.cfg.DUID,
@@ -168,11 +162,31 @@ func (c *Client) Run(ctx context.Context) error {
 		c.cfg.Tune(m)
 	}
 
-	packets := make(chan packet)
-	readErr := make(chan error, 1)
-	readCtx, stopRead := context.WithCancel(ctx)
-	defer stopRead()
-	go c.read(readCtx, conn, packets, readErr)
+	s := &session{c: c, m: m, packets: make(chan packet), failed: make(chan readFailure, 1), opened: make(chan Conn)}
+	defer s.close()
+	s.opening = true
+	go s.open(ctx)
+
+	// Wait for the first socket (the link-local may still be doing DAD, or
+	// the interface may not exist yet). The saved lease stays published
+	// meanwhile, but not past its valid lifetime.
+	var expiry <-chan time.Time
+	if saved != nil && c.now().Before(saved.lastValid()) {
+		t := time.NewTimer(saved.lastValid().Sub(c.now()))
+		defer t.Stop()
+		expiry = t.C
+	}
+	for s.conn == nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case conn := <-s.opened:
+			s.use(ctx, conn)
+		case <-expiry:
+			saved = nil
+			c.withdrawSaved()
+		}
+	}
 
 	c.mu.Lock()
 	standby, standbyLease := c.standby, c.standbyLease
@@ -182,9 +196,9 @@ func (c *Client) Run(ctx context.Context) error {
 		if standbyLease == nil {
 			standbyLease = saved
 		}
-		c.apply(m, conn, m.SetStandby(c.now(), true, standbyLease))
+		s.apply(m.SetStandby(c.now(), true, standbyLease))
 	} else {
-		c.apply(m, conn, m.Start(c.now(), saved))
+		s.apply(m.Start(c.now(), saved))
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -196,9 +210,9 @@ func (c *Client) Run(ctx context.Context) error {
 		var acts []Action
 		select {
 		case <-ctx.Done():
-			c.stop(m, conn)
+			s.stop()
 			return nil
-		case p := <-packets:
+		case p := <-s.packets:
 			acts = m.Receive(c.now(), p.b, p.from)
 		case <-timer.C:
 			acts = m.Timer(c.now())
@@ -210,22 +224,142 @@ func (c *Client) Run(ctx context.Context) error {
 			for _, f := range fs {
 				acts = append(acts, f(m, c.now())...)
 			}
-		case err := <-readErr:
-			// The socket died (e.g. the link-local went away with the
-			// link): open a new one and carry on with the same machine.
-			c.log.Warn("socket failed; reopening", "err", err)
-			conn.Close()
-			if conn, err = c.listen(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
+		case f := <-s.failed:
+			if f.conn == s.conn {
+				s.reopen(ctx, f.err)
 			}
-			go c.read(readCtx, conn, packets, readErr)
+		case conn := <-s.opened:
+			s.use(ctx, conn)
 		}
-		c.apply(m, conn, acts)
+		s.apply(acts)
+		if s.broken != nil {
+			s.reopen(ctx, s.broken)
+		}
 	}
 }
+
+// withdrawSaved publishes that the saved lease ran out before the client
+// could even open its socket.
+func (c *Client) withdrawSaved() {
+	c.log.Warn("saved lease expired before the socket opened")
+	if c.cfg.StateDir != "" {
+		if err := RemoveLease(c.cfg.StateDir, c.cfg.Interface, c.cfg.IAID); err != nil {
+			c.log.Error("lease store", "err", err)
+		}
+	}
+	c.mu.Lock()
+	c.snap.State, c.snap.Lease, c.snap.LastChange = StateExpired, nil, c.now()
+	snap := c.snap
+	c.mu.Unlock()
+	if c.cfg.Notify != nil {
+		c.cfg.Notify(snap)
+	}
+}
+
+// session is one Run: the machine and the socket it currently talks
+// through. The socket may be replaced (the interface was recreated, the
+// link-local changed) while the machine and its timers carry on, so a lease
+// still expires on time when the WAN is gone.
+type session struct {
+	c       *Client
+	m       *Machine
+	conn    Conn // nil while (re)opening: sends are dropped and retransmitted later
+	packets chan packet
+	failed  chan readFailure
+	opened  chan Conn
+	opening bool
+	broken  error // set by apply when a send shows the socket is dead
+	stopped context.CancelFunc
+}
+
+type readFailure struct {
+	conn Conn
+	err  error
+}
+
+// open opens a socket in the background and hands it to the run loop.
+func (s *session) open(ctx context.Context) {
+	conn, err := s.c.listen(ctx)
+	if err != nil {
+		return // ctx ended
+	}
+	select {
+	case s.opened <- conn:
+	case <-ctx.Done():
+		conn.Close()
+	}
+}
+
+func (s *session) use(ctx context.Context, conn Conn) {
+	s.opening = false
+	s.conn = conn
+	readCtx, cancel := context.WithCancel(ctx)
+	s.stopped = cancel
+	go s.c.read(readCtx, conn, s.packets, s.failed)
+}
+
+func (s *session) reopen(ctx context.Context, err error) {
+	s.broken = nil
+	if s.opening {
+		return
+	}
+	s.c.log.Warn("socket failed; reopening", "err", err)
+	s.close()
+	s.opening = true
+	go s.open(ctx)
+}
+
+func (s *session) close() {
+	if s.stopped != nil {
+		s.stopped()
+		s.stopped = nil
+	}
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
+// stop runs on cancellation: a Release when configured (never in standby,
+// never without a lease), sent once without waiting for the Reply.
+func (s *session) stop() {
+	if !s.c.cfg.ReleaseOnStop || s.m.State() == StateStandby || s.m.Lease() == nil {
+		return
+	}
+	s.apply(s.m.Release(s.c.now()))
+}
+
+// send writes one message. A unicast send that fails falls back to
+// multicast, which every server accepts (RFC 8415 §18.2.10 UseMulticast
+// spirit): our link-local source may not reach a far unicast address.
+func (s *session) send(o *Outgoing) {
+	if s.conn == nil {
+		s.c.log.Debug("no socket; message dropped, retransmission will follow", "type", typeName(o.Type))
+		return
+	}
+	to := netip.AddrPortFrom(o.To, ServerPort)
+	err := s.conn.WriteTo(o.Msg, to)
+	if err != nil && o.To != AllServers && !socketDead(err) {
+		s.c.log.Warn("unicast send failed; using multicast", "type", typeName(o.Type), "to", to.String(), "err", err)
+		to = netip.AddrPortFrom(AllServers, ServerPort)
+		err = s.conn.WriteTo(o.Msg, to)
+	}
+	if err != nil {
+		s.c.log.Warn("sending failed", "type", typeName(o.Type), "to", to.String(), "err", err)
+		if socketDead(err) {
+			s.broken = err
+		}
+	}
+}
+
+// socketDead tells errors that need a new socket (the device or its
+// address is gone) from transient ones (link down, no buffer).
+func socketDead(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ENODEV) ||
+		errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EBADF)
+}
+
+func (s *session) apply(acts []Action) { s.c.apply(s.m, s.send, acts) }
 
 // listen opens the socket, retrying transient failures with backoff.
 func (c *Client) listen(ctx context.Context) (Conn, error) {
@@ -254,14 +388,14 @@ func (c *Client) listen(ctx context.Context) (Conn, error) {
 	}
 }
 
-func (c *Client) read(ctx context.Context, conn Conn, out chan<- packet, errc chan<- error) {
+func (c *Client) read(ctx context.Context, conn Conn, out chan<- packet, errc chan<- readFailure) {
 	buf := make([]byte, 65536)
 	for {
 		n, from, err := conn.ReadFrom(buf)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, io.EOF) {
 				select {
-				case errc <- err:
+				case errc <- readFailure{conn, err}:
 				default:
 				}
 			}
@@ -279,24 +413,12 @@ func (c *Client) read(ctx context.Context, conn Conn, out chan<- packet, errc ch
 	}
 }
 
-// stop runs on cancellation: a Release when configured (never in standby,
-// never without a lease), sent once without waiting for the Reply.
-func (c *Client) stop(m *Machine, conn Conn) {
-	if !c.cfg.ReleaseOnStop || m.State() == StateStandby || m.Lease() == nil {
-		return
-	}
-	c.apply(m, conn, m.Release(c.now()))
-}
-
 // apply carries out the machine's actions: send, log, save, publish.
-func (c *Client) apply(m *Machine, conn Conn, acts []Action) {
+func (c *Client) apply(m *Machine, send func(*Outgoing), acts []Action) {
 	changed, leaseChanged := false, false
 	for _, a := range acts {
 		if a.Send != nil {
-			to := netip.AddrPortFrom(a.Send.To, ServerPort)
-			if err := conn.WriteTo(a.Send.Msg, to); err != nil {
-				c.log.Warn("sending failed", "type", typeName(a.Send.Type), "to", to.String(), "err", err)
-			}
+			send(a.Send)
 		}
 		if a.Info != "" {
 			c.log.Info(a.Info, "state", string(m.State()))

@@ -203,3 +203,68 @@ func TestClientStandbyBeforeRun(t *testing.T) {
 	rc.c.SetStandby(false, nil)
 	waitFor(t, "bound after leaving standby", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
 }
+
+func TestClientReopensADeadSocket(t *testing.T) {
+	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
+		t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+	var mu sync.Mutex
+	var conns []*fakeConn
+	c := NewClient(Config{Interface: "wan0", DUID: clientDUID, IAID: testIAID, PrefixLength: 56, Tune: fastTune,
+		Logger: testLogger(t),
+		Listen: func(context.Context) (Conn, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			fc := newFakeConn(srv)
+			conns = append(conns, fc)
+			return fc, nil
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "bound", 5*time.Second, func() bool { return c.Snapshot().State == StateBound })
+	mu.Lock()
+	conns[0].Close() // as if the device vanished under the socket
+	mu.Unlock()
+	waitFor(t, "a second socket", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns) == 2
+	})
+	c.Renew()
+	waitFor(t, "a Renew through the new socket", 5*time.Second, func() bool {
+		return srv.count(dhcpv6.MessageTypeRenew) > 0 && c.Snapshot().State == StateBound
+	})
+}
+
+func TestClientSavedLeaseExpiresWhileNoSocket(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	saved := &Lease{IAID: testIAID, ServerID: serverA, T1: 5 * time.Second, T2: 8 * time.Second, Acquired: now.Add(-19 * time.Second),
+		Prefixes: []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:100::/56"), Preferred: 15 * time.Second, Valid: 20 * time.Second}}}
+	if err := SaveLease(dir, "wan0", saved); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var notes []Snapshot
+	c := NewClient(Config{Interface: "wan0", DUID: clientDUID, IAID: testIAID, PrefixLength: 56, StateDir: dir,
+		Listen: func(ctx context.Context) (Conn, error) { <-ctx.Done(); return nil, ctx.Err() }, // the WAN never comes
+		Notify: func(s Snapshot) { mu.Lock(); notes = append(notes, s); mu.Unlock() }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the saved lease published", 2*time.Second, func() bool { return c.Snapshot().Lease != nil })
+	waitFor(t, "the saved lease withdrawn at its valid lifetime", 5*time.Second, func() bool { return c.Snapshot().Lease == nil })
+	if s := c.Snapshot(); s.State != StateExpired {
+		t.Errorf("state %s, want expired", s.State)
+	}
+	if l, err := LoadLease(dir, "wan0", testIAID); l != nil || err != nil {
+		t.Errorf("expired lease still saved: %v %v", l, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notes) != 2 || notes[0].Lease == nil || notes[1].Lease != nil {
+		t.Errorf("notifications %+v, want the lease then none", notes)
+	}
+}
