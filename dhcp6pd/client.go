@@ -3,7 +3,6 @@ package dhcp6pd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -470,9 +469,5 @@ func (c *Client) apply(m *Machine, send func(*Outgoing), acts []Action) {
 	}
 }
 
-// String helpers for the status JSON.
-
-// StateString is s as the status JSON shows it.
+// String is s as the status JSON shows it.
 func (s State) String() string { return string(s) }
-
-var _ fmt.Stringer = StateInit
