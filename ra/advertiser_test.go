@@ -380,11 +380,7 @@ func TestAdvertiserSourceAndNeighbors(t *testing.T) {
 		// within the source check interval, without a final RA.
 		lk.setMissing(true)
 		time.Sleep(sourceCheckInterval + time.Millisecond)
-		for {
-			if _, _, got := host.nextRA(t, 0); !got {
-				break
-			}
-		}
+		wire.drain()
 		if _, _, got := host.nextRA(t, 10*time.Second); got {
 			t.Fatal("sent an RA after the source address went away")
 		}
@@ -432,11 +428,7 @@ func TestAdvertiserWithdrawsDNS(t *testing.T) {
 		go a.Run(ctx)
 		host := fakeHost{wire}
 		time.Sleep(time.Minute) // past the initial burst
-		for {
-			if _, _, got := host.nextRA(t, 0); !got {
-				break
-			}
-		}
+		wire.drain()
 		cfg.RDNSS, cfg.DNSSL = []netip.Addr{newDNS}, []string{"new.example"}
 		a.Update(cfg)
 		type dns struct {

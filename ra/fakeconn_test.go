@@ -29,6 +29,17 @@ func newFakeWire() *fakeWire {
 	return &fakeWire{in: make(chan packet, 16), out: make(chan sent, 1024)}
 }
 
+// drain discards everything the router has sent so far.
+func (w *fakeWire) drain() {
+	for {
+		select {
+		case <-w.out:
+		default:
+			return
+		}
+	}
+}
+
 // fakeConn is a Conn on a fakeWire. It offers ReadRaw like *ndp.Conn, so
 // the Advertiser takes the same receive path as with a real socket.
 type fakeConn struct {
