@@ -63,7 +63,7 @@ type Status struct {
 	// Master is the primary address of the current master: the peer's while
 	// backup, our own while master.
 	Master              netip.Addr    `json:"master,omitzero"`
-	MasterAdverInterval time.Duration `json:"master_advert_interval"`
+	MasterAdverInterval time.Duration `json:"master_advert_interval_ns"`
 	LastTransition      time.Time     `json:"last_transition,omitzero"`
 	Reason              string        `json:"reason,omitempty"`
 	AdvertsSent         uint64        `json:"adverts_sent"`

@@ -2,6 +2,7 @@ package ha
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -486,4 +487,18 @@ func TestNodeWriteFailuresAreCountedAndLoggedOnce(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+}
+
+func TestStatusJSON(t *testing.T) {
+	s := NewNode(NodeConfig{Config: Config{VRID: 51, Priority: 150, AdvertInterval: 100 * time.Millisecond}}).Status()
+	s.Master = netip.MustParseAddr("fe80::a")
+	s.Errors[ErrKindChecksum] = 2
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"role":"initialize","vrid":51,"priority":150,"master":"fe80::a","master_advert_interval_ns":100000000,"adverts_sent":0,"adverts_received":0,"errors":{"checksum":2}}`
+	if diff := cmp.Diff(want, string(b)); diff != "" {
+		t.Errorf("JSON (-want +got):\n%s", diff)
+	}
 }
