@@ -112,3 +112,25 @@ func TestSwapsLeaveExactlyTheRenderedRules(t *testing.T) {
 		t.Errorf("Check after swaps: err %v, restores %d", err, tbl.Status().Restores)
 	}
 }
+
+// TestCheckRemovesAnUnreadableForeignRule adds a rule google/nftables cannot parse (a ct
+// key with a direction) to our chain: Check must still notice and rebuild.
+func TestCheckRemovesAnUnreadableForeignRule(t *testing.T) {
+	requireRoot(t, "nft")
+	ns := newNetns(t, "foreign")
+	tbl := nsTable(t, ns)
+	r := goldenRulesets[2].r // hairpin-one-lan
+	if err := tbl.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	nsRun(t, ns, "nft", "add rule ip6 v6edge postrouting ct original ip6 saddr ::1 counter")
+	if err := tbl.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tbl.Status().Restores; got != 1 {
+		t.Errorf("Restores = %d, want 1", got)
+	}
+	if diff := cmp.Diff(Format(DefaultName, Render(r)), listTable(t, ns)); diff != "" {
+		t.Errorf("table after Check (-want +got):\n%s", diff)
+	}
+}

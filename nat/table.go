@@ -303,7 +303,10 @@ func (t *Table) drift() (string, error) {
 		}
 		got, err := t.conn.GetRules(t.table, want)
 		if err != nil {
-			return "", fmt.Errorf("nat: listing rules of %s: %w", want.Name, err)
+			// Also what a foreign rule google/nftables cannot parse looks like: rebuilding
+			// removes it.
+			problems = append(problems, fmt.Sprintf("chain %s unreadable: %v", want.Name, err))
+			continue
 		}
 		wantLen := map[uint64]int{}
 		for _, g := range t.installed {
