@@ -28,8 +28,10 @@ var allNodes = netip.MustParseAddr("ff02::1")
 
 // Announce sends one unsolicited Neighbor Advertisement for each of addrs on
 // ifname, from the interface's MAC, with Router and Override set and
-// Solicited clear. The source is addrs[0], the virtual link-local, which
-// must already be on the interface (the master adds it before this runs).
+// Solicited clear. The source is the interface's own link-local
+// (OwnLinkLocal, excluding addrs), which RFC 4861 §7.2.6 allows and which,
+// unlike the virtual one, is there even if the caller adds the virtual
+// addresses a moment later.
 func Announce(ifname string, addrs []netip.Addr) error {
 	if len(addrs) == 0 {
 		return nil
@@ -41,9 +43,13 @@ func Announce(ifname string, addrs []netip.Addr) error {
 	if len(ifi.HardwareAddr) == 0 {
 		return fmt.Errorf("ha: announcing on %s: the interface has no MAC", ifname)
 	}
-	c, _, err := ndp.Listen(ifi, ndp.Addr(addrs[0].String()))
+	src, err := OwnLinkLocal(ifname, addrs...)
 	if err != nil {
-		return fmt.Errorf("ha: announcing on %s from %v: %w", ifname, addrs[0], err)
+		return err
+	}
+	c, _, err := ndp.Listen(ifi, ndp.Addr(src.String()))
+	if err != nil {
+		return fmt.Errorf("ha: announcing on %s from %v: %w", ifname, src, err)
 	}
 	defer c.Close()
 	var errs []error

@@ -28,9 +28,9 @@ type NodeConfig struct {
 	// interface's own link-local (OwnLinkLocal, excluding Config.Addrs).
 	Listen func() (Conn, error)
 	// Announce sends unsolicited Neighbor Advertisements for the virtual
-	// addresses; it runs right after OnRole(RoleMaster) returns (OnRole must
-	// have added the addresses) and twice more a second apart while master.
-	// nil means Announce(Interface, addrs); a no-op disables it.
+	// addresses; it runs right after OnRole(RoleMaster) returns and twice
+	// more a second apart while master. nil means Announce(Interface, addrs);
+	// a no-op disables it (when the caller announces by itself).
 	Announce func(addrs []netip.Addr) error
 	// Now is the clock the machine runs on; nil means time.Now. Run waits
 	// with real timers, so a fake clock must move with real time (or run the
