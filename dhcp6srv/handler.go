@@ -171,6 +171,7 @@ func (h *Handler) pdNotifier(now time.Time, before uint64) func() {
 		return nil
 	}
 	h.lastPD = d
+	h.cfg.Logger.Info("dhcp6srv: downstream delegations changed", "iface", h.cfg.Interface, "count", len(d))
 	onPD := h.cfg.OnPD
 	return func() { onPD(slices.Clone(d)) }
 }

@@ -281,6 +281,19 @@ func TestStatuses(t *testing.T) {
 				want: summary{Type: "REPLY", IAs: []iaSummary{{Kind: "PD", IAID: 1, Status: "NoPrefixAvail"}}}}},
 		},
 		{
+			name: "excluded sub-prefixes are never delegated",
+			mut: func(c *Config) {
+				c.PDPool, c.PDLength = netip.MustParsePrefix("2001:db8:100::/62"), 64
+				c.PDExclude = []netip.Prefix{netip.MustParsePrefix("2001:db8:100::/63"), netip.MustParsePrefix("2001:db8:100:3::/64")}
+			},
+			steps: []step{
+				{req: msg(t, dhcpv6.MessageTypeRequest, 1, ours(), pd(1)), want: summary{Type: "REPLY", IAs: []iaSummary{{Kind: "PD", IAID: 1, T1: t1, T2: t2,
+					Leases: []string{"2001:db8:100:2::/64 45m0s/1h30m0s"}}}}},
+				{req: msg(t, dhcpv6.MessageTypeRequest, 2, ours(), pd(1)),
+					want: summary{Type: "REPLY", IAs: []iaSummary{{Kind: "PD", IAID: 1, Status: "NoPrefixAvail"}}}},
+			},
+		},
+		{
 			name: "the delegation count limit gives the second router NoPrefixAvail",
 			mut:  func(c *Config) { c.PDCount = 1 },
 			steps: []step{

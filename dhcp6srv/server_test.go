@@ -142,3 +142,33 @@ func TestServerRestartKeepsLeases(t *testing.T) {
 		t.Errorf("Renew after restart: %+v; want %s and %s extended", rn, addr, prefix)
 	}
 }
+
+func TestServerUpdateMovesDelegations(t *testing.T) {
+	c := &clock{now: t0}
+	pdCalls := make(chan []Delegation, 8)
+	cfg := testConfig(c)
+	cfg.OnPD = func(d []Delegation) { pdCalls <- d }
+	conn := newFakeConn()
+	cfg.Listen = func(context.Context) (Conn, error) { return conn, nil }
+	s := NewServer(cfg)
+	runServer(t, s)
+	next := func() []Delegation {
+		t.Helper()
+		select {
+		case d := <-pdCalls:
+			return d
+		case <-time.After(5 * time.Second):
+			t.Fatal("OnPD not called within 5 s")
+			return nil
+		}
+	}
+	conn.ask(t, msg(t, dhcpv6.MessageTypeRequest, 1, ours(), pd(1)), hostA)
+	if d := next(); len(d) != 1 || !pdPoolA.Contains(d[0].Prefix.Addr()) {
+		t.Fatalf("OnPD after Request = %+v", d)
+	}
+	cfg.PDPool = netip.MustParsePrefix("2001:db8:200::/56")
+	s.Update(cfg)
+	if d := next(); len(d) != 1 || !cfg.PDPool.Contains(d[0].Prefix.Addr()) || d[0].Via != hostA {
+		t.Errorf("OnPD after Update = %+v, want the delegation moved into %s", d, cfg.PDPool)
+	}
+}
