@@ -195,6 +195,12 @@ func TestStatuses(t *testing.T) {
 					Leases: []string{addr + " 45m0s/1h30m0s", "2001:db8:dead::1 0s/0s"}}}}}},
 		},
 		{
+			name: "a Request naming an address from another prefix gets it back with zero lifetimes",
+			steps: []step{{req: msg(t, dhcpv6.MessageTypeRequest, 1, ours(), na(1, "2001:db8:dead::1")),
+				want: summary{Type: "REPLY", IAs: []iaSummary{{Kind: "NA", IAID: 1, T1: t1, T2: t2,
+					Leases: []string{addr + " 45m0s/1h30m0s", "2001:db8:dead::1 0s/0s"}}}}}},
+		},
+		{
 			name: "a Rebind of a free address on the link after a server restart keeps it",
 			mut:  func(c *Config) { c.PoolEnd = netip.MustParseAddr("fd00:aaaa:bbbb:cc01::1fff") },
 			steps: []step{{req: msg(t, dhcpv6.MessageTypeRebind, 1, na(1, "fd00:aaaa:bbbb:cc01::1234")),

@@ -193,13 +193,18 @@ func (h *Handler) answerIA(now time.Time, client []byte, via netip.Addr, x ia, m
 	} else if p != nil && (md != modeRenew || b != nil) {
 		res = h.pick(now, key, p, x.listed, md == modeRebind || md == modeRequest)
 	}
-	if md != modeAdvertise && md != modeRequest {
-		for _, l := range x.listed {
-			// A bare length hint (::/60) is no lease to take back.
-			if l != res && !l.Addr().IsUnspecified() && !slices.Contains(zero, l) {
-				zero = append(zero, l)
-			}
+	for _, l := range x.listed {
+		// A bare length hint (::/60) is no lease to take back; in a
+		// Request, a hint on the link that we could not honour is only
+		// a wish, but one from another prefix is a lease the client
+		// must stop using (it moved, or we renumbered).
+		if l == res || l.Addr().IsUnspecified() || slices.Contains(zero, l) {
+			continue
 		}
+		if md == modeAdvertise || md == modeRequest && p != nil && p.onLink(l) {
+			continue
+		}
+		zero = append(zero, l)
 	}
 	if !res.IsValid() {
 		out.status, out.text = iana.StatusNoAddrsAvail, "no addresses available"
