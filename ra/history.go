@@ -21,14 +21,15 @@ import (
 //
 // History is pure; Load and Save move it to and from a file.
 type History struct {
-	// Advertised maps each current /64 to the latest instant hosts may
+	// advertised maps each current /64 to the latest instant hosts may
 	// still hold it valid (the send time plus the valid lifetime of the
 	// last RA that carried it).
-	Advertised map[netip.Prefix]advertised
+	advertised map[netip.Prefix]advertisement
+	// Deprecated are the /64s being withdrawn, oldest first.
 	Deprecated []Deprecated
 }
 
-type advertised struct {
+type advertisement struct {
 	ValidUntil time.Time
 	Autonomous bool
 	OnLink     bool
@@ -40,23 +41,23 @@ type advertised struct {
 // advertised or deprecated prefixes changed (the caller then sends RAs
 // quickly and saves the history).
 func (h *History) Observe(cfg Config, now time.Time) (changed bool) {
-	if h.Advertised == nil {
-		h.Advertised = make(map[netip.Prefix]advertised)
+	if h.advertised == nil {
+		h.advertised = make(map[netip.Prefix]advertisement)
 	}
-	current := make(map[netip.Prefix]advertised, len(cfg.Prefixes))
+	current := make(map[netip.Prefix]advertisement, len(cfg.Prefixes))
 	for _, p := range cfg.Prefixes {
 		if !p.Prefix.IsValid() {
 			continue
 		}
 		_, valid := PrefixLifetimes(p, now)
-		current[p.Prefix.Masked()] = advertised{ValidUntil: now.Add(valid), Autonomous: p.Autonomous, OnLink: p.OnLink}
+		current[p.Prefix.Masked()] = advertisement{ValidUntil: now.Add(valid), Autonomous: p.Autonomous, OnLink: p.OnLink}
 	}
-	for p, old := range h.Advertised {
+	for p, old := range h.advertised {
 		if _, ok := current[p]; ok {
 			continue
 		}
 		changed = true
-		delete(h.Advertised, p)
+		delete(h.advertised, p)
 		// Hosts were told at most old.ValidUntil; never announce more than
 		// that, and never more than 2 h (see deprecatedValidMax).
 		until := now.Add(deprecatedValidMax)
@@ -70,10 +71,10 @@ func (h *History) Observe(cfg Config, now time.Time) (changed bool) {
 		h.Deprecated = append(h.Deprecated, Deprecated{Prefix: p, Since: now, Until: until, Autonomous: old.Autonomous, OnLink: old.OnLink})
 	}
 	for p, a := range current {
-		if _, ok := h.Advertised[p]; !ok {
+		if _, ok := h.advertised[p]; !ok {
 			changed = true
 		}
-		h.Advertised[p] = a
+		h.advertised[p] = a
 		n := len(h.Deprecated)
 		h.Deprecated = slices.DeleteFunc(h.Deprecated, func(d Deprecated) bool { return d.Prefix == p })
 		changed = changed || n != len(h.Deprecated)
@@ -125,7 +126,7 @@ func StatePath(dir, iface string) string {
 // LoadHistory reads the history kept at path. A missing file is an empty
 // history, not an error.
 func LoadHistory(path string) (*History, error) {
-	h := &History{Advertised: make(map[netip.Prefix]advertised)}
+	h := &History{advertised: make(map[netip.Prefix]advertisement)}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return h, nil
@@ -142,7 +143,7 @@ func LoadHistory(path string) (*History, error) {
 		if err != nil {
 			return h, fmt.Errorf("ra: parsing prefix history %s: %w", path, err)
 		}
-		h.Advertised[p.Masked()] = advertised{ValidUntil: e.ValidUntil, Autonomous: e.Autonomous, OnLink: e.OnLink}
+		h.advertised[p.Masked()] = advertisement{ValidUntil: e.ValidUntil, Autonomous: e.Autonomous, OnLink: e.OnLink}
 	}
 	for _, e := range f.Deprecated {
 		p, err := netip.ParsePrefix(e.Prefix)
@@ -159,7 +160,7 @@ func LoadHistory(path string) (*History, error) {
 // deprecated prefixes.
 func (h *History) Save(path string) error {
 	var f stateFile
-	for p, a := range h.Advertised {
+	for p, a := range h.advertised {
 		f.Advertised = append(f.Advertised, stateEntry{Prefix: p.String(), ValidUntil: a.ValidUntil.UTC(), Autonomous: a.Autonomous, OnLink: a.OnLink})
 	}
 	slices.SortFunc(f.Advertised, func(a, b stateEntry) int { return strings.Compare(a.Prefix, b.Prefix) })

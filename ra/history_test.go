@@ -142,7 +142,7 @@ func TestHistory(t *testing.T) {
 	})
 	t.Run("a missing state file is an empty history", func(t *testing.T) {
 		h, err := LoadHistory(filepath.Join(t.TempDir(), "nope.json"))
-		if err != nil || len(h.Advertised)+len(h.Deprecated) != 0 {
+		if err != nil || len(h.advertised)+len(h.Deprecated) != 0 {
 			t.Fatalf("LoadHistory = %+v, %v; want empty, nil", h, err)
 		}
 	})
