@@ -353,7 +353,12 @@ func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) Ruleset {
 	cur := r
 	base := int(r.Uplinks[0].External.Addr().As16()[4])<<8 | int(r.Uplinks[0].External.Addr().As16()[5])
 	for i := base/0x100 + 1; i <= base/0x100+20; i++ {
-		time.Sleep(40 * time.Millisecond) // let traffic flow on each prefix
+		// Let traffic flow on each prefix: a few datagrams must arrive translated to it.
+		waitFor(t, 3*time.Second, func() bool {
+			seenMu.Lock()
+			defer seenMu.Unlock()
+			return seenPrefixes[cur.Uplinks[0].External] >= 5
+		}, "5 datagrams from "+cur.Uplinks[0].External.String())
 		olds = append(olds, cur.Uplinks[0].External)
 		cur.Uplinks = []Uplink{{WAN: "wan0", External: netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x00::/56", i))}}
 		start := time.Now()
@@ -364,7 +369,11 @@ func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) Ruleset {
 		swapTimes = append(swapTimes, l.table.Status().LastSwapDuration)
 		cleanTimes = append(cleanTimes, l.table.Status().LastCleanupDuration.Round(10*time.Microsecond))
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, 3*time.Second, func() bool {
+		seenMu.Lock()
+		defer seenMu.Unlock()
+		return seenPrefixes[cur.Uplinks[0].External] >= 5
+	}, "5 datagrams from "+cur.Uplinks[0].External.String())
 	close(stop)
 	wg.Wait()
 
@@ -404,4 +413,17 @@ func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) Ruleset {
 		}
 	}
 	return cur
+}
+
+// waitFor polls cond every few milliseconds until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Errorf("gave up waiting %v for %s", timeout, what)
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
