@@ -16,34 +16,34 @@
 //
 // How a packet finds its uplink (priorities 30000-30099 belong to v6edge, see Render):
 //
-//	30000: from all lookup main suppress_prefixlength 0
-//	30010: from all fwmark 0x76650001 lookup 1000      (one per uplink i: 30010+i)
-//	30011: from all fwmark 0x76650002 lookup 1001
-//	30090: from fd00:aaaa:bbbb:cc00::/56 lookup 1000   (the active uplink's table)
-//	table 1000: default via <gateway learned on wan0> dev wan0
-//	table 1001: default via <gateway learned on wan1> dev wan1
+//		30000: from all lookup main suppress_prefixlength 0
+//		30010: from all fwmark 0x76650001 lookup 1000      (one per uplink i: 30010+i)
+//		30011: from all fwmark 0x76650002 lookup 1001
+//		30090: from fd00:aaaa:bbbb:cc00::/56 lookup 1000   (the active uplink's table)
+//		table 1000: default via <gateway learned on wan0> dev wan0
+//		table 1001: default via <gateway learned on wan1> dev wan1
 //
-//   - Traffic of the router itself, LAN to LAN and LAN to router: main routes it more
-//     specifically than by a default route (local table, the LAN /64s, the WPD-5
-//     unreachable routes), so rule 30000 keeps it in main. Only what main would send
-//     by a default route continues to the uplink rules; everything unmarked and not
-//     from the internal prefix then reaches main again at 32766.
-//   - Replies to inbound flows: nat marks a flow that arrives on WAN i with ct mark M_i
-//     (prerouting). Marks (our own `table ip6 v6edge-policy`, since nat renders no
-//     such rule) copies the ct mark to the packet mark of every packet arriving on a
-//     LAN (`iifname "lan0" meta mark set ct mark`, filter prerouting at mangle
-//     priority, after conntrack), so the reply matches rule 30010+i and leaves by WAN i
-//     with conntrack's reverse translation into prefix i.
-//   - New flows from the LANs carry no mark and match rule 30090, which points at the
-//     active uplink: the one marked Preferred if healthy and with a known gateway, else
-//     the first healthy one in order (Policy.Active). Marks' postrouting rule
-//     (`oifname "wan0" ct mark 0x00000000 ct mark set 0x76650001`) then ties the new
-//     flow to the uplink it left by, so established flows keep their uplink when the
-//     active one changes (a failover, or the return after the hold-down).
-//   - Failover rewrites rule 30090 only (the new rule is added before the old one is
-//     deleted). The flows of the failed uplink are pinned to it by mark and
-//     translation; FlushUplink deletes their conntrack entries so the next packet
-//     opens a new flow by the new uplink.
+//	  - Traffic of the router itself, LAN to LAN and LAN to router: main routes it more
+//	    specifically than by a default route (local table, the LAN /64s, the WPD-5
+//	    unreachable routes), so rule 30000 keeps it in main. Only what main would send
+//	    by a default route continues to the uplink rules; everything unmarked and not
+//	    from the internal prefix then reaches main again at 32766.
+//	  - Replies to inbound flows: nat marks a flow that arrives on WAN i with ct mark M_i
+//	    (prerouting). Marks (our own `table ip6 v6edge-policy`, since nat renders no
+//	    such rule) copies the ct mark to the packet mark of every packet arriving on a
+//	    LAN (`iifname "lan0" meta mark set ct mark`, filter prerouting at mangle
+//	    priority, after conntrack), so the reply matches rule 30010+i and leaves by WAN i
+//	    with conntrack's reverse translation into prefix i.
+//	  - New flows from the LANs carry no mark and match rule 30090, which points at the
+//	    active uplink: the one marked Preferred if healthy and with a known gateway, else
+//	    the first healthy one in order (Policy.Active). Marks' postrouting rule
+//	    (`oifname "wan0" ct mark 0x00000000 ct mark set 0x76650001`) then ties the new
+//	    flow to the uplink it left by, so established flows keep their uplink when the
+//	    active one changes (a failover, or the return after the hold-down).
+//	  - Failover rewrites rule 30090 only (the new rule is added before the old one is
+//	    deleted). The flows of the failed uplink are pinned to it by mark and
+//	    translation; FlushUplink deletes their conntrack entries so the next packet
+//	    opens a new flow by the new uplink.
 //
 // An uplink without a known gateway gets no route in its table; lookups there fall
 // through to the next rule, and it is never made active.

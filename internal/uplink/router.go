@@ -165,7 +165,7 @@ func (r *Router) setRoutes(want []RouteSpec) error {
 	}
 	have = slices.DeleteFunc(have, func(rt netlink.Route) bool { return !ownedTable(rt.Table) })
 	var errs []error
-	wanted := map[int]bool{}
+	wanted := map[int]bool{} // tables that get a default route
 	for _, s := range want {
 		link, err := r.h.LinkByName(s.Interface)
 		if err != nil {
@@ -192,7 +192,9 @@ func (r *Router) setRoutes(want []RouteSpec) error {
 		r.log.Info("uplink route set", "iface", s.Interface, "table", s.Table, "gateway", s.Gateway)
 	}
 	for _, h := range have {
-		if wanted[h.Table] && isDefault(h) && slices.ContainsFunc(want, func(s RouteSpec) bool { return s.Table == h.Table && s.Gateway == addrOf(h.Gw) }) {
+		if wanted[h.Table] && isDefault(h) {
+			// Either it is the wanted route, or RouteReplace has just overwritten it
+			// (the kernel keys a route by table, destination and metric).
 			continue
 		}
 		if err := r.h.RouteDel(&h); err != nil && !errors.Is(err, unix.ESRCH) {

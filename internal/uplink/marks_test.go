@@ -1,0 +1,108 @@
+package uplink
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
+)
+
+// recordingConn records the messages Marks queues, per batch.
+type recordingConn struct {
+	queued  []string
+	batches [][]string
+	fail    error
+}
+
+var _ NFTConn = (*recordingConn)(nil)
+
+func (c *recordingConn) AddTable(t *nftables.Table) *nftables.Table {
+	c.queued = append(c.queued, "add table "+t.Name)
+	return t
+}
+func (c *recordingConn) DelTable(t *nftables.Table) { c.queued = append(c.queued, "delete table "+t.Name) }
+func (c *recordingConn) AddChain(ch *nftables.Chain) *nftables.Chain {
+	c.queued = append(c.queued, "add chain "+ch.Name)
+	return ch
+}
+func (c *recordingConn) AddRule(r *nftables.Rule) *nftables.Rule {
+	c.queued = append(c.queued, "add rule "+r.Chain.Name)
+	return r
+}
+func (c *recordingConn) Flush() error {
+	q := c.queued
+	c.queued = nil
+	if c.fail != nil {
+		err := c.fail
+		c.fail = nil
+		return err
+	}
+	if len(q) > 0 {
+		c.batches = append(c.batches, q)
+	}
+	return nil
+}
+
+func TestMarksSet(t *testing.T) {
+	two := Policy{Uplinks: uplinks(2), LANs: []string{"lan0"}, Internal: internal}
+	t.Run("the table is built in one batch and an unchanged policy sends nothing", func(t *testing.T) {
+		c := &recordingConn{}
+		m := NewMarksConn(c, discard())
+		for range 3 {
+			if err := m.Set(two); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := [][]string{{"add table v6edge-policy", "delete table v6edge-policy", "add table v6edge-policy",
+			"add chain prerouting", "add chain postrouting", "add rule prerouting", "add rule postrouting", "add rule postrouting"}}
+		if diff := cmp.Diff(want, c.batches); diff != "" {
+			t.Errorf("batches (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("health changes alone do not touch the table", func(t *testing.T) {
+		c := &recordingConn{}
+		m := NewMarksConn(c, discard())
+		failed := two
+		failed.Uplinks = uplinks(2)
+		failed.Uplinks[0].Healthy = false
+		for _, p := range []Policy{two, failed, two} {
+			if err := m.Set(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(c.batches) != 1 {
+			t.Errorf("%d batches, want 1", len(c.batches))
+		}
+	})
+	t.Run("a policy without marks removes the table", func(t *testing.T) {
+		c := &recordingConn{}
+		m := NewMarksConn(c, discard())
+		_ = m.Set(two)
+		if err := m.Set(Policy{}); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"add table v6edge-policy", "delete table v6edge-policy"}, c.batches[len(c.batches)-1]); diff != "" {
+			t.Errorf("last batch (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("a failed batch is sent again on the next Set", func(t *testing.T) {
+		c := &recordingConn{fail: errors.New("EPERM")}
+		m := NewMarksConn(c, discard())
+		if err := m.Set(two); err == nil {
+			t.Fatal("Set succeeded despite the failing batch")
+		}
+		if err := m.Set(two); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.batches) != 1 {
+			t.Errorf("%d batches after the retry, want 1", len(c.batches))
+		}
+	})
+	t.Run("without LANs the internal prefix selects the packets to mark", func(t *testing.T) {
+		rules := RenderMarks(Policy{Uplinks: uplinks(2), Internal: internal})
+		if rules[0].Text != "ip6 saddr fd00:aaaa:bbbb:cc00::/56 meta mark set ct mark" {
+			t.Errorf("first rule %q", rules[0].Text)
+		}
+	})
+}
