@@ -55,7 +55,8 @@ type daemon struct {
 	ads     map[string]*ra.Advertiser
 	pair    *pair // nil when standalone
 
-	hooks         map[string]*hook.Runner // by WAN
+	messages      map[string]map[string]uint64 // DHCPv6 messages by WAN, "sent:SOLICIT"
+	hooks         map[string]*hook.Runner      // by WAN
 	hookSeen      map[string]hookState
 	transitions   atomic.Uint64
 	prefixChanges map[string]uint64 // by WAN, guarded by mu
@@ -74,7 +75,7 @@ func newDaemon(path string, cfg *configs.Config, log *slog.Logger) *daemon {
 		snaps: map[string]dhcp6pd.Snapshot{}, role: role, roleWhy: "starting", roleAt: time.Now(),
 		kickc: make(chan struct{}, 1), clients: map[string]*dhcp6pd.Client{}, ads: map[string]*ra.Advertiser{},
 		prefixChanges: map[string]uint64{}, lastPrefix: map[string]netip.Prefix{},
-		hooks: map[string]*hook.Runner{}, hookSeen: map[string]hookState{},
+		hooks: map[string]*hook.Runner{}, hookSeen: map[string]hookState{}, messages: map[string]map[string]uint64{},
 	}
 }
 
@@ -247,7 +248,14 @@ func (d *daemon) newClient(w configs.WAN) (*dhcp6pd.Client, error) {
 		Interface: iface, DUID: duid, IAID: w.IAID, PrefixLength: w.PrefixLength,
 		MaxPrefixLength: maxDelegatedLength(d.cfg), RapidCommit: w.RapidCommit,
 		ReleaseOnStop: w.ReleaseOnStop, StateDir: d.cfg.Control.StateDir,
-		Logger: d.log.With("part", "dhcp6pd", "iface", iface),
+		Logger: d.log.With("part", "dhcp6pd"),
+		Listen: func(ctx context.Context) (dhcp6pd.Conn, error) {
+			c, err := dhcp6pd.ListenUDP(ctx, iface)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: c, d: d, iface: iface}, nil
+		},
 		Notify: func(s dhcp6pd.Snapshot) {
 			d.mu.Lock()
 			d.snaps[iface] = s

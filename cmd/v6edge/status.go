@@ -21,6 +21,10 @@ func (d *daemon) buildStatus() control.Status {
 		snaps[k] = v
 	}
 	prefixChanges := maps.Clone(d.prefixChanges)
+	messages := map[string]map[string]uint64{}
+	for k, v := range d.messages {
+		messages[k] = maps.Clone(v)
+	}
 	d.mu.Unlock()
 
 	st := control.Status{Version: version, Started: d.started.UTC().Format(time.RFC3339), Problems: []string{}}
@@ -55,6 +59,7 @@ func (d *daemon) buildStatus() control.Status {
 			st.Problems = append(st.Problems, w.Interface+": "+p)
 		}
 		ws.PrefixChanges = prefixChanges[w.Interface]
+		ws.Messages = messages[w.Interface]
 		st.WANs = append(st.WANs, ws)
 	}
 	st.WAN = st.WANs[0]
