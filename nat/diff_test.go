@@ -134,3 +134,25 @@ func TestCheckRemovesAnUnreadableForeignRule(t *testing.T) {
 		t.Errorf("table after Check (-want +got):\n%s", diff)
 	}
 }
+
+// TestCheckRestoresAChangedChainPolicy turns our prerouting chain's policy to drop behind
+// the Table's back: Check must put the accepting chain back.
+func TestCheckRestoresAChangedChainPolicy(t *testing.T) {
+	requireRoot(t, "nft")
+	ns := newNetns(t, "policy")
+	tbl := nsTable(t, ns)
+	r := goldenRulesets[1].r // one-uplink
+	if err := tbl.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	nsRun(t, ns, "nft", "chain ip6 v6edge prerouting { policy drop; }")
+	if err := tbl.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tbl.Status().Restores; got != 1 {
+		t.Errorf("Restores = %d, want 1", got)
+	}
+	if diff := cmp.Diff(Format(DefaultName, Render(r)), listTable(t, ns)); diff != "" {
+		t.Errorf("table after Check (-want +got):\n%s", diff)
+	}
+}

@@ -297,8 +297,9 @@ func (t *Table) drift() (string, error) {
 			problems = append(problems, fmt.Sprintf("chain %s missing", want.Name))
 			continue
 		}
-		if c := chains[i]; c.Type != want.Type || !samePtr(c.Hooknum, want.Hooknum) || !samePtr(c.Priority, want.Priority) {
-			problems = append(problems, fmt.Sprintf("chain %s has the wrong type, hook or priority", want.Name))
+		if c := chains[i]; c.Type != want.Type || !samePtr(c.Hooknum, want.Hooknum) ||
+			!samePtr(c.Priority, want.Priority) || !samePtr(c.Policy, want.Policy) {
+			problems = append(problems, fmt.Sprintf("chain %s has the wrong type, hook, priority or policy", want.Name))
 			continue
 		}
 		got, err := t.conn.GetRules(t.table, want)
