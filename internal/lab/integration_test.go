@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -19,6 +20,14 @@ import (
 var bin, skipReason string
 
 func TestMain(m *testing.M) {
+	// Labs spend their time waiting on DAD, DHCPv6 and RAs, not on the CPU:
+	// unless -parallel was given, run more of them at once than GOMAXPROCS.
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", "4")
+	}
 	code := func() int {
 		switch {
 		case os.Geteuid() != 0:

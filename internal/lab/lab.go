@@ -468,7 +468,9 @@ func run(ctx context.Context, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	var b bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &b, &b
-	cmd.WaitDelay = time.Second
+	// Bounds a stuck pipe, generously: on a loaded machine the copying
+	// goroutine can lag the exit of a short command by more than a second.
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
 		return b.String(), fmt.Errorf("lab: %s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(b.String()))
 	}
