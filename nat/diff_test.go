@@ -156,3 +156,23 @@ func TestCheckRestoresAChangedChainPolicy(t *testing.T) {
 		t.Errorf("table after Check (-want +got):\n%s", diff)
 	}
 }
+
+// TestSetAfterTheTableVanished deletes our table behind the Table's back: the next Set
+// must rebuild it rather than fail until Watch notices.
+func TestSetAfterTheTableVanished(t *testing.T) {
+	requireRoot(t, "nft")
+	ns := newNetns(t, "vanish")
+	tbl := nsTable(t, ns)
+	r := goldenRulesets[1].r // one-uplink
+	if err := tbl.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	nsRun(t, ns, "nft", "delete table ip6 v6edge")
+	r.Uplinks = []Uplink{{WAN: "wan0", External: ext2}}
+	if err := tbl.Set(r); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	if diff := cmp.Diff(Format(DefaultName, Render(r)), listTable(t, ns)); diff != "" {
+		t.Errorf("table after Set (-want +got):\n%s", diff)
+	}
+}

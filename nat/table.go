@@ -422,7 +422,11 @@ func (t *Table) swap(want []group) error {
 	sent := t.queueRules(add, true)
 	start := t.now()
 	if err := t.conn.Flush(); err != nil {
-		return fmt.Errorf("nat: inserting new rules: %w", err)
+		// The batch changed nothing. Most likely the table is gone or changed behind our
+		// back and Watch has not noticed yet: rebuild it whole.
+		t.synced = false
+		t.log.Warn("nat inserting new rules failed, rebuilding table", "err", err)
+		return t.rebuild(want)
 	}
 	t.noteSwap(start)
 	known := map[uint64]bool{}
@@ -468,7 +472,9 @@ func (t *Table) flushSwap(want, drop []group) error {
 	sent := t.queueRules(want, false)
 	start := t.now()
 	if err := t.conn.Flush(); err != nil {
-		return fmt.Errorf("nat: replacing rules: %w", err)
+		t.synced = false
+		t.log.Warn("nat replacing rules failed, rebuilding table", "err", err)
+		return t.rebuild(want)
 	}
 	t.noteSwap(start)
 	t.status.LastCleanupDuration = 0 // nothing left to delete

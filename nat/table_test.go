@@ -274,23 +274,53 @@ func TestRemoveDeletesTheTableAndStopsRestores(t *testing.T) {
 	}
 }
 
-func TestFailedBatchIsRetriedByTheNextSet(t *testing.T) {
-	fake := &FakeConn{}
-	tbl := NewTableConn("", fake, nil)
-	if err := tbl.Set(twoUplinks(ext1, ext2)); err != nil {
-		t.Fatal(err)
-	}
-	fake.FailNext = errors.New("EBUSY")
-	if err := tbl.Set(twoUplinks(ext1, ext3)); err == nil {
-		t.Fatal("Set succeeded although the batch failed")
-	}
-	if tbl.Status().Problem == "" {
-		t.Error("Status().Problem is empty after a failed batch")
-	}
-	if err := tbl.Set(twoUplinks(ext1, ext3)); err != nil {
-		t.Fatalf("retrying Set: %v", err)
-	}
-	if got := tbl.Status().External; !slices.Equal(got, []netip.Prefix{ext1, ext3}) {
-		t.Errorf("External = %v after retry", got)
-	}
+func TestFailedBatchIsRetried(t *testing.T) {
+	t.Run("a swap whose batch fails rebuilds the table at once", func(t *testing.T) {
+		fake := &FakeConn{}
+		tbl := NewTableConn("", fake, nil)
+		if err := tbl.Set(twoUplinks(ext1, ext2)); err != nil {
+			t.Fatal(err)
+		}
+		fake.FailNext = errors.New("EBUSY")
+		if err := tbl.Set(twoUplinks(ext1, ext3)); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		if got := tbl.Status().External; !slices.Equal(got, []netip.Prefix{ext1, ext3}) {
+			t.Errorf("External = %v", got)
+		}
+		if what, _ := tbl.drift(); what != "" {
+			t.Errorf("drift after the rebuild: %s", what)
+		}
+	})
+	t.Run("a Set after the table vanished rebuilds it without waiting for Watch", func(t *testing.T) {
+		fake := &FakeConn{}
+		tbl := NewTableConn("", fake, nil)
+		if err := tbl.Set(twoUplinks(ext1, ext2)); err != nil {
+			t.Fatal(err)
+		}
+		fake.DropTable(DefaultName)
+		if err := tbl.Set(twoUplinks(ext1, ext3)); err != nil {
+			t.Fatalf("Set: %v", err)
+		}
+		if n := len(fake.Rules(DefaultName, ChainPrerouting)); n != 6 {
+			t.Errorf("prerouting holds %d rules, want 6", n)
+		}
+	})
+	t.Run("when the rebuild fails too, Set reports it and the next Set tries again", func(t *testing.T) {
+		fake := &FakeConn{}
+		tbl := NewTableConn("", fake, nil)
+		fake.FailNext = errors.New("EPERM")
+		if err := tbl.Set(twoUplinks(ext1, ext2)); err == nil {
+			t.Fatal("Set succeeded although its only batch failed")
+		}
+		if tbl.Status().Problem == "" {
+			t.Error("Status().Problem is empty after a failed Set")
+		}
+		if err := tbl.Set(twoUplinks(ext1, ext2)); err != nil {
+			t.Fatalf("retrying Set: %v", err)
+		}
+		if st := tbl.Status(); !st.Installed || st.Problem != "" {
+			t.Errorf("Status() = %+v after the retry", st)
+		}
+	})
 }
