@@ -54,6 +54,7 @@ type daemon struct {
 	clients map[string]*dhcp6pd.Client
 	ads     map[string]*ra.Advertiser
 	pair    *pair // nil when standalone
+	servers *lanServers
 
 	messages      map[string]map[string]uint64 // DHCPv6 messages by WAN, "sent:SOLICIT"
 	hooks         map[string]*hook.Runner      // by WAN
@@ -114,6 +115,7 @@ func (d *daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 		OnChange: d.kick,
 	})
 	d.routes = netif.NewRoutes(nl, d.log.With("part", "routes"))
+	d.servers = newLANServers(d)
 
 	srv := &control.Server{Path: cfg.Control.Socket, Group: cfg.Control.SocketGroup, H: d, Log: d.log}
 	if err := srv.Listen(); err != nil {
@@ -165,6 +167,7 @@ func (d *daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 
 	err = g.Wait()
 	_ = control.Notify("STOPPING=1")
+	d.servers.stop()
 	d.stop()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -336,6 +339,10 @@ func (d *daemon) apply(ctx context.Context) {
 	d.tracker.Set(wants)
 	if err := d.routes.SetUnreachable(des.Unreachable); err != nil {
 		d.log.Error("installing unreachable routes", "err", err)
+	}
+	d.servers.apply(ctx, des.LANs)
+	if err := d.routes.SetRoutes(d.servers.routes()); err != nil {
+		d.log.Error("installing routes to downstream routers", "err", err)
 	}
 	for _, l := range des.LANs {
 		if a := d.ads[l.Interface]; a != nil {

@@ -109,6 +109,9 @@ func (d *daemon) buildStatus() control.Status {
 				st.Problems = append(st.Problems, l.Interface+": "+p)
 			}
 		}
+		if d.servers != nil {
+			ls.DHCP = d.servers.status(l.Interface)
+		}
 		st.LAN = append(st.LAN, ls)
 	}
 

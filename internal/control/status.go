@@ -69,6 +69,17 @@ type LAN struct {
 	RSReceived uint64   `json:"rs_received"`
 	Source     string   `json:"source,omitempty"`
 	Routers    []string `json:"other_routers,omitempty"`
+	// DHCP is the LAN DHCPv6 server's state; absent when the LAN needs none.
+	DHCP *DHCP `json:"dhcp,omitempty"`
+}
+
+// DHCP is one LAN DHCPv6 server's state.
+type DHCP struct {
+	Leases      int      `json:"leases"`
+	Delegations []string `json:"delegations,omitempty"` // "prefix via link-local"
+	Received    uint64   `json:"received"`
+	Replied     uint64   `json:"replied"`
+	Dropped     uint64   `json:"dropped"`
 }
 
 // Prefix is an advertised prefix and the lifetimes the last RA carried.

@@ -66,6 +66,27 @@ type LAN struct {
 	Source netip.Addr
 	// Addresses are the router's own addresses on this LAN.
 	Addresses []netip.Prefix
+	// DHCP is the LAN DHCPv6 server the RA's M/O flags promise; nil when
+	// the LAN needs none (slaac without downstream PD) or this node is not
+	// serving (HA backup).
+	DHCP *DHCP
+}
+
+// DHCP is one LAN's DHCPv6 service.
+type DHCP struct {
+	// Pool is the /64 IA_NA addresses come from (stateful mode); invalid
+	// for stateless service.
+	Pool netip.Prefix
+	// LifetimeCap bounds every lifetime handed out: a lease from the
+	// delegated prefix never outlives it. Zero for the ULA.
+	LifetimeCap time.Time
+	// PDPool is what downstream routers get sub-prefixes of: the internal
+	// prefix when NAT maps it (their traffic is then translated like any
+	// LAN's), else the delegated prefix. PDExclude are the LANs' own /64s.
+	PDPool    netip.Prefix
+	PDLength  int
+	PDCount   int
+	PDExclude []netip.Prefix
 }
 
 // Address is one address the daemon wants on an interface.
@@ -92,6 +113,14 @@ type Desired struct {
 	Problems  []string
 }
 
+// fittedUplink is an uplink with a usable lease, its delegated prefix fitted
+// onto the internal prefix length.
+type fittedUplink struct {
+	up       Uplink
+	external netip.Prefix
+	prio     int
+}
+
 // Compute returns the desired state for in. It never fails: anything that
 // cannot be realised (a delegated prefix too long for the internal one) is
 // left out and reported in Problems.
@@ -101,12 +130,7 @@ func Compute(in Input) Desired {
 	internal := cfg.NAT.InternalPrefix
 
 	// Fit every usable delegated prefix onto the internal prefix length.
-	type fitted struct {
-		up       Uplink
-		external netip.Prefix
-		prio     int
-	}
-	var usable []fitted
+	var usable []fittedUplink
 	for i, up := range in.Uplinks {
 		if !up.Delegated.IsValid() || (!up.ValidUntil.IsZero() && !in.Now.Before(up.ValidUntil)) {
 			continue
@@ -120,11 +144,11 @@ func Compute(in Input) Desired {
 		if i < len(cfg.WANs) {
 			prio = cfg.WANs[i].Priority
 		}
-		usable = append(usable, fitted{up: up, external: ext, prio: prio})
+		usable = append(usable, fittedUplink{up: up, external: ext, prio: prio})
 		d.Unreachable = append(d.Unreachable, up.Delegated.Masked())
 	}
 	sort.SliceStable(usable, func(i, j int) bool { return usable[i].prio < usable[j].prio })
-	var preferred *fitted
+	var preferred *fittedUplink
 	for i := range usable {
 		if usable[i].up.Healthy {
 			preferred = &usable[i]
@@ -198,9 +222,48 @@ func Compute(in Input) Desired {
 				d.Addresses = append(d.Addresses, Address{Interface: lc.Interface, Prefix: a, NoDAD: floating})
 			}
 		}
+		lan.DHCP = lanDHCP(cfg, lc, ula, gua, preferred, serving)
 		d.LANs = append(d.LANs, lan)
 	}
 	return d
+}
+
+// lanDHCP plans the DHCPv6 service of one LAN.
+func lanDHCP(cfg *configs.Config, lc configs.LAN, ula, gua netip.Prefix, preferred *fittedUplink, serving bool) *DHCP {
+	if !serving || (!lc.Managed && !lc.Other && lc.PD == nil) {
+		return nil
+	}
+	dh := &DHCP{}
+	if lc.Managed {
+		// Addresses from the advertised /64: the ULA unless only the
+		// delegated prefix is advertised.
+		if lc.Advertise == configs.AdvertiseExternal {
+			if gua.IsValid() {
+				dh.Pool, dh.LifetimeCap = gua, preferred.up.ValidUntil
+			}
+		} else {
+			dh.Pool = ula
+		}
+	}
+	if lc.PD != nil {
+		dh.PDLength, dh.PDCount = lc.PD.Length, lc.PD.Count
+		if cfg.NAT.InternalPrefix.IsValid() {
+			dh.PDPool = cfg.NAT.InternalPrefix.Masked()
+			for _, other := range cfg.LANs {
+				if p := Subnet64(cfg.NAT.InternalPrefix, other.Subnet); p.IsValid() {
+					dh.PDExclude = append(dh.PDExclude, p)
+				}
+			}
+		} else if preferred != nil {
+			dh.PDPool, dh.LifetimeCap = preferred.external, preferred.up.ValidUntil
+			for _, other := range cfg.LANs {
+				if p := Subnet64(preferred.external, other.Subnet); p.IsValid() {
+					dh.PDExclude = append(dh.PDExclude, p)
+				}
+			}
+		}
+	}
+	return dh
 }
 
 // uplinkMark is the connection mark of an uplink when there are several: the

@@ -176,3 +176,58 @@ func TestComputeSeveralUplinks(t *testing.T) {
 		t.Errorf("RA must carry the preferred healthy uplink's /64: %+v", got)
 	}
 }
+
+func TestComputeLANDHCP(t *testing.T) {
+	up := Uplink{Interface: "wan0", Delegated: pfx("2001:db8:100::/56"), ValidUntil: t0.Add(time.Hour), Healthy: true}
+	t.Run("slaac without downstream PD needs no DHCPv6 server", func(t *testing.T) {
+		d := Compute(Input{Config: baseConfig(), Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
+		if d.LANs[0].DHCP != nil {
+			t.Errorf("DHCP = %+v", d.LANs[0].DHCP)
+		}
+	})
+	t.Run("stateless mode serves options only", func(t *testing.T) {
+		cfg := baseConfig()
+		cfg.LANs[0].Mode, cfg.LANs[0].Other = configs.ModeStateless, true
+		d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
+		if dh := d.LANs[0].DHCP; dh == nil || dh.Pool.IsValid() || dh.PDPool.IsValid() {
+			t.Errorf("DHCP = %+v", dh)
+		}
+	})
+	t.Run("stateful mode hands out addresses from the advertised ULA /64", func(t *testing.T) {
+		cfg := baseConfig()
+		cfg.LANs[0].Mode, cfg.LANs[0].Managed, cfg.LANs[0].Other = configs.ModeStateful, true, true
+		d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
+		if dh := d.LANs[0].DHCP; dh == nil || dh.Pool != pfx("fd00:aaaa:bbbb:cc01::/64") || !dh.LifetimeCap.IsZero() {
+			t.Errorf("DHCP = %+v", dh)
+		}
+	})
+	t.Run("stateful external addresses never outlive the lease", func(t *testing.T) {
+		cfg := baseConfig()
+		cfg.LANs[0].Managed, cfg.LANs[0].Advertise = true, configs.AdvertiseExternal
+		d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
+		if dh := d.LANs[0].DHCP; dh == nil || dh.Pool != pfx("2001:db8:100:1::/64") || !dh.LifetimeCap.Equal(t0.Add(time.Hour)) {
+			t.Errorf("DHCP = %+v", dh)
+		}
+	})
+	t.Run("downstream PD delegates from the internal prefix, never a LAN's own /64", func(t *testing.T) {
+		cfg := baseConfig()
+		cfg.LANs[0].PD = &configs.LANPD{Length: 60, Count: 4}
+		cfg.LANs = append(cfg.LANs, configs.LAN{Interface: "lan1", Subnet: 2, Advertise: configs.AdvertiseInternal})
+		d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
+		dh := d.LANs[0].DHCP
+		want := &DHCP{PDPool: pfx("fd00:aaaa:bbbb:cc00::/56"), PDLength: 60, PDCount: 4,
+			PDExclude: []netip.Prefix{pfx("fd00:aaaa:bbbb:cc01::/64"), pfx("fd00:aaaa:bbbb:cc02::/64")}}
+		if diff := cmp.Diff(want, dh, netipOpt); diff != "" {
+			t.Errorf("DHCP (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("an HA backup serves no DHCPv6", func(t *testing.T) {
+		cfg := baseConfig()
+		cfg.LANs[0].Other = true
+		cfg.HA = &configs.HA{Mode: "vrrp", Interface: "lan0", VirtualLinkLocal: netip.MustParseAddr("fe80::1")}
+		d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Backup, Now: t0})
+		if d.LANs[0].DHCP != nil {
+			t.Errorf("backup DHCP = %+v", d.LANs[0].DHCP)
+		}
+	})
+}
