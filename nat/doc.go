@@ -25,14 +25,14 @@
 // after drift, and a start over a table a previous run left behind are one batch each
 // (delete and recreate inside one transaction when the table exists).
 //
-// Measured on the 2-CPU development VM (kernel 6.18, load average ~18 from parallel builds,
-// so absolute numbers are noisy), `go test -bench Swap -benchtime 300x`:
+// Measured on the 2-CPU development VM (kernel 6.18, load average 10–25 from parallel builds,
+// so absolute numbers are noisy), `go test -bench . -benchtime 300x`:
 //
-//	                     insert-then-delete            flush-and-add (one batch)
-//	                     live      whole Set           live      whole Set
-//	Swap1 (1 uplink)     0.14–0.3 ms  0.36–0.6 ms       0.14–0.25 ms  0.24–0.5 ms
-//	Swap256 (256 LANs)   0.26 ms      0.95–1.05 ms      7.8–8.7 ms    13–14 ms
-//	SwapScript (nft -f - per swap, one uplink): 16–41 ms
+//	                     insert-then-delete             flush-and-add (one batch)
+//	                     live          whole Set        live          whole Set
+//	Swap1 (1 uplink)     0.14–0.28 ms  0.36–0.55 ms     0.14–0.25 ms  0.24–0.5 ms
+//	Swap256 (256 LANs)   0.26–0.31 ms  0.95–1.2 ms      6.8–8.7 ms    11–14 ms
+//	SwapScript (fork/exec nft -f - with flush+add, one uplink): 13.5–41 ms
 //
 // "live" is until the new mapping is in force (Status.LastSwapDuration); the whole Set adds
 // the handle read-back and the delete batch. Deleting rules by handle took 0.03–0.2 ms here
