@@ -223,7 +223,7 @@ func TestIntegration(t *testing.T) {
 	t.Run("nft flush ruleset in the router is undone within 2 s", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- l.table.Watch(ctx, 200*time.Millisecond) }()
+		go func() { done <- l.table.Watch(ctx, time.Second) }() // the daemon's interval
 		defer func() {
 			cancel()
 			if err := <-done; err != nil {
