@@ -45,7 +45,8 @@ func parseEchoReply(b []byte) (id, seq uint16, err error) {
 }
 
 // probeBook is the pure bookkeeping of a Prober: one probe is outstanding at a time and it
-// counts as missed when the next one is due without an answer.
+// counts as missed when its timeout passes (expire) or, at the latest, when the next one is
+// due without an answer.
 type probeBook struct {
 	id          uint16
 	seq         uint16
@@ -59,6 +60,14 @@ func (b *probeBook) next() (missed bool, seq uint16) {
 	b.seq++
 	b.outstanding = true
 	return missed, b.seq
+}
+
+// expire is called when the outstanding probe's answer is overdue: it reports whether
+// there was one, which is then missed.
+func (b *probeBook) expire() (missed bool) {
+	missed = b.outstanding
+	b.outstanding = false
+	return missed
 }
 
 // unsent withdraws the probe that could not be sent: it counts as missed now.

@@ -21,7 +21,9 @@ func (c *recordingConn) AddTable(t *nftables.Table) *nftables.Table {
 	c.queued = append(c.queued, "add table "+t.Name)
 	return t
 }
-func (c *recordingConn) DelTable(t *nftables.Table) { c.queued = append(c.queued, "delete table "+t.Name) }
+func (c *recordingConn) DelTable(t *nftables.Table) {
+	c.queued = append(c.queued, "delete table "+t.Name)
+}
 func (c *recordingConn) AddChain(ch *nftables.Chain) *nftables.Chain {
 	c.queued = append(c.queued, "add chain "+ch.Name)
 	return ch

@@ -21,7 +21,7 @@ import (
 
 // Prober checks that an uplink carries traffic: once per interval it sends an ICMPv6 Echo
 // Request to the check target through that uplink and reports each probe as answered or
-// missed (a probe is missed when the next one is due without its answer).
+// missed (a probe is missed when it is not answered within the timeout, see WithTimeout).
 //
 // Path: the socket is bound to the WAN interface (SO_BINDTODEVICE) and carries the
 // uplink's mark (SO_MARK). Binding to the device alone is not enough: the router's own
@@ -44,6 +44,7 @@ type Prober struct {
 	source   func() netip.Addr
 	mark     uint32
 	interval time.Duration
+	timeout  time.Duration
 	log      *slog.Logger
 	result   func(ok bool)
 
@@ -60,7 +61,19 @@ func NewProber(iface string, target netip.Addr, source func() netip.Addr, mark u
 		interval = DefaultHealthConfig().Interval
 	}
 	return &Prober{iface: iface, target: target, source: source, mark: mark, interval: interval,
-		log: log, result: result, ns: -1, ready: make(chan struct{})}
+		timeout: interval / 2, log: log, result: result, ns: -1, ready: make(chan struct{})}
+}
+
+// WithTimeout sets how long a probe waits for its answer before it counts as missed
+// (default: half the interval, at most the interval). A fault then shows as the third miss
+// after 2.5 to 3.5 intervals with the default three misses, instead of 3 to 4 when a probe
+// had until the next one to be answered. Half a second of round trip is plenty on any
+// uplink worth using.
+func (p *Prober) WithTimeout(d time.Duration) *Prober {
+	if d > 0 && d <= p.interval {
+		p.timeout = d
+	}
+	return p
 }
 
 // InNamespace makes Run open its socket in the network namespace ns (the lab's router).
@@ -168,6 +181,8 @@ func (p *Prober) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
+	overdue := time.NewTimer(p.timeout)
+	defer overdue.Stop()
 	send()
 	p.once.Do(func() { close(p.ready) })
 	for {
@@ -176,6 +191,11 @@ func (p *Prober) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			send()
+			overdue.Reset(p.timeout)
+		case <-overdue.C:
+			if book.expire() {
+				p.result(false)
+			}
 		case r := <-replies:
 			if book.answer(r.id, r.seq) {
 				p.result(true)

@@ -185,6 +185,13 @@ func (r *Router) setRoutes(want []RouteSpec) error {
 			continue
 		}
 		if err := r.h.RouteReplace(&rt); err != nil {
+			if errors.Is(err, unix.ENETDOWN) {
+				// The kernel refuses routes through a link that is down, and removes
+				// them when it goes down. Not an error: the uplink is unhealthy now,
+				// and the Set that follows the link coming back adds the route.
+				r.log.Debug("uplink link down, route deferred", "iface", s.Interface, "table", s.Table)
+				continue
+			}
 			errs = append(errs, fmt.Errorf("uplink: default route via %v dev %s in table %d: %w",
 				s.Gateway, s.Interface, s.Table, err))
 			continue
