@@ -6,6 +6,10 @@
 //
 //	[upstream] up0 ── veth ── wan0 [router] lan0 ── veth ── eth0 [host]
 //
+// Options.Hosts puts several hosts on one LAN (a bridge), and
+// Options.Routers builds an HA pair: the routers share a bridged upstream
+// link and a LAN switch namespace.
+//
 // It is test and demo tooling, not daemon code: it shells out to ip, nft,
 // kea-dhcp6, radvd, dhcpcd, tcpdump, rdisc6 and ping. `v6edge demo` uses it
 // to show a newcomer the whole data path, and the integration tests use it as

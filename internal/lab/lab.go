@@ -61,6 +61,10 @@ type Options struct {
 	// Dir holds every peer's files. Empty: a fresh temporary directory that
 	// Close removes. A given Dir is left in place.
 	Dir string
+	// Keep leaves the lab directory (logs, configs, captures, leases) in
+	// place at Close, for a look after the fact; namespaces and processes
+	// are removed all the same.
+	Keep bool
 }
 
 // Lab is a running topology. Its methods are safe for concurrent use.
@@ -556,7 +560,7 @@ func (l *Lab) close() error {
 			errs = append(errs, fmt.Errorf("lab: %w", err))
 		}
 	}
-	if l.ownDir && l.Dir != "" {
+	if l.ownDir && l.Dir != "" && !l.opts.Keep {
 		if err := os.RemoveAll(l.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("lab: %w", err))
 		}
