@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -31,14 +30,13 @@ type pair struct {
 	cfg  *configs.HA
 	node *ha.Node // nil with mode = "external"
 
-	mu        sync.Mutex
-	wan       string
-	ownMAC    net.HardwareAddr // the WAN's MAC before we touched it, restored on backup
-	holding   bool             // we currently hold the WAN MAC
-	lastSeq   uint64
-	syncConn  *net.UDPConn
-	syncKey   []byte
-	announced map[netip.Addr]bool
+	mu       sync.Mutex
+	wan      string
+	ownMAC   net.HardwareAddr // the WAN's MAC before we touched it, restored on backup
+	holding  bool             // we currently hold the WAN MAC
+	lastSeq  uint64
+	syncConn *ha.SyncConn
+	syncKey  []byte
 }
 
 func newPair(d *daemon) *pair {
@@ -49,7 +47,7 @@ func newPair(d *daemon) *pair {
 		// accidents (another VRID's pair), not against attackers on the LAN.
 		key = []byte(fmt.Sprintf("v6edge-vrid-%d", cfg.VRID))
 	}
-	return &pair{d: d, cfg: cfg, wan: d.cfg.WANs[0].Interface, syncKey: key, announced: map[netip.Addr]bool{},
+	return &pair{d: d, cfg: cfg, wan: d.cfg.WANs[0].Interface, syncKey: key,
 		lastSeq: uint64(time.Now().Add(-time.Minute).UnixNano())}
 }
 
@@ -84,7 +82,10 @@ func (p *pair) run(ctx context.Context) error {
 	if err := p.openSync(); err != nil {
 		return err
 	}
-	defer p.syncConn.Close()
+	go func() {
+		<-ctx.Done()
+		p.syncConn.Close() // ends Receive
+	}()
 	errc := make(chan error, 2)
 	go func() { errc <- p.receiveSync(ctx) }()
 	go func() { p.sendSyncLoop(ctx); errc <- nil }()
@@ -115,12 +116,8 @@ func (p *pair) run(ctx context.Context) error {
 func (p *pair) apply(role plan.Role) {
 	if role == plan.Master {
 		p.takeWAN()
-		p.announce()
 	} else {
 		p.releaseWAN()
-		p.mu.Lock()
-		clear(p.announced)
-		p.mu.Unlock()
 	}
 }
 
@@ -151,7 +148,14 @@ func (p *pair) takeWAN() {
 	if !p.holding {
 		p.holding = true
 		p.d.log.Info("HA: holding the shared WAN MAC", "iface", p.wan, "mac", mac, "link_local", ll)
-		go sendNA(p.wan, ll, mac, p.d)
+		// Tell the upstream (and the WAN segment's switches) at once that
+		// the shared MAC and its link-local now live here (RFC 4861 §7.2.6);
+		// the VRRP node does the same for the LAN addresses.
+		go func() {
+			if err := ha.Announce(p.wan, []netip.Addr{ll}); err != nil {
+				p.d.log.Warn("HA: announcing the WAN link-local", "iface", p.wan, "err", err)
+			}
+		}()
 	}
 }
 
@@ -177,55 +181,6 @@ func (p *pair) releaseWAN() {
 	if p.holding {
 		p.holding = false
 		p.d.log.Info("HA: released the shared WAN MAC", "iface", p.wan)
-	}
-}
-
-// announce sends unsolicited Neighbor Advertisements (override) for the
-// floating LAN addresses once they are on the interface, so hosts switch
-// their neighbor cache to the new master at once instead of after
-// unreachability detection (RFC 4861 §7.2.6).
-func (p *pair) announce() {
-	link, err := p.d.nl.LinkByName(p.cfg.Interface)
-	if err != nil {
-		return
-	}
-	for _, a := range virtualAddrs(p.d.cfg) {
-		p.mu.Lock()
-		done := p.announced[a]
-		p.announced[a] = true
-		p.mu.Unlock()
-		if !done {
-			go sendNA(p.cfg.Interface, a, link.Attrs().HardwareAddr, p.d)
-		}
-	}
-}
-
-// sendNA waits (bounded) for addr to be on iface, then sends three
-// unsolicited NAs to all-nodes, 50 ms apart.
-func sendNA(iface string, addr netip.Addr, mac net.HardwareAddr, d *daemon) {
-	ifi, err := net.InterfaceByName(iface)
-	if err != nil {
-		return
-	}
-	var c *ndp.Conn
-	for i := 0; i < 40; i++ {
-		if c, _, err = ndp.Listen(ifi, ndp.Addr(addr.String())); err == nil {
-			break
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	if c == nil {
-		d.log.Warn("HA: cannot announce address", "iface", iface, "addr", addr, "err", err)
-		return
-	}
-	defer c.Close()
-	na := &ndp.NeighborAdvertisement{Router: true, Override: true, TargetAddress: addr,
-		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: mac}}}
-	for i := 0; i < 3; i++ {
-		if err := c.WriteTo(na, nil, netip.IPv6LinkLocalAllNodes()); err != nil {
-			d.log.Debug("HA: sending unsolicited NA", "iface", iface, "addr", addr, "err", err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -293,13 +248,9 @@ func decodeLease(b []byte, now time.Time) (string, *dhcp6pd.Lease, error) {
 }
 
 func (p *pair) openSync() error {
-	ifi, err := net.InterfaceByName(p.cfg.Interface)
+	c, err := ha.ListenSync(p.cfg.Interface)
 	if err != nil {
-		return fmt.Errorf("HA sync: %w", err)
-	}
-	c, err := net.ListenMulticastUDP("udp6", ifi, &net.UDPAddr{IP: ha.SyncGroup.AsSlice(), Port: ha.SyncPort})
-	if err != nil {
-		return fmt.Errorf("HA sync: listening on %s: %w", p.cfg.Interface, err)
+		return fmt.Errorf("HA lease sync on %s: %w", p.cfg.Interface, err)
 	}
 	p.syncConn = c
 	return nil
@@ -334,23 +285,27 @@ func (p *pair) sendSync() {
 		return
 	}
 	msg := ha.SealSync(p.syncKey, uint64(now.UnixNano()), payload)
-	dst := &net.UDPAddr{IP: ha.SyncGroup.AsSlice(), Port: ha.SyncPort, Zone: p.cfg.Interface}
-	if _, err := p.syncConn.WriteToUDP(msg, dst); err != nil {
+	if err := p.syncConn.Send(msg); err != nil {
 		p.d.log.Debug("HA: sending lease sync", "err", err)
 	}
 }
 
 func (p *pair) receiveSync(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		p.syncConn.SetReadDeadline(time.Now())
-	}()
 	buf := make([]byte, 64<<10)
 	for {
-		n, _, err := p.syncConn.ReadFromUDP(buf)
+		n, _, err := p.syncConn.Receive(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, ha.ErrSyncOffLink) {
+				continue
+			}
+			p.d.log.Warn("HA: lease sync socket", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
 			}
 			continue
 		}
