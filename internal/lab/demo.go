@@ -39,7 +39,14 @@ domains = ["lan.example"]
 // that its ping reaches "the internet" from inside the delegated prefix, the
 // NAT rules and the daemon's status. Interrupting (ctx, SIGINT, SIGTERM)
 // removes the lab; so does returning.
-func Demo(ctx context.Context, out io.Writer, bin string) (err error) {
+func Demo(ctx context.Context, out io.Writer, bin string) error {
+	return DemoWith(ctx, out, bin, Options{})
+}
+
+// DemoWith is Demo with lab options, e.g. Keep to leave the lab directory
+// (every peer's config and log) for a look afterwards. Name defaults to
+// "v6demo", and Log is the demo's own output.
+func DemoWith(ctx context.Context, out io.Writer, bin string, o Options) (err error) {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer func() {
@@ -55,7 +62,11 @@ func Demo(ctx context.Context, out io.Writer, bin string) (err error) {
 	w.say("  upstream: the ISP. Kea hands out /56 prefixes by DHCPv6-PD, radvd announces the default route.")
 	w.say("  router:   this box. v6edge runs here, wan0 faces the ISP, lan0 the LAN.")
 	w.say("  host:     a LAN client. Its kernel configures itself from v6edge's Router Advertisements (SLAAC).")
-	l, err := New(ctx, Options{Name: "v6demo", Log: indent{w, "  | "}})
+	if o.Name == "" {
+		o.Name = "v6demo"
+	}
+	o.Log = indent{w, "  | "}
+	l, err := New(ctx, o)
 	if err != nil {
 		return fmt.Errorf("building the lab: %w", err)
 	}
@@ -63,6 +74,10 @@ func Demo(ctx context.Context, out io.Writer, bin string) (err error) {
 		w.heading("Cleaning up")
 		if cerr := l.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("removing the lab: %w", cerr))
+			return
+		}
+		if o.Keep {
+			w.say("Namespaces and processes removed; configs and logs kept in %s.", l.Dir)
 			return
 		}
 		w.say("Namespaces, processes and files removed.")
