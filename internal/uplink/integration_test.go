@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
@@ -44,7 +45,6 @@ type lab struct {
 	routerFd     int
 	router6      *Router
 	nat          *nat.Table
-	marks        uint32
 }
 
 func requireRoot(t *testing.T) {
@@ -240,6 +240,29 @@ func TestIntegrationPolicy(t *testing.T) {
 		}
 	})
 
+	t.Run("the kernel lists the rendered rules and routes", func(t *testing.T) {
+		rules, routes := Render(l.policy(true, true))
+		var want []string
+		for _, r := range rules {
+			want = append(want, r.String())
+		}
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(nsRun(t, l.router, "ip", "-6", "rule")), "\n") {
+			if n, _, ok := strings.Cut(line, ":"); ok && n >= "30000" && n <= "30099" && len(n) == 5 {
+				got = append(got, line)
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ip -6 rule (-want +got):\n%s", diff)
+		}
+		for _, r := range routes {
+			got := strings.TrimSpace(nsRun(t, l.router, "ip", "-6", "route", "show", "table", strconv.Itoa(r.Table)))
+			if got != r.String() {
+				t.Errorf("ip -6 route show table %d:\n%s\nwant:\n%s", r.Table, got, r.String())
+			}
+		}
+	})
+
 	t.Run("a ping from the host leaves by uplink 1 translated into prefix 1", func(t *testing.T) {
 		own1, own2 := l.counter(t, 0, "own"), l.counter(t, 1, "own")
 		if !ping(l.host, internet, 2*time.Second) {
@@ -296,6 +319,23 @@ func TestIntegrationPolicy(t *testing.T) {
 			t.Error("the answered ping did not go through upstream 2")
 		}
 
+		// A flow opened now, through uplink 2, must stay there when uplink 1 is
+		// preferred again: one ping process is one ICMP identifier, one flow.
+		type pingResult struct {
+			out string
+			err error
+		}
+		long := make(chan pingResult, 1)
+		started := l.counter(t, 1, "own")
+		go func() {
+			out, err := nsTry(l.host, "ping", "-6", "-n", "-q", "-i", "0.1", "-c", "25", "-W", "1", internet)
+			long <- pingResult{out, err}
+		}()
+		if !waitFor(2*time.Second, func() bool { return l.counter(t, 1, "own") >= started+2 }) {
+			t.Fatal("the long ping did not start through uplink 2")
+		}
+		foreign1 := l.counter(t, 0, "foreign")
+
 		nsRun(t, l.router, "ip", "link", "set", "wan0", "up")
 		back := time.Now()
 		h.Link(back, true)
@@ -318,6 +358,20 @@ func TestIntegrationPolicy(t *testing.T) {
 		}
 		if l.counter(t, 0, "own") == own1 {
 			t.Error("new flows did not return to uplink 1")
+		}
+		select {
+		case r := <-long:
+			if r.err != nil || !strings.Contains(r.out, " 0% packet loss") {
+				t.Errorf("the flow established on uplink 2 was disturbed by the return to uplink 1: %v\n%s", r.err, r.out)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the long ping did not end")
+		}
+		if got := l.counter(t, 0, "foreign") - foreign1; got != 0 {
+			t.Errorf("upstream 1 dropped %d packets from prefix 2: an established flow moved uplinks", got)
+		}
+		if out := nsRun(t, l.host, "ip", "-6", "addr", "show", "dev", "h0", "scope", "global"); !strings.Contains(out, hostAddr+"/64") {
+			t.Errorf("the host's address changed:\n%s", out)
 		}
 	})
 

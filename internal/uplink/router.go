@@ -79,7 +79,7 @@ type ruleKey struct {
 }
 
 func keyOfSpec(s RuleSpec) ruleKey {
-	return ruleKey{s.Priority, s.Table, s.Mark, s.From, s.SuppressPrefixlen}
+	return ruleKey(s)
 }
 
 func keyOfRule(nr netlink.Rule) ruleKey {

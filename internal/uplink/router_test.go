@@ -24,8 +24,7 @@ func state(t *testing.T, f *FakeHandle) []string {
 	rules, _ := f.RuleList(unix.AF_INET6)
 	var out []string
 	for _, r := range rules {
-		k := keyOfRule(r)
-		out = append(out, RuleSpec{Priority: k.Priority, Table: k.Table, Mark: k.Mark, From: k.From, SuppressPrefixlen: k.SuppressPrefixlen}.String())
+		out = append(out, RuleSpec(keyOfRule(r)).String())
 	}
 	for _, r := range f.Routes() {
 		if r.Protocol != netif.RouteProtocol || !ownedTable(r.Table) {
