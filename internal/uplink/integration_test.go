@@ -495,3 +495,36 @@ func (l *lab) dump(t *testing.T) {
 		}
 	}
 }
+
+func TestIntegrationProberWithoutInterface(t *testing.T) {
+	l := newLab(t)
+	t.Run("a prober of a WAN that does not exist reports misses and keeps running", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		results := make(chan bool, 16)
+		p := NewProber("wan7", netip.MustParseAddr(internet), func() netip.Addr { return netip.MustParseAddr(routerLAN) },
+			mark(0), 100*time.Millisecond, discard(), func(ok bool) { results <- ok }).InNamespace(l.routerNS)
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		for range 3 {
+			select {
+			case ok := <-results:
+				if ok {
+					t.Error("a probe through a missing interface was answered")
+				}
+			case err := <-done:
+				t.Fatalf("Run returned early: %v", err)
+			case <-time.After(2 * time.Second):
+				t.Fatal("no probe results")
+			}
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run = %v, want nil after cancel", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+	})
+}

@@ -170,6 +170,7 @@ type NFTConn interface {
 	DelTable(*nftables.Table)
 	AddChain(*nftables.Chain) *nftables.Chain
 	AddRule(*nftables.Rule) *nftables.Rule
+	GetRules(*nftables.Table, *nftables.Chain) ([]*nftables.Rule, error)
 	Flush() error
 }
 
@@ -210,14 +211,18 @@ func (m *Marks) Close() error { return m.close() }
 
 // Set makes the marks table match p in one batch: the table is created if missing and
 // deleted and recreated inside the same transaction, so there is no moment without marks.
-// An unchanged p sends nothing. A p that needs no marks removes the table.
+// An unchanged p sends nothing (it only reads the rules back, to rebuild a table that
+// something else removed or changed). A p that needs no marks removes the table.
 func (m *Marks) Set(p Policy) error {
 	rules := RenderMarks(p)
 	text := FormatMarks(rules)
-	if m.set && text == m.last {
+	table := &nftables.Table{Family: nftables.TableFamilyIPv6, Name: MarksTable}
+	if m.set && text == m.last && m.intact(table, rules) {
 		return nil
 	}
-	table := &nftables.Table{Family: nftables.TableFamilyIPv6, Name: MarksTable}
+	if m.set && text == m.last {
+		m.log.Warn("policy marks table changed behind our back, rebuilding", "table", MarksTable)
+	}
 	// Adding first makes the delete succeed whether or not the table exists.
 	m.c.AddTable(table)
 	m.c.DelTable(table)
@@ -242,4 +247,26 @@ func (m *Marks) Set(p Policy) error {
 	m.last, m.set = text, true
 	m.log.Info("policy marks installed", "rules", len(rules))
 	return nil
+}
+
+// intact reports whether the kernel still has the marks table as installed: each chain with
+// as many rules as rendered. Something else (`nft flush ruleset`, an operator) may have
+// removed it; without the marks, replies would leave by the wrong uplink.
+func (m *Marks) intact(table *nftables.Table, rules []MarkSpec) bool {
+	if len(rules) == 0 {
+		return true
+	}
+	for _, chain := range []string{ChainMarkIn, ChainMarkOut} {
+		want := 0
+		for _, r := range rules {
+			if r.Chain == chain {
+				want++
+			}
+		}
+		have, err := m.c.GetRules(table, &nftables.Chain{Name: chain, Table: table})
+		if err != nil || len(have) != want {
+			return false
+		}
+	}
+	return true
 }

@@ -2,17 +2,28 @@ package uplink
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 )
 
-// recordingConn records the messages Marks queues, per batch.
+// recordingConn records the messages Marks queues, per batch, and keeps how many rules
+// each chain has.
 type recordingConn struct {
 	queued  []string
 	batches [][]string
 	fail    error
+	rules   map[string]int // chain → rules; nil: no table
+}
+
+func (c *recordingConn) GetRules(_ *nftables.Table, ch *nftables.Chain) ([]*nftables.Rule, error) {
+	n, ok := c.rules[ch.Name]
+	if !ok {
+		return nil, errors.New("no such chain")
+	}
+	return make([]*nftables.Rule, n), nil
 }
 
 var _ NFTConn = (*recordingConn)(nil)
@@ -42,6 +53,19 @@ func (c *recordingConn) Flush() error {
 	}
 	if len(q) > 0 {
 		c.batches = append(c.batches, q)
+	}
+	for _, op := range q {
+		switch verb, name, _ := strings.Cut(op, " table "); {
+		case verb == "delete" && name != "":
+			c.rules = nil
+		case strings.HasPrefix(op, "add chain "):
+			if c.rules == nil {
+				c.rules = map[string]int{}
+			}
+			c.rules[strings.TrimPrefix(op, "add chain ")] = 0
+		case strings.HasPrefix(op, "add rule "):
+			c.rules[strings.TrimPrefix(op, "add rule ")]++
+		}
 	}
 	return nil
 }
@@ -75,6 +99,19 @@ func TestMarksSet(t *testing.T) {
 		}
 		if len(c.batches) != 1 {
 			t.Errorf("%d batches, want 1", len(c.batches))
+		}
+	})
+	t.Run("a table removed behind our back is rebuilt by the next Set", func(t *testing.T) {
+		c := &recordingConn{}
+		m := NewMarksConn(c, discard())
+		_ = m.Set(two)
+		c.rules = nil // nft flush ruleset
+		if err := m.Set(two); err != nil {
+			t.Fatal(err)
+		}
+		_ = m.Set(two)
+		if len(c.batches) != 2 {
+			t.Errorf("%d batches, want 2 (the build and one rebuild)", len(c.batches))
 		}
 	})
 	t.Run("a policy without marks removes the table", func(t *testing.T) {

@@ -85,7 +85,8 @@ func (p *Prober) InNamespace(ns netns.NsHandle) *Prober {
 // String names the task.
 func (p *Prober) String() string { return "uplink probe " + p.iface + " → " + p.target.String() }
 
-// Ready is closed once the socket is open and the first probe went out.
+// Ready is closed once the first probe went out, or the first attempt to open the socket
+// failed.
 func (p *Prober) Ready() <-chan struct{} { return p.ready }
 
 // listen opens the raw ICMPv6 socket, bound to the WAN and marked.
@@ -125,15 +126,48 @@ func (p *Prober) listen(ctx context.Context) (*net.IPConn, error) {
 
 type echoReply struct{ id, seq uint16 }
 
-// Run probes until ctx is done; it returns nil then, or an error when the socket cannot
-// be opened.
+// errReopen asks Run for a fresh socket: the WAN the socket was bound to is gone (the
+// binding is by interface index, which a recreated interface does not get back).
+var errReopen = errors.New("probe socket lost its interface")
+
+// Run probes until ctx is done and returns nil then. A socket that cannot be opened (the
+// WAN does not exist yet, or was recreated) is retried every interval, each attempt
+// reported as a missed probe, so a missing uplink is unhealthy rather than fatal. Only a
+// target that is not an IPv6 address is an error.
 func (p *Prober) Run(ctx context.Context) error {
 	if !p.target.Is6() {
 		return fmt.Errorf("uplink: check target %v of %s is not an IPv6 address", p.target, p.iface)
 	}
+	defer p.once.Do(func() { close(p.ready) })
+	logged := false
+	for {
+		conn, err := p.open(ctx)
+		if err == nil {
+			logged = false
+			err = p.probe(ctx, conn)
+			if err == nil {
+				return nil
+			}
+		}
+		if !logged {
+			p.log.Warn("cannot probe uplink, retrying", "iface", p.iface, "err", err)
+			logged = true
+		}
+		p.once.Do(func() { close(p.ready) })
+		p.result(false)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(p.interval):
+		}
+	}
+}
+
+// open returns the socket, bound and marked (listen), receiving echo replies only.
+func (p *Prober) open(ctx context.Context) (*ipv6.PacketConn, error) {
 	conn, err := p.listen(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pc := ipv6.NewPacketConn(conn)
 	var filter ipv6.ICMPFilter
@@ -141,9 +175,14 @@ func (p *Prober) Run(ctx context.Context) error {
 	filter.Accept(ipv6.ICMPTypeEchoReply)
 	if err := pc.SetICMPFilter(&filter); err != nil {
 		conn.Close()
-		return fmt.Errorf("uplink: filtering probe socket on %s: %w", p.iface, err)
+		return nil, fmt.Errorf("uplink: filtering probe socket on %s: %w", p.iface, err)
 	}
+	return pc, nil
+}
 
+// probe sends a probe every interval through pc until ctx is done (nil) or the socket
+// needs reopening (errReopen). It closes pc.
+func (p *Prober) probe(ctx context.Context, pc *ipv6.PacketConn) error {
 	replies := make(chan echoReply, 8)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -152,12 +191,12 @@ func (p *Prober) Run(ctx context.Context) error {
 		p.read(ctx, pc, replies)
 	}()
 	defer func() {
-		conn.Close() // ends read
+		pc.Close() // ends read
 		wg.Wait()
 	}()
 
 	book := probeBook{id: uint16(rand.Uint32())}
-	send := func() {
+	send := func() error {
 		missed, seq := book.next()
 		if missed {
 			p.result(false)
@@ -167,30 +206,40 @@ func (p *Prober) Run(ctx context.Context) error {
 			book.unsent()
 			p.log.Debug("no probe source address", "iface", p.iface)
 			p.result(false)
-			return
+			return nil
 		}
 		cm := &ipv6.ControlMessage{Src: src.AsSlice()}
-		if _, err := pc.WriteTo(marshalEcho(book.id, seq), cm, &net.IPAddr{IP: p.target.AsSlice()}); err != nil {
-			// ENETUNREACH (no route in the uplink's table) or ENETDOWN: the uplink cannot
-			// carry the probe, which is a miss.
-			book.unsent()
-			p.log.Debug("probe not sent", "iface", p.iface, "err", err)
-			p.result(false)
+		_, err := pc.WriteTo(marshalEcho(book.id, seq), cm, &net.IPAddr{IP: p.target.AsSlice()})
+		if err == nil {
+			return nil
 		}
+		// ENETUNREACH (no route in the uplink's table) or ENETDOWN: the uplink cannot
+		// carry the probe, which is a miss.
+		book.unsent()
+		p.log.Debug("probe not sent", "iface", p.iface, "err", err)
+		if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
+			return fmt.Errorf("uplink: probing through %s: %w: %w", p.iface, errReopen, err)
+		}
+		p.result(false)
+		return nil
 	}
 
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
 	overdue := time.NewTimer(p.timeout)
 	defer overdue.Stop()
-	send()
+	if err := send(); err != nil {
+		return err
+	}
 	p.once.Do(func() { close(p.ready) })
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			send()
+			if err := send(); err != nil {
+				return err
+			}
 			overdue.Reset(p.timeout)
 		case <-overdue.C:
 			if book.expire() {
