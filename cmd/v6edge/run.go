@@ -323,6 +323,10 @@ func (d *daemon) apply(ctx context.Context) {
 		// The WAN MAC moves before anything is announced, so the upstream
 		// never sees the floating addresses behind the wrong MAC.
 		d.pair.apply(in.Role)
+		// Every change reaches the backup at once, not only at the next
+		// periodic sync: a master that dies a moment after binding must
+		// not leave a backup without the lease.
+		d.pair.sendSync()
 	}
 
 	var natErr error
