@@ -229,3 +229,21 @@ func RenderText(p Policy) string {
 	b.WriteString(FormatMarks(RenderMarks(p)))
 	return b.String()
 }
+
+// Failed returns the marks of the uplinks whose flows died between prev and next: healthy
+// in prev and unhealthy in next, or gone from next. The daemon passes each to FlushUplink
+// after Router.Set, so those flows start over by the uplink now active instead of waiting
+// for their conntrack entries to time out.
+func Failed(prev, next Policy) []uint32 {
+	var marks []uint32
+	for _, old := range prev.Uplinks {
+		if !old.Healthy || old.Mark == 0 {
+			continue
+		}
+		i := slices.IndexFunc(next.Uplinks, func(u Uplink) bool { return u.Interface == old.Interface })
+		if i < 0 || !next.Uplinks[i].Healthy || next.Uplinks[i].Mark != old.Mark {
+			marks = append(marks, old.Mark)
+		}
+	}
+	return marks
+}

@@ -131,3 +131,36 @@ func TestCheck(t *testing.T) {
 		}
 	})
 }
+
+func TestFailed(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(next *Policy)
+		want []uint32
+	}{
+		{"nothing changed, nothing failed", func(*Policy) {}, nil},
+		{"an uplink that turned unhealthy failed", func(p *Policy) { p.Uplinks[1].Healthy = false }, []uint32{0x76650002}},
+		{"an uplink that left the policy failed", func(p *Policy) { p.Uplinks = p.Uplinks[:1] }, []uint32{0x76650002}},
+		{"a change of preference alone fails nothing", func(p *Policy) { p.Uplinks[0].Preferred, p.Uplinks[1].Preferred = false, true }, nil},
+		{"an uplink with a new mark lost its flows' mark", func(p *Policy) { p.Uplinks[0].Mark = 0x99 }, []uint32{0x76650001}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prev := Policy{Uplinks: uplinks(2), Internal: internal}
+			next := Policy{Uplinks: uplinks(2), Internal: internal}
+			tt.edit(&next)
+			if diff := cmp.Diff(tt.want, Failed(prev, next)); diff != "" {
+				t.Errorf("Failed (-want +got):\n%s", diff)
+			}
+		})
+	}
+	t.Run("an uplink that was already unhealthy does not fail again", func(t *testing.T) {
+		prev := Policy{Uplinks: uplinks(2)}
+		prev.Uplinks[0].Healthy = false
+		next := Policy{Uplinks: uplinks(2)}
+		next.Uplinks[0].Healthy = false
+		if got := Failed(prev, next); got != nil {
+			t.Errorf("Failed = %v, want nil", got)
+		}
+	})
+}
