@@ -263,6 +263,28 @@ func TestIntegrationPolicy(t *testing.T) {
 		}
 	})
 
+	t.Run("a second Set against the kernel writes nothing", func(t *testing.T) {
+		h, err := netlink.NewHandleAt(l.routerNS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		c := &countingHandle{Handle: h}
+		r := NewRouter(c, discard())
+		for _, p := range []Policy{l.policy(true, true), l.policy(false, true), l.policy(true, true)} {
+			if err := r.Set(p); err != nil {
+				t.Fatal(err)
+			}
+			c.writes = 0
+			if err := r.Set(p); err != nil {
+				t.Fatal(err)
+			}
+			if c.writes != 0 {
+				t.Errorf("the repeated Set wrote %d times", c.writes)
+			}
+		}
+	})
+
 	t.Run("a ping from the host leaves by uplink 1 translated into prefix 1", func(t *testing.T) {
 		own1, own2 := l.counter(t, 0, "own"), l.counter(t, 1, "own")
 		if !ping(l.host, internet, 2*time.Second) {
@@ -455,6 +477,48 @@ func TestIntegrationFailoverTime(t *testing.T) {
 	if !ping(l.host, internet, 2*time.Second) {
 		t.Fatal("no answer before the first fault")
 	}
+	t.Run("a flow on the failed uplink carries on by the other one after the flush", func(t *testing.T) {
+		type pingResult struct {
+			out string
+			err error
+		}
+		long := make(chan pingResult, 1)
+		started := l.counter(t, 0, "own")
+		go func() {
+			out, err := nsTry(l.host, "ping", "-6", "-n", "-q", "-i", "0.05", "-c", "30", "-W", "1", internet)
+			long <- pingResult{out, err}
+		}()
+		if !waitFor(2*time.Second, func() bool { return l.counter(t, 0, "own") >= started+3 }) {
+			t.Fatal("the ping did not start through uplink 1")
+		}
+		nsRun(t, l.router, "ip", "link", "set", "wan0", "down")
+		l.set(t, l.policy(false, true))
+		n, err := FlushUplinkIn(l.routerFd, mark(0))
+		if err != nil || n == 0 {
+			t.Errorf("FlushUplink = %d, %v; want the ping's entry deleted", n, err)
+		}
+		own2 := l.counter(t, 1, "own")
+		var r pingResult
+		select {
+		case r = <-long:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the ping did not end")
+		}
+		m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(r.out)
+		if m == nil {
+			t.Fatalf("ping: %v\n%s", r.err, r.out)
+		}
+		sent, got := atoi(m[1]), atoi(m[2])
+		if sent-got > 2 {
+			t.Errorf("%d of %d echo requests lost across the failover, want at most 2:\n%s", sent-got, sent, r.out)
+		}
+		if l.counter(t, 1, "own") == own2 {
+			t.Error("the flow did not continue through uplink 2")
+		}
+		nsRun(t, l.router, "ip", "link", "set", "wan0", "up")
+		l.set(t, l.policy(true, true))
+	})
+
 	var times []time.Duration
 	for run := range 10 {
 		// An established flow on uplink 1, as a host would have.
@@ -527,4 +591,23 @@ func TestIntegrationProberWithoutInterface(t *testing.T) {
 			t.Fatal("Run did not return after cancel")
 		}
 	})
+}
+
+// countingHandle counts the calls that change the kernel.
+type countingHandle struct {
+	Handle
+	writes int
+}
+
+func (c *countingHandle) RuleAdd(r *netlink.Rule) error { c.writes++; return c.Handle.RuleAdd(r) }
+func (c *countingHandle) RuleDel(r *netlink.Rule) error { c.writes++; return c.Handle.RuleDel(r) }
+func (c *countingHandle) RouteReplace(r *netlink.Route) error {
+	c.writes++
+	return c.Handle.RouteReplace(r)
+}
+func (c *countingHandle) RouteDel(r *netlink.Route) error { c.writes++; return c.Handle.RouteDel(r) }
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
