@@ -631,11 +631,15 @@ func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleg := netip.MustParsePrefix(lab.GetString(doc, "wan", "prefix"))
-	if _, err := backup.WaitStatus(ctx, 10*time.Second, "node 2 backup", func(doc map[string]any) bool {
-		return lab.GetString(doc, "ha", "role") == "backup"
+	// The backup learns the master's lease (ha sync), so that after a
+	// takeover it translates at once instead of asking the server again.
+	syncStart := time.Now()
+	if _, err := backup.WaitStatus(ctx, 15*time.Second, "node 2 backup with the master's lease", func(doc map[string]any) bool {
+		return lab.GetString(doc, "ha", "role") == "backup" && lab.GetString(doc, "wan", "prefix") == deleg.String()
 	}); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("node 2 showed the master's lease %v after node 1 was bound", time.Since(syncStart).Round(time.Millisecond))
 	host := l.Hosts[0]
 	hostAddr, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
 	if err != nil {
