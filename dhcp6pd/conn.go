@@ -66,11 +66,40 @@ func ListenUDP(ctx context.Context, ifname string) (Conn, error) {
 	}
 }
 
+// ListenUDPFrom is ListenUDP bound to one given link-local address, waiting
+// (polling every 50 ms) until it is on ifname. An HA master sources its
+// DHCPv6 messages from the link-local of the shared WAN MAC, so that the
+// upstream's replies and its route for the delegated prefix follow the
+// MAC to whichever node holds it; a backup's client waits here, silent,
+// until it becomes master and the address appears.
+func ListenUDPFrom(ctx context.Context, ifname string, ll netip.Addr) (Conn, error) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c, err := bindUDP(ifname, ll)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for %s on %s: %w", ll, ifname, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 func listenOnce(ifname string) (*udpConn, error) {
 	ll, err := linkLocal(ifname)
 	if err != nil {
 		return nil, err
 	}
+	return bindUDP(ifname, ll)
+}
+
+func bindUDP(ifname string, ll netip.Addr) (*udpConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {

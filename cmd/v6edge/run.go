@@ -232,6 +232,16 @@ func (d *daemon) duidFor(w configs.WAN) ([]byte, error) {
 	return dhcp6pd.DUIDLL(mac), nil
 }
 
+// sharedLinkLocal is the link-local of the HA pair's shared WAN MAC, when
+// iface is the WAN that MAC moves on.
+func (d *daemon) sharedLinkLocal(iface string) (netip.Addr, bool) {
+	ha := d.cfg.HA
+	if ha == nil || ha.WANMAC == nil || iface != d.cfg.WANs[0].Interface {
+		return netip.Addr{}, false
+	}
+	return eui64LinkLocal(ha.WANMAC), true
+}
+
 // maxDelegatedLength is the longest delegated prefix the plan can use: it must
 // hold the internal prefix 1:1 (NETMAP) and every LAN subnet.
 func maxDelegatedLength(cfg *configs.Config) int {
@@ -253,7 +263,13 @@ func (d *daemon) newClient(w configs.WAN) (*dhcp6pd.Client, error) {
 		ReleaseOnStop: w.ReleaseOnStop, StateDir: d.cfg.Control.StateDir,
 		Logger: d.log.With("part", "dhcp6pd"),
 		Listen: func(ctx context.Context) (dhcp6pd.Conn, error) {
-			c, err := dhcp6pd.ListenUDP(ctx, iface)
+			var c dhcp6pd.Conn
+			var err error
+			if ll, ok := d.sharedLinkLocal(iface); ok {
+				c, err = dhcp6pd.ListenUDPFrom(ctx, iface, ll)
+			} else {
+				c, err = dhcp6pd.ListenUDP(ctx, iface)
+			}
 			if err != nil {
 				return nil, err
 			}
