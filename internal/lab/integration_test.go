@@ -563,7 +563,10 @@ func TestBenchTable(t *testing.T) {
 	t.Log("\n" + out.String())
 }
 
-// haConfig is one node of a VRRPv3 pair (configs/examples/ha.toml).
+// haConfig is one node of a VRRPv3 pair (configs/examples/ha.toml), with
+// a 500 ms advert interval: with 100 ms, a test machine under load (the
+// whole suite in parallel) stalls a backup past its master-down interval
+// and the pair flaps between two masters.
 func haConfig(priority int) string {
 	return fmt.Sprintf(`[wan]
 interface = "wan0"
@@ -586,7 +589,7 @@ mode = "vrrp"
 vrid = 51
 priority = %d
 interface = "lan0"
-advert_interval = "100ms"
+advert_interval = "500ms"
 virtual_link_local = "fe80::1"
 wan_mac = "02:00:5e:00:01:33"
 sync_key = "lab-test-secret-lab-test-secret"
@@ -648,6 +651,13 @@ func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {
 	err = l.WaitFor(ctx, 10*time.Second, "the host's default route via fe80::1", func() (bool, error) {
 		out, err := l.Exec(ctx, host, "ip", "-6", "route", "show", "default")
 		return strings.Contains(out, "via fe80::1 "), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.WaitFor(ctx, 10*time.Second, "the host reaching the internet through node 1", func() (bool, error) {
+		_, err := l.Exec(ctx, host, "ping", "-c", "1", "-W", "1", lab.InternetAddr.String())
+		return err == nil, nil
 	})
 	if err != nil {
 		t.Fatal(err)
