@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -55,6 +56,8 @@ type daemon struct {
 	ads     map[string]*ra.Advertiser
 	pair    *pair // nil when standalone
 	servers *lanServers
+	uplinks *uplinks
+	healthy map[string]bool // by WAN, as of the last pass; guarded by mu
 
 	messages      map[string]map[string]uint64 // DHCPv6 messages by WAN, "sent:SOLICIT"
 	hooks         map[string]*hook.Runner      // by WAN
@@ -116,6 +119,9 @@ func (d *daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	})
 	d.routes = netif.NewRoutes(nl, d.log.With("part", "routes"))
 	d.servers = newLANServers(d)
+	if d.uplinks, err = newUplinks(d); err != nil {
+		return fmt.Errorf("setting up uplink policy: %w", err)
+	}
 
 	srv := &control.Server{Path: cfg.Control.Socket, Group: cfg.Control.SocketGroup, H: d, Log: d.log}
 	if err := srv.Listen(); err != nil {
@@ -154,6 +160,7 @@ func (d *daemon) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if cfg.Control.Metrics != "" {
 		g.Go(func() error { return control.ServeMetrics(gctx, cfg.Control.Metrics, d.Status) })
 	}
+	g.Go(func() error { return d.uplinks.run(gctx) })
 	g.Go(func() error { return d.tracker.Run(gctx) })
 	g.Go(func() error { return d.table.Watch(gctx, time.Second) })
 	g.Go(func() error { return srv.Run(gctx) })
@@ -230,6 +237,13 @@ func (d *daemon) duidFor(w configs.WAN) ([]byte, error) {
 		return dhcp6pd.LoadOrCreateDUIDLLT(d.cfg.Control.StateDir, mac, time.Now())
 	}
 	return dhcp6pd.DUIDLL(mac), nil
+}
+
+// config returns the running configuration.
+func (d *daemon) config() *configs.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
 }
 
 // sharedLinkLocal is the link-local of the HA pair's shared WAN MAC, when
@@ -317,11 +331,18 @@ func (d *daemon) loop(ctx context.Context, hup <-chan os.Signal) error {
 
 // apply computes the desired state and hands each part to its applier.
 func (d *daemon) apply(ctx context.Context) {
+	now := time.Now()
 	d.mu.Lock()
 	cfg := d.cfg
-	in := plan.Input{Config: cfg, Role: d.role, Now: time.Now()}
+	snaps := maps.Clone(d.snaps)
+	d.mu.Unlock()
+	healthy := d.uplinks.healthy(now, cfg, snaps)
+	d.mu.Lock()
+	d.healthy = healthy
+	in := plan.Input{Config: cfg, Role: d.role, Now: now}
 	for _, w := range cfg.WANs {
 		up := uplinkFrom(w, d.snaps[w.Interface])
+		up.Healthy = healthy[w.Interface]
 		in.Uplinks = append(in.Uplinks, up)
 		if last, ok := d.lastPrefix[w.Interface]; up.Delegated.IsValid() && (!ok || last != up.Delegated) {
 			if ok {
@@ -360,6 +381,7 @@ func (d *daemon) apply(ctx context.Context) {
 	if err := d.routes.SetUnreachable(des.Unreachable); err != nil {
 		d.log.Error("installing unreachable routes", "err", err)
 	}
+	d.uplinks.apply(cfg, des, healthy)
 	d.servers.apply(ctx, des.LANs)
 	if err := d.routes.SetRoutes(d.servers.routes()); err != nil {
 		d.log.Error("installing routes to downstream routers", "err", err)

@@ -21,6 +21,7 @@ func (d *daemon) buildStatus() control.Status {
 		snaps[k] = v
 	}
 	prefixChanges := maps.Clone(d.prefixChanges)
+	healthy := maps.Clone(d.healthy)
 	messages := map[string]map[string]uint64{}
 	for k, v := range d.messages {
 		messages[k] = maps.Clone(v)
@@ -32,7 +33,10 @@ func (d *daemon) buildStatus() control.Status {
 	for _, w := range cfg.WANs {
 		s := snaps[w.Interface]
 		ws := control.WAN{Interface: w.Interface, State: string(s.State), DUID: dhcp6pd.FormatDUID(s.DUID),
-			Healthy: true, Preferred: des.Preferred == w.Interface}
+			Healthy: healthy == nil || healthy[w.Interface], Preferred: des.Preferred == w.Interface}
+		if d.uplinks != nil {
+			ws.Unhealthy = d.uplinks.reason(w.Interface)
+		}
 		if ws.State == "" {
 			ws.State = "init"
 		}
@@ -136,6 +140,9 @@ func (d *daemon) buildStatus() control.Status {
 		}
 		st.Problems = append(st.Problems, d.tracker.Problems()...)
 		st.DADFailures = d.tracker.DADFailures()
+	}
+	if d.uplinks != nil {
+		st.Problems = append(st.Problems, d.uplinks.problems(cfg)...)
 	}
 	slices.Sort(st.Problems)
 	st.Problems = slices.Compact(st.Problems)

@@ -37,6 +37,7 @@ type WAN struct {
 	OtherPrefixes  []string `json:"other_prefixes,omitempty"`
 	DefaultRouter  string   `json:"default_router,omitempty"`
 	Healthy        bool     `json:"healthy"`
+	Unhealthy      string   `json:"unhealthy_reason,omitempty"`
 	Preferred      bool     `json:"preferred"`
 	PrefixChanges  uint64   `json:"prefix_changes"`
 	// Messages counts DHCPv6 messages by "sent:<type>", "received:<type>"

@@ -165,10 +165,9 @@ func Compute(in Input) Desired {
 	}
 	d.NAT = nat.Ruleset{Internal: internal, LANs: lanNames, Hairpin: cfg.NAT.Hairpin}
 	for _, u := range usable {
-		var mark uint32
-		if len(usable) > 1 {
-			mark = uplinkMark(cfg, u.up.Interface)
-		}
+		// With several uplinks each has its mark whether or not the others
+		// have a lease now: the routing rules that match it are permanent.
+		mark := UplinkMark(cfg, u.up.Interface)
 		d.NAT.Uplinks = append(d.NAT.Uplinks, nat.Uplink{WAN: u.up.Interface, External: u.external, Mark: mark})
 	}
 	if internal.IsValid() {
@@ -266,9 +265,13 @@ func lanDHCP(cfg *configs.Config, lc configs.LAN, ula, gua netip.Prefix, preferr
 	return dh
 }
 
-// uplinkMark is the connection mark of an uplink when there are several: the
-// replies of a flow that came in on it must leave by it (BCP 38).
-func uplinkMark(cfg *configs.Config, iface string) uint32 {
+// UplinkMark is the connection mark of an uplink when there are several
+// (0 with one): the replies of a flow that came in on it must leave by it
+// (BCP 38), and its flows are dropped from conntrack when it fails.
+func UplinkMark(cfg *configs.Config, iface string) uint32 {
+	if len(cfg.WANs) < 2 {
+		return 0
+	}
 	for i, w := range cfg.WANs {
 		if w.Interface == iface {
 			return 0x76650000 + uint32(i) + 1
