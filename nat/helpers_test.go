@@ -15,3 +15,5 @@ func chainRef(name string) *nftables.Chain { return &nftables.Chain{Name: name, 
 func ruleRef(chain string, h uint64) *nftables.Rule {
 	return &nftables.Rule{Table: testTable, Chain: chainRef(chain), Handle: h}
 }
+
+func nftablesSrcNAT() *nftables.ChainPriority { return nftables.ChainPriorityNATSource }

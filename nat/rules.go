@@ -20,6 +20,13 @@ const (
 	// external address. Its rules depend on the LANs and the internal prefix only, so a
 	// renumbering never rewrites them, however many LANs there are.
 	ChainHairpin = "hairpin"
+	// ChainGuard drops what would leave a WAN with an internal source: it
+	// runs after source NAT, so only packets no mapping translated are left
+	// with one — before the first lease, after expiry, on an HA node that
+	// took over before it knew the prefix. The upstream would drop them
+	// anyway (BCP 38); dropping them here keeps internal addresses off the
+	// WAN and is what "never a packet leaves untranslated" means.
+	ChainGuard = "guard"
 )
 
 // ifNameSize is IFNAMSIZ: interface names travel to the kernel NUL padded to 16 bytes.
@@ -47,6 +54,9 @@ type Ruleset struct {
 	LANs     []string     // LAN interfaces: where hairpin traffic may come from
 	Hairpin  bool         // LAN hosts may reach LAN hosts through the external prefix
 	Uplinks  []Uplink     // empty: the table exists with empty chains
+	// WANs are every uplink interface, with or without a mapping now: the
+	// guard chain drops internal sources leaving any of them.
+	WANs []string
 }
 
 // Check reports what makes uplinks (or the whole Ruleset) unusable. Render leaves those
@@ -64,7 +74,7 @@ func (r Ruleset) Check() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, lan := range r.LANs {
+	for _, lan := range slices.Concat(r.LANs, r.WANs) {
 		if lan == "" || len(lan) >= ifNameSize {
 			errs = append(errs, fmt.Errorf("nat: LAN interface name %q is not a valid interface name", lan))
 		}
@@ -122,8 +132,12 @@ type RuleSpec struct {
 // per LAN. Uplinks that fail Check are left out. Pure: golden tests
 // compare its output.
 func Render(r Ruleset) []RuleSpec {
-	if len(r.Uplinks) == 0 || checkInternal(r.Internal) != nil {
+	if checkInternal(r.Internal) != nil {
 		return nil
+	}
+	guard := renderGuard(r)
+	if len(r.Uplinks) == 0 {
+		return guard
 	}
 	lans := slices.Clone(r.LANs)
 	slices.Sort(lans)
@@ -212,7 +226,29 @@ func Render(r Ruleset) []RuleSpec {
 			hairpin = append(hairpin, RuleSpec{Chain: ChainHairpin, Text: b.String(), exprs: b.exprs})
 		}
 	}
-	return slices.Concat(pre, post, hairpin)
+	return slices.Concat(pre, post, hairpin, guard)
+}
+
+// renderGuard drops internal sources leaving a WAN untranslated (see
+// ChainGuard). Its rules belong to no uplink, so renumbering never
+// rewrites them.
+func renderGuard(r Ruleset) []RuleSpec {
+	wans := slices.Clone(r.WANs)
+	slices.Sort(wans)
+	wans = slices.Compact(wans)
+	var out []RuleSpec
+	for _, w := range wans {
+		if w == "" || len(w) >= ifNameSize {
+			continue
+		}
+		b := new(builder)
+		b.ifname(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, w)
+		b.addr(offsetSaddr, "ip6 saddr", r.Internal)
+		b.words = append(b.words, "drop")
+		b.exprs = append(b.exprs, &expr.Verdict{Kind: expr.VerdictDrop})
+		out = append(out, RuleSpec{Chain: ChainGuard, Text: b.String(), exprs: b.exprs})
+	}
+	return out
 }
 
 // Format prints rendered rules as `nft list table ip6 <name>` does, so that golden files,
@@ -224,6 +260,7 @@ func Format(name string, rules []RuleSpec) string {
 		{ChainHairpin, ""}, // created first: prerouting jumps to it
 		{ChainPrerouting, "type nat hook prerouting priority dstnat; policy accept;"},
 		{ChainPostrouting, "type nat hook postrouting priority srcnat; policy accept;"},
+		{ChainGuard, "type filter hook postrouting priority srcnat + 10; policy accept;"},
 	} {
 		if i > 0 {
 			sb.WriteString("\n")

@@ -28,8 +28,8 @@ var goldenRulesets = []struct {
 	name string
 	r    Ruleset
 }{
-	{"empty", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true}},
-	{"one-uplink", Ruleset{Internal: internal, LANs: []string{"lan0"},
+	{"empty", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true, WANs: []string{"wan0"}}},
+	{"one-uplink", Ruleset{Internal: internal, LANs: []string{"lan0"}, WANs: []string{"wan0"},
 		Uplinks: []Uplink{{WAN: "wan0", External: ext1, Mark: 1}}}},
 	{"hairpin-one-lan", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true,
 		Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}},
@@ -37,7 +37,7 @@ var goldenRulesets = []struct {
 		Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}},
 	{"hairpin-no-lans", Ruleset{Internal: internal, Hairpin: true,
 		Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}},
-	{"two-uplinks", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true,
+	{"two-uplinks", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true, WANs: []string{"wan1", "wan0"},
 		Uplinks: []Uplink{{WAN: "wan0", External: ext1, Mark: 1}, {WAN: "wan1", External: ext2, Mark: 2}}}},
 	{"three-uplinks", Ruleset{Internal: internal, LANs: []string{"lan0"},
 		Uplinks: []Uplink{{WAN: "wan0", External: ext1, Mark: 1}, {WAN: "wan1", External: ext2}, {WAN: "wan2", External: ext3, Mark: 3}}}},
@@ -174,5 +174,34 @@ func FuzzRender(f *testing.F) {
 			t.Fatalf("Render mapped %d uplinks, Check accepts %d: %+v", len(uplinks), valid, r)
 		}
 		_ = Format(DefaultName, specs)
+	})
+}
+
+func TestGuardDropsOnlyUntranslatedInternalSources(t *testing.T) {
+	t.Run("before any lease the guard alone is rendered", func(t *testing.T) {
+		rules := Render(Ruleset{Internal: internal, WANs: []string{"wan0"}})
+		if len(rules) != 1 || rules[0].Chain != ChainGuard || rules[0].Text != `oifname "wan0" ip6 saddr fd00:aaaa:bbbb:cc00::/56 drop` {
+			t.Errorf("rules = %+v", rules)
+		}
+	})
+	t.Run("the guard runs after source NAT, so translated packets pass it", func(t *testing.T) {
+		if guardPriority <= *nftablesSrcNAT() {
+			t.Errorf("guard priority %d does not come after srcnat %d", guardPriority, *nftablesSrcNAT())
+		}
+	})
+	t.Run("a mapping change leaves the guard rules alone", func(t *testing.T) {
+		a := groupRules(Ruleset{Internal: internal, WANs: []string{"wan0"}, Uplinks: []Uplink{{WAN: "wan0", External: ext1}}})
+		b := groupRules(Ruleset{Internal: internal, WANs: []string{"wan0"}, Uplinks: []Uplink{{WAN: "wan0", External: ext2}}})
+		key := func(gs []group) string {
+			for _, g := range gs {
+				if g.uplink.WAN == "" {
+					return g.key
+				}
+			}
+			return ""
+		}
+		if key(a) == "" || key(a) != key(b) {
+			t.Errorf("guard group changed with the prefix:\n%s\n---\n%s", key(a), key(b))
+		}
 	})
 }

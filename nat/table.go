@@ -52,6 +52,7 @@ type Table struct {
 	pre      *nftables.Chain
 	post     *nftables.Chain
 	hairpin  *nftables.Chain
+	guard    *nftables.Chain
 	now      func() time.Time
 	strategy strategy
 	close    func() error
@@ -151,8 +152,10 @@ func NewTableConn(name string, c Conn, log *slog.Logger) *Table {
 		post: &nftables.Chain{Name: ChainPostrouting, Table: tbl, Type: nftables.ChainTypeNAT,
 			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept},
 		hairpin: &nftables.Chain{Name: ChainHairpin, Table: tbl},
-		now:     time.Now,
-		close:   func() error { return nil },
+		guard: &nftables.Chain{Name: ChainGuard, Table: tbl, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(guardPriority), Policy: &accept},
+		now:   time.Now,
+		close: func() error { return nil },
 	}
 }
 
@@ -349,7 +352,13 @@ func samePtr[T comparable](a, b *T) bool {
 
 // chains lists our chains; the regular hairpin chain comes first so that it exists when a
 // rule in the same batch jumps to it.
-func (t *Table) chains() []*nftables.Chain { return []*nftables.Chain{t.hairpin, t.pre, t.post} }
+func (t *Table) chains() []*nftables.Chain {
+	return []*nftables.Chain{t.hairpin, t.pre, t.post, t.guard}
+}
+
+// guardPriority runs the guard chain after source NAT (srcnat = 100), so it
+// sees the translated source of every packet a mapping covers.
+const guardPriority = nftables.ChainPriority(110)
 
 // rebuild replaces the whole table in one batch: the first creation, a restore after drift,
 // or a start over a table a previous run left behind.
@@ -491,7 +500,7 @@ func (t *Table) flushSwap(want, drop []group) error {
 func (t *Table) logChanges(groups []group) {
 	for _, g := range groups {
 		if g.uplink.WAN == "" {
-			t.log.Info("nat hairpin rules installed", "rules", len(g.rules))
+			t.log.Info("nat hairpin and guard rules installed", "rules", len(g.rules))
 			continue
 		}
 		t.log.Info("nat mapping installed", "iface", g.uplink.WAN, "prefix", g.uplink.External,
@@ -545,6 +554,8 @@ func (t *Table) chain(name string) *nftables.Chain {
 		return t.pre
 	case ChainHairpin:
 		return t.hairpin
+	case ChainGuard:
+		return t.guard
 	}
 	return t.post
 }
@@ -671,11 +682,12 @@ func groupRules(r Ruleset) []group {
 
 func sameRuleset(a, b Ruleset) bool {
 	return a.Internal == b.Internal && a.Hairpin == b.Hairpin &&
-		slices.Equal(a.LANs, b.LANs) && slices.Equal(a.Uplinks, b.Uplinks)
+		slices.Equal(a.LANs, b.LANs) && slices.Equal(a.Uplinks, b.Uplinks) && slices.Equal(a.WANs, b.WANs)
 }
 
 func cloneRuleset(r Ruleset) Ruleset {
 	r.LANs = slices.Clone(r.LANs)
 	r.Uplinks = slices.Clone(r.Uplinks)
+	r.WANs = slices.Clone(r.WANs)
 	return r
 }

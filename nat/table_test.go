@@ -49,6 +49,7 @@ func TestFirstSetCreatesEverythingInOneBatch(t *testing.T) {
 		"add chain v6edge hairpin",
 		"add chain v6edge prerouting",
 		"add chain v6edge postrouting",
+		"add chain v6edge guard",
 		"add rule v6edge prerouting",
 		"add rule v6edge prerouting",
 		"add rule v6edge postrouting",

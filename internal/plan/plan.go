@@ -163,7 +163,11 @@ func Compute(in Input) Desired {
 	for _, l := range cfg.LANs {
 		lanNames = append(lanNames, l.Interface)
 	}
-	d.NAT = nat.Ruleset{Internal: internal, LANs: lanNames, Hairpin: cfg.NAT.Hairpin}
+	wanNames := make([]string, 0, len(cfg.WANs))
+	for _, w := range cfg.WANs {
+		wanNames = append(wanNames, w.Interface)
+	}
+	d.NAT = nat.Ruleset{Internal: internal, LANs: lanNames, Hairpin: cfg.NAT.Hairpin, WANs: wanNames}
 	for _, u := range usable {
 		// With several uplinks each has its mark whether or not the others
 		// have a lease now: the routing rules that match it are permanent.

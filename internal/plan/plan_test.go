@@ -61,6 +61,9 @@ func TestComputeWithoutLease(t *testing.T) {
 	if len(d.NAT.Uplinks) != 0 {
 		t.Errorf("NAT installed without a lease: %+v", d.NAT)
 	}
+	if len(d.NAT.WANs) != 1 || d.NAT.WANs[0] != "wan0" {
+		t.Errorf("the guard must know the WAN before any lease: %+v", d.NAT)
+	}
 	want := []Address{{Interface: "lan0", Prefix: pfx("fd00:aaaa:bbbb:cc01::1/64")}}
 	if diff := cmp.Diff(want, d.Addresses, netipOpt); diff != "" {
 		t.Errorf("addresses (-want +got):\n%s", diff)
@@ -79,7 +82,7 @@ func TestComputeBound(t *testing.T) {
 	up := Uplink{Interface: "wan0", Delegated: pfx("2001:db8:100::/56"), PreferredUntil: t0.Add(time.Hour), ValidUntil: t0.Add(2 * time.Hour), Healthy: true}
 	d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
 
-	wantNAT := nat.Ruleset{Internal: pfx("fd00:aaaa:bbbb:cc00::/56"), LANs: []string{"lan0"}, Hairpin: true,
+	wantNAT := nat.Ruleset{Internal: pfx("fd00:aaaa:bbbb:cc00::/56"), LANs: []string{"lan0"}, Hairpin: true, WANs: []string{"wan0"},
 		Uplinks: []nat.Uplink{{WAN: "wan0", External: pfx("2001:db8:100::/56")}}}
 	if diff := cmp.Diff(wantNAT, d.NAT, netipOpt); diff != "" {
 		t.Errorf("NAT (-want +got):\n%s", diff)
