@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/v6edge/v6edge/internal/statefile"
 )
 
 // DUID types and the hardware type, RFC 8415 §11.1 and IANA "ARP hardware
@@ -97,7 +99,7 @@ func LoadOrCreateDUIDLLT(stateDir string, mac net.HardwareAddr, now time.Time) (
 		return nil, fmt.Errorf("reading saved DUID: %w", err)
 	}
 	duid := DUIDLLT(mac, now)
-	if err := writeFileAtomic(path, []byte(FormatDUID(duid)+"\n")); err != nil {
+	if err := statefile.Write(path, []byte(FormatDUID(duid)+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("saving DUID: %w", err)
 	}
 	return duid, nil

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/v6edge/v6edge/internal/statefile"
 )
 
 // savedLease is the on-disk form: prefixes and addresses as text, durations
@@ -141,7 +143,7 @@ func SaveLease(stateDir, iface string, l *Lease) error {
 	if err != nil {
 		return fmt.Errorf("saving lease: %w", err)
 	}
-	if err := writeFileAtomic(leasePath(stateDir, iface, l.IAID), append(data, '\n')); err != nil {
+	if err := statefile.Write(leasePath(stateDir, iface, l.IAID), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving lease: %w", err)
 	}
 	return nil
@@ -176,39 +178,4 @@ func LoadLease(stateDir, iface string, iaid uint32) (*Lease, error) {
 		return nil, fmt.Errorf("loading lease %s: %w", path, err)
 	}
 	return l, nil
-}
-
-// writeFileAtomic writes a temporary file beside path, fsyncs it, renames it
-// over path and fsyncs the directory so the rename itself is durable.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

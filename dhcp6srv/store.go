@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/v6edge/v6edge/internal/statefile"
 )
 
 // fileVersion guards the on-disk format.
@@ -47,32 +49,8 @@ func SaveLeases(path, iface string, leases []Lease) error {
 	if err != nil {
 		return fmt.Errorf("saving leases: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := statefile.Write(path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving leases: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("saving leases: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving leases: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving leases: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving leases: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("saving leases: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable; not every filesystem supports it
-		d.Close()
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/v6edge/v6edge/internal/statefile"
 )
 
 // History remembers which /64s were advertised, and which of them left the
@@ -171,26 +173,7 @@ func (h *History) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("ra: encoding prefix history: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("ra: saving prefix history: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("ra: saving prefix history: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("ra: saving prefix history: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("ra: saving prefix history: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("ra: saving prefix history: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := statefile.Write(path, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("ra: saving prefix history: %w", err)
 	}
 	return nil

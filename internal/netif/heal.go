@@ -11,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/internal/statefile"
 )
 
 // Healing a link-local that failed DAD.
@@ -56,7 +58,7 @@ func (t *Tracker) healLinkLocal(link netlink.Link, failed []netip.Prefix) error 
 	// Fresh on every heal: the old secret may be the very thing the clone
 	// copied along with the state directory.
 	if t.opts.StateDir != "" {
-		if err := writeFileAtomic(secretFile(t.opts.StateDir, name), []byte(secret.StringExpanded()+"\n")); err != nil {
+		if err := statefile.Write(secretFile(t.opts.StateDir, name), []byte(secret.StringExpanded()+"\n"), 0o600); err != nil {
 			return fmt.Errorf("saving the stable_secret of %s: %w", name, err)
 		}
 	}

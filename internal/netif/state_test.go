@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/v6edge/v6edge/internal/statefile"
 )
 
 // FuzzLoadOwned feeds arbitrary state files to the parser of the list of
@@ -53,7 +55,7 @@ func TestLoadOwnedReadsWhatWasWritten(t *testing.T) {
 		{"lan0", lanAddr.Addr()}:                 lanAddr,
 		{"lan1", netip.MustParseAddr("fd00::1")}: netip.MustParsePrefix("fd00::1/64"),
 	}
-	if err := writeFileAtomic(path, []byte(formatOwned(owned))); err != nil {
+	if err := statefile.Write(path, []byte(formatOwned(owned)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	got, err := loadOwned(path)

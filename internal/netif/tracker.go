@@ -21,6 +21,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/internal/statefile"
 )
 
 // Want is one address v6edge wants on an interface.
@@ -337,7 +339,7 @@ func (t *Tracker) reconcile() time.Time {
 	t.mu.Unlock()
 
 	if owned != t.savedOwned && t.opts.StateDir != "" {
-		if err := writeFileAtomic(filepath.Join(t.opts.StateDir, ownedFile), []byte(owned)); err != nil {
+		if err := statefile.Write(filepath.Join(t.opts.StateDir, ownedFile), []byte(owned), 0o600); err != nil {
 			t.log.Error("saving the list of added addresses", "err", err)
 		} else {
 			t.savedOwned = owned
@@ -459,7 +461,7 @@ func (t *Tracker) stop() error {
 		t.mu.Lock()
 		owned := formatOwned(t.m.owned)
 		t.mu.Unlock()
-		if err := writeFileAtomic(filepath.Join(t.opts.StateDir, ownedFile), []byte(owned)); err != nil {
+		if err := statefile.Write(filepath.Join(t.opts.StateDir, ownedFile), []byte(owned), 0o600); err != nil {
 			errs = append(errs, fmt.Errorf("saving the list of added addresses: %w", err))
 		}
 	}
@@ -508,28 +510,4 @@ func parseOwned(r io.Reader) ([]Want, error) {
 		return nil, fmt.Errorf("reading the list of added addresses: %w", err)
 	}
 	return out, nil
-}
-
-// writeFileAtomic replaces path with data through a temporary file and a
-// rename, so a crash leaves the old or the new content, never half.
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
