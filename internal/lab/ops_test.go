@@ -656,6 +656,34 @@ func TestOpsHookAndMetricsFollowARenumbering(t *testing.T) {
 	})
 }
 
+// opsRDNSS returns, for each RA in rdisc6 output, its RDNSS addresses
+// with their lifetimes in seconds.
+func opsRDNSS(out string) []map[netip.Addr]int {
+	var ras []map[netip.Addr]int
+	cur := map[netip.Addr]int{}
+	var last netip.Addr
+	for _, line := range strings.Split(out, "\n") {
+		key, val, _ := strings.Cut(line, ":")
+		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(line), "from "):
+			ras = append(ras, cur)
+			cur, last = map[netip.Addr]int{}, netip.Addr{}
+		case key == "Recursive DNS server":
+			if a, err := netip.ParseAddr(val); err == nil {
+				cur[a], last = -1, a
+			}
+		case key == "DNS server lifetime" && last.IsValid():
+			if f := strings.Fields(val); len(f) > 0 {
+				if n, err := strconv.Atoi(f[0]); err == nil {
+					cur[last] = n
+				}
+			}
+		}
+	}
+	return ras
+}
+
 // opsDHCPv6Types lists the DHCPv6 message types tcpdump saw, in order.
 func opsDHCPv6Types(pkts []lab.Packet) []string {
 	var types []string
@@ -692,6 +720,11 @@ func TestOpsRestartKeepsTheLease(t *testing.T) {
 	got := opsWaitBound(t, d, l.Pool, 30*time.Second)
 	took := time.Since(start)
 	t.Logf("restart → bound: %v (status polled every 50 ms)", took.Round(time.Millisecond))
+	if first, _, ok := opsLogTime(d.Log(), "level="); ok {
+		if bound, _, ok := opsLogTime(d.Log(), "lease changed", "state=bound"); ok {
+			t.Logf("restart → bound in the daemon's own log: first line → 'lease changed state=bound' %v", bound.Sub(first))
+		}
+	}
 	pkts, err := capture.Stop()
 	if err != nil {
 		t.Fatal(err)
@@ -752,9 +785,48 @@ func TestOpsRestartKeepsTheLease(t *testing.T) {
 		if err := syscall.Kill(d.Pid(), syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		opsRA(t, l, host, 10*time.Second, "an RA with RDNSS "+newDNS.String(), func(ra lab.RA) bool {
-			return len(ra.RDNSS) == 1 && ra.RDNSS[0] == newDNS
+		hup := time.Now()
+		// The first RA after the reload carries the new server; the old
+		// one, if still listed, only with lifetime 0 (RFC 8106 §5.1: a
+		// withdrawal). Later RAs drop the old one.
+		var first map[netip.Addr]int
+		var out string
+		err = l.WaitFor(ctx, 5*time.Second, "an RA with RDNSS "+newDNS.String(), func() (bool, error) {
+			var err error
+			out, err = l.Exec(ctx, host, "rdisc6", "-1", "-w", "1000", lab.HostIface)
+			for _, ra := range opsRDNSS(out) {
+				if _, ok := ra[newDNS]; ok {
+					first = ra
+					return true, nil
+				}
+			}
+			return false, err
 		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		t.Logf("SIGHUP → RA with the new RDNSS on the host: %v; RDNSS lifetimes %v", time.Since(hup).Round(time.Millisecond), first)
+		if first[newDNS] <= 0 {
+			t.Errorf("the new RDNSS %s has lifetime %d", newDNS, first[newDNS])
+		}
+		if lt, ok := first[opsRouterLAN]; ok && lt != 0 {
+			t.Errorf("the old RDNSS %s is still advertised with lifetime %d", opsRouterLAN, lt)
+		}
+		var last map[netip.Addr]int
+		err = l.WaitFor(ctx, 20*time.Second, "RAs without the old RDNSS", func() (bool, error) {
+			var err error
+			out, err = l.Exec(ctx, host, "rdisc6", "-1", "-w", "1000", lab.HostIface)
+			for _, ra := range opsRDNSS(out) {
+				last = ra
+				_, old := ra[opsRouterLAN]
+				return len(ra) == 1 && !old, nil
+			}
+			return false, err
+		})
+		if err != nil {
+			t.Errorf("%v; last RDNSS %v", err, last)
+		}
+		t.Logf("SIGHUP → RAs list only the new RDNSS: %v", time.Since(hup).Round(time.Millisecond))
 		pkts, err := c.Stop()
 		if err != nil {
 			t.Fatal(err)
@@ -819,7 +891,16 @@ func TestOpsRenumberingAtTheNextRenew(t *testing.T) {
 	if out, err := l.Exec(ctx, host, "ping", "-c", "2", "-i", "0.2", "-W", "2", lab.InternetAddr.String()); err != nil {
 		t.Fatalf("ping before renumbering: %v\n%s", err, out)
 	}
+	if n := opsConntrackWith(t, l, old); n == 0 {
+		t.Fatalf("no conntrack entry with %s after the ping; the check after renumbering would prove nothing", old)
+	}
 
+	// The router's side of the wire: when the Reply with the new prefix
+	// arrived.
+	replies, err := l.Capture(ctx, l.Router, lab.WANIface, "udp dst port 546")
+	if err != nil {
+		t.Fatal(err)
+	}
 	renumbered := time.Now()
 	if err := l.RestartKea(ctx, opsNewPool, true); err != nil {
 		t.Fatal(err)
@@ -827,6 +908,10 @@ func TestOpsRenumberingAtTheNextRenew(t *testing.T) {
 	// No `v6edge renew`: the client's own T1 (4 s) must find the change.
 	deleg := opsWaitBound(t, d, opsNewPool, 20*time.Second)
 	t.Logf("moved from %s to %s %v after the upstream renumbered", old, deleg, time.Since(renumbered).Round(time.Millisecond))
+	pkts, err := replies.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("the NAT swapped right after the Reply", func(t *testing.T) {
 		doc := opsNetmapPresentStatus(t, d)
@@ -843,6 +928,21 @@ func TestOpsRenumberingAtTheNextRenew(t *testing.T) {
 			lab.Get(doc, "nat", "last_swap_seconds"), line)
 		if reaction < -time.Millisecond || reaction > time.Second {
 			t.Errorf("NAT swapped %v after the lease changed, want within 1 s", reaction)
+		}
+		// The last Reply that reached wan0 before the swap is the one that
+		// carried the new prefix.
+		var replyAt time.Time
+		for _, p := range pkts {
+			if strings.Contains(p.Line, "dhcp6 reply") && !p.Time.After(swapAt) {
+				replyAt = p.Time
+			}
+		}
+		if replyAt.IsZero() {
+			t.Fatalf("no Reply on %s before the swap at %s: %v", lab.WANIface, swapAt, opsDHCPv6Types(pkts))
+		}
+		t.Logf("Reply on the wire → NAT swapped: %v (DHCPv6 seen: %v)", swapAt.Sub(replyAt), opsDHCPv6Types(pkts))
+		if swapAt.Sub(replyAt) > time.Second {
+			t.Errorf("NAT swapped %v after the Reply arrived, want within 1 s", swapAt.Sub(replyAt))
 		}
 		out := opsNetmapPresent(t, l, deleg)
 		if strings.Contains(out, old.String()) {
@@ -864,20 +964,32 @@ func TestOpsRenumberingAtTheNextRenew(t *testing.T) {
 		}
 	})
 	t.Run("conntrack in the router has no entry with the old prefix", func(t *testing.T) {
-		out, err := l.Exec(ctx, l.Router, "conntrack", "-L", "-f", "ipv6")
-		if err != nil {
-			t.Fatalf("conntrack -L: %v\n%s", err, out)
-		}
-		for _, line := range strings.Split(out, "\n") {
-			for _, f := range strings.Fields(line) {
-				if _, v, ok := strings.Cut(f, "="); ok {
-					if a, err := netip.ParseAddr(v); err == nil && old.Contains(a) {
-						t.Errorf("conntrack entry with the old prefix: %s", line)
-					}
-				}
-			}
+		if n := opsConntrackWith(t, l, old); n > 0 {
+			t.Errorf("%d conntrack entries still name the old prefix %s", n, old)
 		}
 	})
+}
+
+// opsConntrackWith counts the router's IPv6 conntrack entries that name
+// an address inside p (logging each).
+func opsConntrackWith(t *testing.T, l *lab.Lab, p netip.Prefix) int {
+	t.Helper()
+	out, err := l.Exec(t.Context(), l.Router, "conntrack", "-L", "-f", "ipv6")
+	if err != nil {
+		t.Fatalf("conntrack -L: %v\n%s", err, out)
+	}
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		for _, f := range strings.Fields(line) {
+			_, v, _ := strings.Cut(f, "=")
+			if a, err := netip.ParseAddr(v); err == nil && p.Contains(a) {
+				t.Logf("conntrack entry with %s: %s", p, line)
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // opsNetmapPresentStatus returns the status once nat.installed is true for
