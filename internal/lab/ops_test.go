@@ -201,7 +201,7 @@ func TestOpsDADFailureOfTheRoutersLANAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	d := opsRun(t, l, opsConfig(opsOptions{dad: `retry_min = "1s"` + "\n" + `retry_max = "4s"`}), "")
+	d := opsRun(t, l, opsConfig(opsOptions{dad: `retry_min = "1s"` + "\n" + `retry_max = "4s"`}), `metrics = "[::1]:9430"`)
 
 	t.Run("within 5 s status shows the address dadfailed and a problem naming it", func(t *testing.T) {
 		doc, err := d.WaitStatus(ctx, 5*time.Second, "lan0 "+opsRouterLAN.String()+" dadfailed", func(doc map[string]any) bool {
@@ -216,6 +216,25 @@ func TestOpsDADFailureOfTheRoutersLANAddress(t *testing.T) {
 		}
 		if n, _ := lab.Get(doc, "dad_failures").(float64); n < 1 {
 			t.Errorf("dad_failures = %v, want ≥ 1", lab.Get(doc, "dad_failures"))
+		}
+	})
+
+	t.Run("metrics show the failure", func(t *testing.T) {
+		label := `address="` + routerAddr + `"`
+		var text string
+		err := l.WaitFor(ctx, 5*time.Second, "address_state dadfailed 1 and problems ≥ 1", func() (bool, error) {
+			var err error
+			text, err = l.OpsScrape(ctx, l.Router, "http://[::1]:9430/metrics")
+			if err != nil {
+				return false, err
+			}
+			state, ok1 := opsMetric(text, "v6edge_address_state", label, `state="dadfailed"`)
+			probs, ok2 := opsMetric(text, "v6edge_problems")
+			fails, ok3 := opsMetric(text, "v6edge_dad_failures_total")
+			return ok1 && ok2 && ok3 && state == 1 && probs >= 1 && fails >= 1, nil
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, opsGrep(text, "v6edge_address_state", "v6edge_problems", "v6edge_dad_failures_total"))
 		}
 	})
 
@@ -526,6 +545,20 @@ func opsDhcpcdEvent(t *testing.T, l *lab.Lab, c *lab.OpsDhcpcd, timeout time.Dur
 	return env
 }
 
+// opsGrep returns the lines of text that start with one of the prefixes.
+func opsGrep(text string, prefixes ...string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(line, p) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // opsMetric returns the value of the sample of name whose labels include
 // every one of labels (`k="v"`), and whether there is one.
 func opsMetric(text, name string, labels ...string) (float64, bool) {
@@ -653,6 +686,17 @@ func TestOpsHookAndMetricsFollowARenumbering(t *testing.T) {
 			swaps, _ := opsMetric(text, "v6edge_nat_swaps_total")
 			t.Fatalf("%v: prefix_changes_total %v, nat_swaps_total %v (before %v)", err, changes, swaps, swapsBefore)
 		}
+	})
+
+	t.Run("after a restart on the same state_dir the hook sees REBOOT6 with the kept prefix", func(t *testing.T) {
+		if err := d.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		d2 := opsRestart(t, l, d)
+		if got := opsWaitBound(t, d2, opsNewPool, 30*time.Second); got != deleg {
+			t.Fatalf("prefix after the restart %s, want %s", got, deleg)
+		}
+		waitLine(t, fmt.Sprintf("REBOOT6 %s %s", lab.WANIface, deleg))
 	})
 }
 
