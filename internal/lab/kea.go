@@ -32,6 +32,10 @@ func keaConfig(dir, leaseFile string, pool netip.Prefix, o Options) ([]byte, err
 		// rapid-commit is a subnet-level key in Kea 2.2.
 		"rapid-commit": o.RapidCommit,
 	}
+	if o.Preference > 0 {
+		// Kea sends an option the client did not request only with always-send.
+		subnet["option-data"] = []any{map[string]any{"name": "preference", "data": fmt.Sprint(o.Preference), "always-send": true}}
+	}
 	cfg := map[string]any{"Dhcp6": map[string]any{
 		"interfaces-config": map[string]any{"interfaces": []string{UpstreamIface}},
 		"data-directory":    dir,

@@ -56,7 +56,10 @@ type Options struct {
 	Hosts       int  // LAN hosts, default 1; 2 or more share a bridge lan0 in the router namespace
 	Routers     int  // routers, default 1; 2 (an HA pair) share the upstream link and a LAN switch
 	RapidCommit bool // Kea answers a Solicit with Rapid Commit directly with a Reply
-	Log         io.Writer
+	// Preference is the Preference option (RFC 8415 §21.8) Kea puts in its
+	// Advertises; 255 lets a client skip collecting Advertises. 0 = none.
+	Preference int
+	Log        io.Writer
 
 	// Dir holds every peer's files. Empty: a fresh temporary directory that
 	// Close removes. A given Dir is left in place.
