@@ -366,8 +366,16 @@ func TestOpsLinkLocalCollisionIsReportedAndHealed(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("problem: %q", opsProblemNaming(doc, old.Addr().String()))
+		if p := opsProblemNaming(doc, old.Addr().String()); !strings.Contains(p, lab.LANIface) {
+			t.Errorf("the problem %q does not name %s", p, lab.LANIface)
+		}
 		if _, code, _ := d.Status(ctx); code != 1 {
 			t.Errorf("v6edge status exit %d, want 1", code)
+		}
+		// Not healing means not touching: the kernel still flags it.
+		out, err := l.Exec(ctx, l.Router, "ip", "-6", "addr", "show", "dev", lab.LANIface, "dadfailed")
+		if err != nil || !strings.Contains(out, old.Addr().String()) {
+			t.Errorf("lan0 no longer shows %s dadfailed (%v):\n%s", old, err, out)
 		}
 	})
 
@@ -400,7 +408,11 @@ func TestOpsLinkLocalCollisionIsReportedAndHealed(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v; lan0 link-locals %+v", err, now)
 		}
-		t.Logf("healed %v after the daemon started: %s replaced by %v", time.Since(healStart).Round(time.Millisecond), old, now)
+		var fresh []netip.Prefix
+		for _, a := range now {
+			fresh = append(fresh, a.Prefix)
+		}
+		t.Logf("healed %v after the daemon started: %s replaced by %v", time.Since(healStart).Round(time.Millisecond), old, fresh)
 		if _, err := d.WaitStatus(ctx, 5*time.Second, "no problem naming the old link-local", func(doc map[string]any) bool {
 			return opsProblemNaming(doc, old.Addr().String()) == ""
 		}); err != nil {
