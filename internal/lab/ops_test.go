@@ -1061,3 +1061,96 @@ func opsNetmapPresentStatus(t *testing.T, d *lab.Daemon) map[string]any {
 	}
 	return doc
 }
+
+// opsSeconds reads rdisc6's "2700 (0x00000a8c) seconds" (-1 if it is not a
+// number, e.g. "infinite").
+func opsSeconds(s string) int {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return -1
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// opsPIO returns the RA's Prefix Information option for p.
+func opsPIO(ra lab.RA, p netip.Prefix) (lab.RAPrefix, bool) {
+	for _, pi := range ra.Prefixes {
+		if pi.Prefix == p {
+			return pi, true
+		}
+	}
+	return lab.RAPrefix{}, false
+}
+
+// TestOpsRestartDuringRenumberingKeepsDeprecatingTheOldPrefix: with the
+// delegated /64 advertised, a renumbering deprecates the old /64 (RFC 9096
+// §3.5: preferred lifetime 0); a daemon killed and started again in the
+// middle of it still deprecates the old /64, from the history it keeps in
+// state_dir, instead of silently dropping it from its RAs.
+func TestOpsRestartDuringRenumberingKeepsDeprecatingTheOldPrefix(t *testing.T) {
+	t.Parallel()
+	l := opsLab(t, lab.Options{})
+	ctx := t.Context()
+	host := l.Hosts[0]
+	config := strings.Replace(opsConfig(opsOptions{}), `advertise = "internal"`, `advertise = "both"`, 1)
+	d := opsRun(t, l, config, "")
+	old := opsWaitBound(t, d, l.Pool, 30*time.Second)
+	oldLAN := opsSubnet(t, old, 1)
+	opsRA(t, l, host, 15*time.Second, "an RA with "+oldLAN.String()+" preferred", func(ra lab.RA) bool {
+		pi, ok := opsPIO(ra, oldLAN)
+		return ok && opsSeconds(pi.Preferred) > 0
+	})
+
+	if err := l.RestartKea(ctx, opsNewPool, true); err != nil {
+		t.Fatal(err)
+	}
+	if out, code, err := d.Ctl(ctx, "renew"); err != nil || code != 0 {
+		t.Fatalf("v6edge renew: exit %d, %v: %s", code, err, out)
+	}
+	deleg := opsWaitBound(t, d, opsNewPool, 30*time.Second)
+	newLAN := opsSubnet(t, deleg, 1)
+	deprecates := func(ra lab.RA) bool {
+		o, okOld := opsPIO(ra, oldLAN)
+		n, okNew := opsPIO(ra, newLAN)
+		return okOld && okNew && opsSeconds(o.Preferred) == 0 && opsSeconds(o.Valid) > 0 && opsSeconds(n.Preferred) > 0
+	}
+	t.Run("after the renumbering the RA deprecates the old /64 next to the new one", func(t *testing.T) {
+		ra := opsRA(t, l, host, 15*time.Second, "an RA deprecating "+oldLAN.String(), deprecates)
+		t.Logf("RA prefixes: %+v", ra.Prefixes)
+	})
+
+	if err := d.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	d = opsRestart(t, l, d)
+	if got := opsWaitBound(t, d, opsNewPool, 30*time.Second); got != deleg {
+		t.Fatalf("prefix after the restart %s, want %s", got, deleg)
+	}
+	t.Run("after kill -9 and a restart the RA still deprecates the old /64", func(t *testing.T) {
+		ra := opsRA(t, l, host, 15*time.Second, "an RA deprecating "+oldLAN.String()+" after the restart", deprecates)
+		t.Logf("RA prefixes: %+v", ra.Prefixes)
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprint(lab.Get(doc, "lan", 0, "deprecated")); !strings.Contains(s, oldLAN.String()) {
+			t.Errorf("status lan[0].deprecated = %s, want %s listed", s, oldLAN)
+		}
+	})
+}
+
+// opsSubnet is the n-th /64 of a delegated prefix.
+func opsSubnet(t *testing.T, p netip.Prefix, n int) netip.Prefix {
+	t.Helper()
+	a := p.Masked().Addr().As16()
+	a[7] |= byte(n) // n < 256 and p no longer than /56
+	s, err := netip.AddrFrom16(a).Prefix(64)
+	if err != nil || p.Bits() > 56 {
+		t.Fatalf("subnet %d of %s: %v", n, p, err)
+	}
+	return s
+}
