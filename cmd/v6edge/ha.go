@@ -103,8 +103,12 @@ func (p *pair) run(ctx context.Context) error {
 	} else {
 		<-ctx.Done()
 	}
-	// Whatever happens next, a stopped node must not keep the shared MAC.
+	// Whatever happens next, a stopped node must not keep the shared MAC
+	// nor the floating LAN addresses: the event loop has ended and will not
+	// apply the backup role, and a kernel left holding fe80::1 would answer
+	// neighbor solicitations for it beside the new master.
 	p.releaseWAN()
+	p.releaseLAN()
 	<-errc
 	<-errc
 	return nil
@@ -173,6 +177,17 @@ func (p *pair) releaseWAN() {
 	}
 	ll := eui64LinkLocal(mac)
 	_ = nl.AddrDel(link, &netlink.Addr{IPNet: &net.IPNet{IP: ll.AsSlice(), Mask: net.CIDRMask(64, 128)}})
+	// SLAAC addresses the upstream's RAs made from the shared MAC (RFC 4862
+	// §5.5.3) belong to the pair too: left here they would collide with
+	// the new master's.
+	iid := ll.As16()
+	if addrs, err := nl.AddrList(link, netlink.FAMILY_V6); err == nil {
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && [8]byte(ip.AsSlice()[8:]) == [8]byte(iid[8:]) {
+				_ = nl.AddrDel(link, &a)
+			}
+		}
+	}
 	if p.ownMAC != nil && link.Attrs().HardwareAddr.String() != p.ownMAC.String() {
 		if err := nl.LinkSetHardwareAddr(link, p.ownMAC); err != nil {
 			p.d.log.Error("HA: giving back the shared WAN MAC", "iface", p.wan, "err", err)
@@ -181,6 +196,27 @@ func (p *pair) releaseWAN() {
 	if p.holding {
 		p.holding = false
 		p.d.log.Info("HA: released the shared WAN MAC", "iface", p.wan)
+	}
+}
+
+// releaseLAN removes the floating LAN addresses (those a master holds and a
+// backup does not) when the node stops.
+func (p *pair) releaseLAN() {
+	cfg := p.d.config()
+	master := plan.Compute(plan.Input{Config: cfg, Role: plan.Master})
+	backup := plan.Compute(plan.Input{Config: cfg, Role: plan.Backup})
+	for _, a := range master.Addresses {
+		if slices.Contains(backup.Addresses, a) {
+			continue
+		}
+		link, err := p.d.nl.LinkByName(a.Interface)
+		if err != nil {
+			continue
+		}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.Prefix.Addr().AsSlice(), Mask: net.CIDRMask(a.Prefix.Bits(), 128)}}
+		if err := p.d.nl.AddrDel(link, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			p.d.log.Warn("HA: removing a floating address on stop", "iface", a.Interface, "prefix", a.Prefix, "err", err)
+		}
 	}
 }
 
