@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -322,7 +323,7 @@ type pairPinger struct {
 	every time.Duration
 
 	mu   sync.Mutex
-	sent []time.Time        // by sequence number
+	sent []time.Time       // by sequence number
 	got  map[int]time.Time // reply arrival by sequence number
 
 	stop chan struct{}
@@ -586,7 +587,7 @@ type pairCounterServer struct {
 	// longest silence between two of its counters.
 	last, gap time.Duration
 	start     time.Time
-	done  chan struct{} // closed when the first stream ended
+	done      chan struct{} // closed when the first stream ended
 }
 
 func pairStartCounterServer(t *testing.T, ns string) *pairCounterServer {
@@ -798,9 +799,6 @@ func (c *pairCounterClient) finish(t *testing.T) uint64 {
 	return c.written()
 }
 
-var _ = filepath.Join
-var _ = strconv.Itoa
-
 // pairIntervals are the advert intervals the failover times are measured
 // at: the RFC default, the lab's steady choice, and the fastest common one.
 var pairIntervals = []time.Duration{time.Second, 500 * time.Millisecond, 100 * time.Millisecond}
@@ -817,17 +815,22 @@ func TestPairGracefulStopHandsOver(t *testing.T) {
 	for _, advert := range pairIntervals {
 		t.Run(fmt.Sprintf("at %v adverts the backup takes over soon after a priority 0 advert", advert), func(t *testing.T) {
 			p := pairStart(t, advert)
-			stopped := time.Now()
 			o := p.pairMeasure(t, func() {
+				// SIGTERM, then SIGKILL only if it has not exited in 5 s.
 				if err := p.nodes[0].Stop(); err != nil {
 					t.Fatal(err)
 				}
-				stopped = time.Now()
 			})
 			p.waitNode2Master(t, 5*time.Second)
-			t.Logf("graceful stop at %v adverts: %v (Skew_Time %v); node 1 took %v to exit",
-				advert, o, pairSkew(advert, pairBackupPriority), stopped.Sub(o.GapStart).Round(time.Millisecond))
-			pairLogAfterStop(t, p)
+			skew := pairSkew(advert, pairBackupPriority)
+			t.Logf("graceful stop at %v adverts: %v (Skew_Time %v)", advert, o, skew)
+			// RFC 5798 §6.4.2: after the priority 0 advert the backup waits
+			// Skew_Time, and node 1 forwards nothing meanwhile, so the host
+			// loses about Skew_Time of replies; slack for a loaded machine.
+			if limit := skew + time.Second; o.Gap > limit {
+				t.Errorf("longest gap %v, want at most Skew_Time + 1s = %v", o.Gap, limit)
+			}
+			pairCheckStoppedNodeLetGo(t, p)
 			pairCheckOneKeaLease(t, p.Lab, p.deleg)
 		})
 	}
@@ -847,14 +850,397 @@ func TestPairNodeDeathFailover(t *testing.T) {
 			p.waitNode2Master(t, 5*time.Second)
 			mdi := pairMasterDown(advert, pairBackupPriority)
 			t.Logf("node death at %v adverts: %v (Master_Down_Interval %v)", advert, o, mdi)
+			// The gap starts at the last reply, which is at most one
+			// advert interval after the last advert node 2 heard.
+			if limit := mdi + 1500*time.Millisecond; o.Gap > limit {
+				t.Errorf("longest gap %v, want at most Master_Down_Interval + 1.5s = %v", o.Gap, limit)
+			}
 			pairCheckOneKeaLease(t, p.Lab, p.deleg)
 		})
 	}
 }
 
-func pairLogAfterStop(t *testing.T, p *pairLab) {
-	out, _ := p.Exec(t.Context(), p.Routers[0], "ip", "-6", "addr")
-	t.Logf("node 1 after stop:\n%s", out)
-	out, _ = p.Exec(t.Context(), p.Routers[0], "ip", "link", "show", "wan0")
-	t.Logf("%s", out)
+// pairCheckStoppedNodeLetGo checks that node 1, stopped, holds nothing of
+// the virtual router: no floating LAN address (its kernel would answer
+// neighbor solicitations for fe80::1 beside the new master), not the
+// shared MAC, and no WAN address derived from it (the new master's SLAAC
+// address would collide with it).
+func pairCheckStoppedNodeLetGo(t *testing.T, p *pairLab) {
+	t.Helper()
+	ctx := t.Context()
+	rt := p.Routers[0]
+	lan, err := p.IfaceAddrs(ctx, rt, lab.LANIface, netip.Prefix{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range lan {
+		if a.Prefix.Addr() == pairVirtualLL || a.Prefix.Addr() == pairRouterULA.Addr() {
+			t.Errorf("stopped node 1 still holds %s on %s", a.Prefix, lab.LANIface)
+		}
+	}
+	mac, err := p.Exec(ctx, rt, "cat", "/sys/class/net/"+lab.WANIface+"/address")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(mac) != pairOwnMAC.String() {
+		t.Errorf("stopped node 1's WAN MAC is %s, want its own %s", strings.TrimSpace(mac), pairOwnMAC)
+	}
+	wan, err := p.IfaceAddrs(ctx, rt, lab.WANIface, netip.Prefix{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharedIID := lab.EUI64LinkLocal(net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x01, 0x33}).As16()
+	for _, a := range wan {
+		b := a.Prefix.Addr().As16()
+		if [8]byte(b[8:]) == [8]byte(sharedIID[8:]) {
+			t.Errorf("stopped node 1 still holds %s on %s, derived from the shared MAC", a.Prefix, lab.WANIface)
+		}
+	}
+}
+
+// pairKeepalivedConf is a keepalived 2.2.7 VRRPv3 instance that peers with
+// pairConfig: same VRID and advert interval, and virtual_ipaddress listing
+// exactly the addresses v6edge advertises, in its order.
+func pairKeepalivedConf(priority int, advert time.Duration) string {
+	return fmt.Sprintf(`global_defs {
+	vrrp_version 3
+	router_id pair-keepalived
+}
+vrrp_instance lan {
+	state BACKUP
+	interface %s
+	virtual_router_id %d
+	priority %d
+	advert_int %s
+	virtual_ipaddress {
+		%s/64
+		%s
+	}
+}
+`, lab.LANIface, pairVRID, priority, strconv.FormatFloat(advert.Seconds(), 'f', -1, 64), pairVirtualLL, pairRouterULA)
+}
+
+// pairKeepalived is a keepalived running in a router namespace with its
+// config, pid files and log in the lab directory.
+type pairKeepalived struct{ *lab.Proc }
+
+func pairStartKeepalived(t *testing.T, l *lab.Lab, ns, name string, priority int, advert time.Duration) pairKeepalived {
+	t.Helper()
+	conf := filepath.Join(l.Dir, name+".conf")
+	if err := os.WriteFile(conf, []byte(pairKeepalivedConf(priority, advert)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := func(s string) string { return filepath.Join(l.Dir, name+"-"+s+".pid") }
+	// -n: stay in the foreground (the lab owns the process), -l -D: log
+	// in detail to the console (the lab's log file).
+	p, err := l.Start(t.Context(), ns, name, "keepalived", "-n", "-l", "-D", "-f", conf,
+		"-p", pid("main"), "-r", pid("vrrp"), "-c", pid("check"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.Stop()
+		if t.Failed() {
+			t.Logf("%s log (last lines):\n%s", name, lastLines(p.Log(), 30))
+		}
+	})
+	return pairKeepalived{p}
+}
+
+// entered counts the log lines in which keepalived entered state (MASTER,
+// BACKUP, FAULT).
+func (k pairKeepalived) entered(state string) int {
+	return strings.Count(k.Log(), "Entering "+state+" STATE")
+}
+
+// pairHolds polls d's status every 100 ms for d and fails the test if cond
+// stops holding.
+func pairHolds(t *testing.T, d *lab.Daemon, dur time.Duration, what string, cond func(doc map[string]any) bool) {
+	t.Helper()
+	end := time.Now().Add(dur)
+	for time.Now().Before(end) {
+		doc, _, err := d.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cond(doc) {
+			t.Fatalf("%s stopped holding; status: role %s, ras_sent %v, transitions %v", what,
+				lab.GetString(doc, "ha", "role"), lab.Get(doc, "lan", 0, "ras_sent"), lab.Get(doc, "ha", "transitions"))
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func pairRAsSent(doc map[string]any) float64 {
+	v, _ := lab.Get(doc, "lan", 0, "ras_sent").(float64)
+	return v
+}
+
+// pairWaitRAFrom waits until rdisc6 on the host gets an RA from src.
+func pairWaitRAFrom(t *testing.T, l *lab.Lab, src netip.Addr, timeout time.Duration) {
+	t.Helper()
+	ctx := t.Context()
+	var out string
+	err := l.WaitFor(ctx, timeout, "an RA from "+src.String()+" on the host", func() (bool, error) {
+		var err error
+		out, err = l.Exec(ctx, l.Hosts[0], "rdisc6", "-1", "-w", "500", lab.HostIface)
+		for _, ra := range lab.ParseRdisc6(out) {
+			if ra.From == src {
+				return true, nil
+			}
+		}
+		return false, err
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// pairCaptureRAs captures the RAs the host receives.
+func pairCaptureRAs(t *testing.T, l *lab.Lab) *lab.Capture {
+	t.Helper()
+	c, err := l.Capture(t.Context(), l.Hosts[0], lab.HostIface, "icmp6 and ip6[40] == 134")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestPairKeepalivedPeer replaces node 1 with keepalived 2.2.7
+// (vrrp_version 3): v6edge follows a higher-priority keepalived as backup
+// and sends no RA, takes over when keepalived stops, and stays master when
+// a lower-priority keepalived joins, which then reports BACKUP.
+func TestPairKeepalivedPeer(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	if _, err := exec.LookPath("keepalived"); err != nil {
+		t.Skip("needs keepalived")
+	}
+	t.Parallel()
+	ctx := t.Context()
+	const advert = 500 * time.Millisecond
+	l := pairNewLab(t, 2)
+	ka := pairStartKeepalived(t, l, l.Routers[0], "keepalived-high", 200, advert)
+	if err := l.WaitFor(ctx, 15*time.Second, "keepalived (priority 200) to become master", func() (bool, error) {
+		return ka.entered("MASTER") > 0, nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, lastLines(ka.Log(), 20))
+	}
+	d, err := l.RunDaemonOn(ctx, l.Routers[1], bin, pairConfig(pairBackupPriority, advert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("v6edge log (last lines):\n%s", lastLines(d.Log(), 40))
+		}
+	})
+	if _, err := d.WaitStatus(ctx, 10*time.Second, "v6edge serving as backup", func(doc map[string]any) bool {
+		return lab.GetString(doc, "ha", "role") == "backup"
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("below a higher-priority keepalived v6edge stays backup and sends no RA", func(t *testing.T) {
+		c := pairCaptureRAs(t, l)
+		// Longer than v6edge's Master_Down_Interval (1.8 s): had it
+		// ignored keepalived's adverts it would have taken over by now.
+		pairHolds(t, d, 3*time.Second, "backup with no RA sent", func(doc map[string]any) bool {
+			return lab.GetString(doc, "ha", "role") == "backup" && pairRAsSent(doc) == 0
+		})
+		pkts, err := c.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pkts) > 0 {
+			t.Errorf("the host received %d RAs while keepalived was master, first: %s", len(pkts), pkts[0].Line)
+		}
+		if n := ka.entered("MASTER"); n != 1 {
+			t.Errorf("keepalived entered MASTER %d times, want once", n)
+		}
+	})
+
+	t.Run("when keepalived stops v6edge becomes master and the host hears RAs from fe80::1", func(t *testing.T) {
+		stopped := time.Now()
+		if err := ka.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		// keepalived resigns with a priority 0 advert: Skew_Time, not
+		// Master_Down_Interval; slack for a loaded machine.
+		limit := pairMasterDown(advert, pairBackupPriority) + 2*time.Second
+		if _, err := d.WaitStatus(ctx, limit, "v6edge master", func(doc map[string]any) bool {
+			return lab.GetString(doc, "ha", "role") == "master"
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("v6edge master %v after keepalived was told to stop", time.Since(stopped).Round(time.Millisecond))
+		pairWaitRAFrom(t, l, pairVirtualLL, 10*time.Second)
+	})
+
+	t.Run("a lower-priority keepalived joins as BACKUP and v6edge stays master", func(t *testing.T) {
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		transitions := lab.Get(doc, "ha", "transitions")
+		low := pairStartKeepalived(t, l, l.Routers[0], "keepalived-low", 50, advert)
+		if err := l.WaitFor(ctx, 10*time.Second, "keepalived (priority 50) in BACKUP", func() (bool, error) {
+			return low.entered("BACKUP") > 0, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// keepalived's own Master_Down_Interval at priority 50 is 1.9 s: a
+		// keepalived that refused our adverts would be master by the end.
+		pairHolds(t, d, 3*time.Second, "v6edge master without a transition", func(doc map[string]any) bool {
+			return lab.GetString(doc, "ha", "role") == "master" && lab.Get(doc, "ha", "transitions") == transitions
+		})
+		for _, complaint := range []string{"invalid", "not present in MASTER advert", "mismatch"} {
+			if strings.Contains(low.Log(), complaint) {
+				t.Errorf("keepalived complains (%q) about v6edge's adverts:\n%s", complaint, lastLines(low.Log(), 20))
+			}
+		}
+		if n := low.entered("MASTER"); n != 0 {
+			t.Errorf("keepalived (priority 50) entered MASTER %d times while v6edge was master", n)
+		}
+		if out, _ := l.Exec(ctx, l.Routers[0], "ip", "-6", "addr", "show", "dev", lab.LANIface); strings.Contains(out, pairVirtualLL.String()+"/") {
+			t.Errorf("the keepalived node holds %s as backup:\n%s", pairVirtualLL, out)
+		}
+	})
+}
+
+// TestPairExternalRoles: with ha.mode = "external" the role comes from
+// `v6edge ha master|backup`; master adds the floating addresses, takes the
+// WAN MAC and sends RAs, backup undoes all three.
+func TestPairExternalRoles(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	t.Parallel()
+	ctx := t.Context()
+	l := pairNewLab(t, 1)
+	d, err := l.RunDaemon(ctx, bin, pairExternalConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("v6edge log (last lines):\n%s", lastLines(d.Log(), 40))
+		}
+	})
+	setRole := func(t *testing.T, role string) {
+		t.Helper()
+		// The role comes first: `v6edge ha ROLE -socket PATH`.
+		out, err := l.Exec(ctx, d.NS, d.Bin, "ha", role, "-socket", d.Socket)
+		if err != nil {
+			t.Fatalf("v6edge ha %s: %v\n%s", role, err, out)
+		}
+	}
+	lanHas := func(a netip.Addr) (bool, error) {
+		addrs, err := l.IfaceAddrs(ctx, l.Router, lab.LANIface, netip.PrefixFrom(a, 128))
+		return len(addrs) > 0, err
+	}
+	wanMAC := func() (string, error) {
+		out, err := l.Exec(ctx, l.Router, "cat", "/sys/class/net/"+lab.WANIface+"/address")
+		return strings.TrimSpace(out), err
+	}
+	sharedLL := lab.EUI64LinkLocal(net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x01, 0x33})
+
+	if _, err := d.WaitStatus(ctx, 10*time.Second, "v6edge serving as backup", func(doc map[string]any) bool {
+		return lab.GetString(doc, "ha", "role") == "backup"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("it starts as a silent backup", func(t *testing.T) {
+		pairHolds(t, d, time.Second, "backup with no RA sent", func(doc map[string]any) bool {
+			return lab.GetString(doc, "ha", "role") == "backup" && pairRAsSent(doc) == 0
+		})
+		if has, err := lanHas(pairVirtualLL); has || err != nil {
+			t.Errorf("lan0 holds %s as backup (%v)", pairVirtualLL, err)
+		}
+	})
+
+	t.Run("v6edge ha master adds the floating addresses, takes the WAN MAC and sends RAs", func(t *testing.T) {
+		setRole(t, "master")
+		doc, err := d.WaitStatus(ctx, 30*time.Second, "master and bound", func(doc map[string]any) bool {
+			return lab.GetString(doc, "ha", "role") == "master" && lab.GetString(doc, "wan", "state") == "bound"
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deleg := netip.MustParsePrefix(lab.GetString(doc, "wan", "prefix"))
+		for _, a := range []netip.Addr{pairVirtualLL, pairRouterULA.Addr()} {
+			if err := l.WaitFor(ctx, 5*time.Second, a.String()+" on lan0", func() (bool, error) { return lanHas(a) }); err != nil {
+				t.Error(err)
+			}
+		}
+		if mac, err := wanMAC(); mac != pairSharedMAC || err != nil {
+			t.Errorf("wan0 MAC = %s (%v), want the shared %s", mac, err, pairSharedMAC)
+		}
+		pairWaitRAFrom(t, l, pairVirtualLL, 10*time.Second)
+		host, err := l.WaitHostSLAAC(ctx, l.Hosts[0], subnet1, 20*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := lab.MapAddr(host, internal, deleg)
+		err = l.WaitFor(ctx, 10*time.Second, "the host reaching the internet", func() (bool, error) {
+			_, err := l.Exec(ctx, l.Hosts[0], "ping", "-c", "1", "-W", "1", lab.InternetAddr.String())
+			return err == nil, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range pingUpstream(t, l, l.Hosts[0]) {
+			if s != want {
+				t.Errorf("upstream saw %s, want %s", s, want)
+			}
+		}
+	})
+
+	t.Run("v6edge ha backup stops RAs, drops the floating addresses and releases the WAN MAC", func(t *testing.T) {
+		setRole(t, "backup")
+		if _, err := d.WaitStatus(ctx, 5*time.Second, "backup", func(doc map[string]any) bool {
+			return lab.GetString(doc, "ha", "role") == "backup"
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []netip.Addr{pairVirtualLL, pairRouterULA.Addr()} {
+			if err := l.WaitFor(ctx, 5*time.Second, a.String()+" gone from lan0", func() (bool, error) {
+				has, err := lanHas(a)
+				return !has, err
+			}); err != nil {
+				t.Error(err)
+			}
+		}
+		if err := l.WaitFor(ctx, 5*time.Second, "wan0 back on its own MAC without the shared link-local", func() (bool, error) {
+			mac, err := wanMAC()
+			if err != nil || mac != pairOwnMAC.String() {
+				return false, err
+			}
+			addrs, err := l.IfaceAddrs(ctx, l.Router, lab.WANIface, netip.PrefixFrom(sharedLL, 128))
+			return len(addrs) == 0, err
+		}); err != nil {
+			t.Error(err)
+		}
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := pairRAsSent(doc)
+		c := pairCaptureRAs(t, l)
+		pairHolds(t, d, 2*time.Second, "no further RA", func(doc map[string]any) bool {
+			return pairRAsSent(doc) == sent
+		})
+		pkts, err := c.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pkts) > 0 {
+			t.Errorf("the host received %d RAs after `v6edge ha backup`, first: %s", len(pkts), pkts[0].Line)
+		}
+	})
 }
