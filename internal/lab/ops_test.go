@@ -970,7 +970,7 @@ func TestOpsRenumberingAtTheNextRenew(t *testing.T) {
 	}
 
 	t.Run("the NAT swapped right after the Reply", func(t *testing.T) {
-		doc := opsNetmapPresentStatus(t, d)
+		doc := opsNATInstalledStatus(t, d)
 		swapAt, err := time.Parse(time.RFC3339Nano, lab.GetString(doc, "nat", "last_swap"))
 		if err != nil {
 			t.Fatalf("nat.last_swap %q: %v", lab.GetString(doc, "nat", "last_swap"), err)
@@ -1048,9 +1048,9 @@ func opsConntrackWith(t *testing.T, l *lab.Lab, p netip.Prefix) int {
 	return n
 }
 
-// opsNetmapPresentStatus returns the status once nat.installed is true for
+// opsNATInstalledStatus returns the status once nat.installed is true for
 // the current prefix.
-func opsNetmapPresentStatus(t *testing.T, d *lab.Daemon) map[string]any {
+func opsNATInstalledStatus(t *testing.T, d *lab.Daemon) map[string]any {
 	t.Helper()
 	doc, err := d.WaitStatus(t.Context(), 5*time.Second, "nat installed for the new prefix", func(doc map[string]any) bool {
 		return lab.Get(doc, "nat", "installed") == true && lab.GetString(doc, "nat", "external") == lab.GetString(doc, "wan", "prefix") &&
