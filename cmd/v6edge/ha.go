@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -90,15 +91,26 @@ func (p *pair) run(ctx context.Context) error {
 	go func() { errc <- p.receiveSync(ctx) }()
 	go func() { p.sendSyncLoop(ctx); errc <- nil }()
 	if p.cfg.Mode == "vrrp" {
+		var resigned atomic.Bool // stopped as master: a priority 0 advert went out
 		p.node = ha.NewNode(ha.NodeConfig{
 			Interface: p.cfg.Interface,
 			Config: ha.Config{VRID: p.cfg.VRID, Priority: p.cfg.Priority, AdvertInterval: p.cfg.AdvertInterval,
 				Preempt: p.cfg.Preempt, PreemptDelay: p.cfg.PreemptDelay, Addrs: virtualAddrs(p.d.cfg)},
 			Logger: p.d.log.With("part", "vrrp"),
-			OnRole: func(r ha.Role, why string) { p.d.setRole(haRole(r), why) },
+			OnRole: func(r ha.Role, why string) {
+				if why == ha.ReasonShutdown {
+					p.d.mu.Lock()
+					resigned.Store(p.d.role == plan.Master)
+					p.d.mu.Unlock()
+				}
+				p.d.setRole(haRole(r), why)
+			},
 		})
 		if err := p.node.Run(ctx); err != nil {
 			return err
+		}
+		if resigned.Load() {
+			p.handOver()
 		}
 	} else {
 		<-ctx.Done()
@@ -112,6 +124,23 @@ func (p *pair) run(ctx context.Context) error {
 	<-errc
 	<-errc
 	return nil
+}
+
+// handOverMargin is how long past one advert interval a resigning master
+// keeps forwarding: the backup's own pass that installs the addresses and
+// takes the WAN MAC, on a loaded machine.
+const handOverMargin = 250 * time.Millisecond
+
+// handOver keeps the kernel state of a master that resigned (its priority
+// 0 advert, RFC 5798 §6.4.2) for one advert interval and handOverMargin:
+// the backup takes over after its Skew_Time, which is shorter than our
+// advert interval, and until its unsolicited NAs have moved the hosts and
+// the upstream, this node's kernel still forwards and translates. Make
+// before break: a graceful stop loses no traffic.
+func (p *pair) handOver() {
+	hold := p.cfg.AdvertInterval + handOverMargin
+	p.d.log.Info("HA: resigned; forwarding on while the backup takes over", "hold", hold)
+	<-time.After(hold) // ctx has ended already; bounded by the interval
 }
 
 // apply makes the WAN match the role: the master holds the shared MAC and
