@@ -1,0 +1,409 @@
+package lab_test
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/v6edge/v6edge/internal/lab"
+)
+
+// Daemon-level tests against a differently-behaving upstream (ISC dhcpd -6
+// instead of Kea) and against an upstream that goes away until the lease
+// expires. Each builds its own lab and runs the real binary.
+
+// altLab builds a lab that Close removes when the test ends.
+func altLab(t *testing.T, o lab.Options) *lab.Lab {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	o.Name, o.Log = "v6alt", testLog{t}
+	l, err := lab.New(t.Context(), o)
+	if err != nil {
+		t.Fatalf("lab.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return l
+}
+
+// altConfig is the demo config with the LAN advertising advertise
+// ("internal", "external" or "both").
+func altConfig(advertise string) string {
+	return fmt.Sprintf(`[wan]
+interface = "wan0"
+duid = "ll"
+iaid = 1
+prefix_length = 56
+
+[nat]
+internal_prefix = "%s"
+hairpin = true
+
+[[lan]]
+interface = "lan0"
+subnet = 1
+mode = "slaac"
+advertise = %q
+dns = ["fd00:aaaa:bbbb:cc01::1"]
+domains = ["lan.example"]
+`, internal, advertise)
+}
+
+// altRun starts v6edge; its log goes to the test log if the test fails.
+func altRun(t *testing.T, l *lab.Lab, config string) *lab.Daemon {
+	t.Helper()
+	d, err := l.RunDaemon(t.Context(), bin, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("v6edge log:\n%s", d.Log())
+		}
+	})
+	return d
+}
+
+// altCmp compares netip values by ==.
+var altCmp = cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})
+
+// altMessages returns the daemon's DHCPv6 message counter key ("sent:RENEW").
+func altMessages(doc map[string]any, key string) float64 {
+	v, _ := lab.Get(doc, "wans", 0, "messages", key).(float64)
+	return v
+}
+
+// altIAPD is an IA_PD as tcpdump -vv decodes it from a DHCPv6 message.
+type altIAPD struct {
+	Msg              string // "advertise", "reply", ...
+	T1, T2           int
+	Prefix           netip.Prefix
+	Preferred, Valid int
+}
+
+var (
+	altMsgRe    = regexp.MustCompile(`dhcp6 ([a-z-]+) `)
+	altIAPDRe   = regexp.MustCompile(`IA_PD IAID:\d+ T1:(\d+) T2:(\d+)`)
+	altPrefixRe = regexp.MustCompile(`IA_PD-prefix ([0-9a-f:]+/\d+) pltime:(\d+) vltime:(\d+)`)
+)
+
+// altDecodeDHCPv6 reads a pcap of DHCPv6 traffic with tcpdump -vv and
+// returns the IA_PDs the server sent, in order, with the lines as text.
+func altDecodeDHCPv6(t *testing.T, file string) ([]altIAPD, string) {
+	t.Helper()
+	out, err := exec.Command("tcpdump", "-r", file, "-n", "-vv").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tcpdump -r %s: %v\n%s", file, err, out)
+	}
+	var res []altIAPD
+	for _, line := range strings.Split(string(out), "\n") {
+		m := altMsgRe.FindStringSubmatch(line)
+		if m == nil || (m[1] != "advertise" && m[1] != "reply") {
+			continue
+		}
+		ia := altIAPD{Msg: m[1]}
+		if m := altIAPDRe.FindStringSubmatch(line); m != nil {
+			ia.T1, _ = strconv.Atoi(m[1])
+			ia.T2, _ = strconv.Atoi(m[2])
+		}
+		if m := altPrefixRe.FindStringSubmatch(line); m != nil {
+			ia.Prefix, _ = netip.ParsePrefix(m[1])
+			ia.Preferred, _ = strconv.Atoi(m[2])
+			ia.Valid, _ = strconv.Atoi(m[3])
+		}
+		res = append(res, ia)
+	}
+	return res, string(out)
+}
+
+// altDirEntries lists a host directory's entries ("" entries if absent).
+func altDirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestAltISCDHCPDAsTheUpstream(t *testing.T) {
+	if _, err := exec.LookPath(lab.AltDHCPDBinary); err != nil {
+		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
+	}
+	t.Parallel()
+	l := altLab(t, lab.Options{})
+	ctx := t.Context()
+	hostDHCP := altDirEntries(t, "/var/lib/dhcp")
+	if err := l.StopKea(); err != nil {
+		t.Fatal(err)
+	}
+	// Short lifetimes and no T1/T2 options: dhcpd then sends T1 = T2 = 0,
+	// and the client picks 0.5 and 0.8 of the preferred lifetime (RFC 8415
+	// §21.21, §18.2.4), so a renewal of its own happens within the test.
+	o := lab.AltDHCPDOptions{Preferred: 20 * time.Second, Valid: 30 * time.Second}
+	first, last := netip.MustParseAddr("2001:db8:100::"), netip.MustParseAddr("2001:db8:1ff::")
+	dump, err := l.Capture(ctx, l.Upstream, lab.UpstreamIface, "udp port 546 or udp port 547")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := lab.AltStartDHCPD(ctx, l, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dhcpd log:\n%s", srv.Log())
+		}
+	})
+	d := altRun(t, l, altConfig("internal"))
+	deleg := waitBound(t, d, l.Pool)
+	boundAt := time.Now()
+
+	t.Run("the delegated prefix is a /56 from dhcpd's range and active in its lease file", func(t *testing.T) {
+		if deleg.Bits() != 56 || deleg.Addr().Less(first) || last.Less(deleg.Addr()) {
+			t.Errorf("delegated %s, want a /56 between %s and %s", deleg, first, last)
+		}
+		leases, err := srv.LeaseList()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []lab.AltLease{{Prefix: deleg, State: "active", Preferred: o.Preferred, Valid: o.Valid}}
+		if diff := cmp.Diff(want, leases, altCmp); diff != "" {
+			t.Errorf("dhcpd leases (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("the NAT maps the internal prefix onto it", func(t *testing.T) {
+		var out string
+		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+deleg.String(), func() (bool, error) {
+			var err error
+			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
+			return lab.HasNetmap(out, internal, deleg), err
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lab.Get(doc, "nat", "installed") != true || lab.GetString(doc, "nat", "external") != deleg.String() {
+			t.Errorf("status nat = %v, want installed with external %s", lab.Get(doc, "nat"), deleg)
+		}
+	})
+
+	t.Run("a ping from the host leaves translated into it", func(t *testing.T) {
+		hostAddr, err := l.WaitHostSLAAC(ctx, l.Hosts[0], subnet1, 20*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := lab.MapAddr(hostAddr, internal, deleg)
+		for _, s := range pingUpstream(t, l, l.Hosts[0]) {
+			if s != want {
+				t.Errorf("upstream saw source %s, want %s", s, want)
+			}
+		}
+	})
+
+	t.Run("the daemon turns dhcpd's T1 = T2 = 0 into 0.5 and 0.8 of the preferred lifetime", func(t *testing.T) {
+		want := fmt.Sprintf("T1 %s, T2 %s", o.Preferred/2, o.Preferred*4/5)
+		if !strings.Contains(d.Log(), want) {
+			t.Errorf("the daemon's log has no %q:\n%s", want, lastLines(d.Log(), 30))
+		}
+	})
+
+	t.Run("v6edge renew renews the same prefix without touching the NAT", func(t *testing.T) {
+		before, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		renews := altMessages(before, "sent:RENEW")
+		replies := altMessages(before, "received:REPLY")
+		if out, code, err := d.Ctl(ctx, "renew"); err != nil || code != 0 {
+			t.Fatalf("v6edge renew: exit %d, %v: %s", code, err, out)
+		}
+		doc, err := d.WaitStatus(ctx, 10*time.Second, "a Renew answered", func(doc map[string]any) bool {
+			return altMessages(doc, "sent:RENEW") > renews && altMessages(doc, "received:REPLY") > replies &&
+				lab.GetString(doc, "wan", "state") == "bound"
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := lab.GetString(doc, "wan", "prefix"); got != deleg.String() {
+			t.Errorf("after renew the prefix is %s, want %s", got, deleg)
+		}
+		if a, b := lab.Get(before, "nat", "swaps"), lab.Get(doc, "nat", "swaps"); a != b {
+			t.Errorf("nat swaps went from %v to %v on a renewal of the same prefix", a, b)
+		}
+		// dhcpd reuses a lease younger than dhcp-cache-threshold (25 %) and
+		// answers an early Renew with the remaining lifetimes, so the lease
+		// may not be extended; it must not be shortened either.
+		a, _ := time.Parse(time.RFC3339, lab.GetString(before, "wan", "valid_until"))
+		b, _ := time.Parse(time.RFC3339, lab.GetString(doc, "wan", "valid_until"))
+		if b.Before(a) {
+			t.Errorf("valid_until went back from %s to %s", a, b)
+		}
+		t.Logf("valid_until %s before the renewal, %s after", a, b)
+	})
+
+	t.Run("the client renews on its own at the T1 it chose, keeping the prefix", func(t *testing.T) {
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		renews := altMessages(doc, "sent:RENEW")
+		// T1 is 10 s after the last Reply; leave room for a loaded machine.
+		doc, err = d.WaitStatus(ctx, 20*time.Second, "a Renew of the client's own", func(doc map[string]any) bool {
+			return altMessages(doc, "sent:RENEW") > renews && lab.GetString(doc, "wan", "state") == "bound" &&
+				lab.GetString(doc, "wan", "prefix") == deleg.String()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := altMessages(doc, "sent:SOLICIT"); n != 1 {
+			t.Errorf("sent %v Solicits, want 1: the lease must be renewed, never solicited again", n)
+		}
+		t.Logf("bound %v ago; messages %v", time.Since(boundAt).Round(time.Second), lab.Get(doc, "wans", 0, "messages"))
+	})
+
+	t.Run("dhcpd wrote nothing to the host's /var/lib/dhcp", func(t *testing.T) {
+		if got := altDirEntries(t, "/var/lib/dhcp"); !slices.Equal(got, hostDHCP) {
+			t.Errorf("/var/lib/dhcp holds %v, had %v before", got, hostDHCP)
+		}
+	})
+
+	pkts, err := dump.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ias, text := altDecodeDHCPv6(t, dump.File())
+	t.Logf("DHCPv6 on up0 (%d packets):\n%s", len(pkts), text)
+	t.Run("dhcpd sent T1 = T2 = 0 and at most the configured lifetimes in every Advertise and Reply", func(t *testing.T) {
+		if len(ias) < 4 {
+			t.Fatalf("decoded %d server messages, want an Advertise and at least three Replies: %+v", len(ias), ias)
+		}
+		pref, valid := int(o.Preferred/time.Second), int(o.Valid/time.Second)
+		for i, ia := range ias {
+			want := altIAPD{Msg: ia.Msg, Prefix: deleg, Preferred: pref, Valid: valid}
+			if i >= 2 && ia.Preferred < pref {
+				// A reused lease: the remaining lifetimes, shortened alike.
+				want.Preferred, want.Valid = ia.Preferred, ia.Preferred+valid-pref
+			}
+			if diff := cmp.Diff(want, ia, altCmp); diff != "" {
+				t.Errorf("IA_PD in message %d, %s (-want +got):\n%s", i+1, ia.Msg, diff)
+			}
+		}
+	})
+}
+
+// altLeaseFile is what dhcpd 4.4.3 wrote in a lab run: the binding, then
+// the same binding again after a Renew (the file is a journal).
+const altLeaseFile = `# The format of this file is documented in the dhcpd.leases(5) manual page.
+# This lease file was written by isc-dhcp-4.4.3-P1
+
+# authoring-byte-order entry is generated, DO NOT DELETE
+authoring-byte-order little-endian;
+
+server-duid "\000\001\000\0012\233\027A6\354b\370O\006";
+
+ia-pd "\001\000\000\000\000\003\000\001\002\000^\000\0013" {
+  cltt 4 2026/11/26 16:13:55;
+  iaprefix 2001:db8:1ff::/56 {
+    binding state active;
+    preferred-life 20;
+    max-life 30;
+    ends 4 2026/11/26 16:14:25;
+  }
+}
+
+ia-pd "\001\000\000\000\000\003\000\001\002\000^\000\0013" {
+  cltt 4 2026/11/26 16:14:05;
+  iaprefix 2001:db8:1ff::/56 {
+    binding state active;
+    preferred-life 19;
+    max-life 29;
+    ends 4 2026/11/26 16:14:35;
+  }
+}
+`
+
+func TestAltParseDHCPDLeases(t *testing.T) {
+	tests := []struct {
+		name    string
+		text    string
+		want    []lab.AltLease
+		wantErr bool
+	}{
+		{
+			name: "a renewed binding appears once, in its latest state",
+			text: altLeaseFile,
+			want: []lab.AltLease{{Prefix: netip.MustParsePrefix("2001:db8:1ff::/56"), State: "active", Preferred: 19 * time.Second, Valid: 29 * time.Second}},
+		},
+		{
+			name: "an expired binding keeps its state and order among others",
+			text: "ia-pd \"x\" {\n iaprefix 2001:db8:100::/56 {\n binding state expired;\n max-life 30;\n }\n}\n" +
+				"ia-pd \"y\" {\n iaprefix 2001:db8:101::/56 {\n binding state active;\n }\n}\n",
+			want: []lab.AltLease{
+				{Prefix: netip.MustParsePrefix("2001:db8:100::/56"), State: "expired", Valid: 30 * time.Second},
+				{Prefix: netip.MustParsePrefix("2001:db8:101::/56"), State: "active"},
+			},
+		},
+		{name: "an empty file holds no lease", text: "", want: []lab.AltLease{}},
+		{name: "a bad prefix is an error", text: "iaprefix 2001:db8::/129 {\n}\n", wantErr: true},
+		{name: "a lifetime beyond 32 bits is an error", text: "iaprefix 2001:db8::/56 {\nmax-life 4294967296;\n}\n", wantErr: true},
+		{name: "a file cut inside a block is an error", text: "iaprefix 2001:db8::/56 {\nbinding state active;\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := lab.AltParseDHCPDLeases(tt.text)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if diff := cmp.Diff(tt.want, got, altCmp); diff != "" {
+				t.Errorf("leases (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// FuzzAltParseDHCPDLeases: any text parses or fails cleanly, and every
+// lease it returns names a valid prefix once.
+func FuzzAltParseDHCPDLeases(f *testing.F) {
+	f.Add(altLeaseFile)
+	f.Add("iaprefix 2001:db8::/56 {\n}\n}\n")
+	f.Add("iaprefix ::/0 {\npreferred-life 1;\nmax-life 2;\n}\niaprefix ::/0 {\n}\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		leases, err := lab.AltParseDHCPDLeases(text)
+		if err != nil {
+			return
+		}
+		seen := map[netip.Prefix]bool{}
+		for _, l := range leases {
+			if !l.Prefix.IsValid() || seen[l.Prefix] {
+				t.Fatalf("lease %+v: invalid or repeated prefix", l)
+			}
+			seen[l.Prefix] = true
+		}
+	})
+}
