@@ -629,7 +629,17 @@ func TestPairTCPStreamSurvivesNodeDeath(t *testing.T) {
 			t.Errorf("node 2: role %s prefix %s, want master %s", r, pf, p.deleg)
 		}
 	})
-	t.Run("kea knows the pair as one client with one prefix", func(t *testing.T) {
+	t.Run("kea knows the pair as one client with one prefix after node 2 renewed it", func(t *testing.T) {
+		// Bound, with a Reply from Kea: node 2's own Renew or Rebind (as
+		// backup it sent nothing) came back.
+		doc, err := p.nodes[1].WaitStatus(ctx, 15*time.Second, "node 2 bound by a Reply of its own", func(doc map[string]any) bool {
+			reply, _ := lab.Get(doc, "wan", "messages", "received:REPLY").(float64)
+			return lab.GetString(doc, "wan", "state") == "bound" && reply > 0
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("node 2's DHCPv6 messages: %v", lab.Get(doc, "wan", "messages"))
 		pairCheckOneKeaLease(t, p.Lab, p.deleg)
 	})
 }
