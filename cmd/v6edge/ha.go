@@ -30,6 +30,8 @@ type pair struct {
 	d    *daemon
 	cfg  *configs.HA
 	node *ha.Node // nil with mode = "external"
+	// resigned: the node stopped as master and sent priority 0.
+	resigned atomic.Bool
 
 	mu       sync.Mutex
 	wan      string
@@ -48,8 +50,32 @@ func newPair(d *daemon) *pair {
 		// accidents (another VRID's pair), not against attackers on the LAN.
 		key = []byte(fmt.Sprintf("v6edge-vrid-%d", cfg.VRID))
 	}
-	return &pair{d: d, cfg: cfg, wan: d.cfg.WANs[0].Interface, syncKey: key,
+	p := &pair{d: d, cfg: cfg, wan: d.cfg.WANs[0].Interface, syncKey: key,
 		lastSeq: uint64(time.Now().Add(-time.Minute).UnixNano())}
+	if cfg.Mode == "vrrp" {
+		// Built here, before any goroutine runs, so status can read it.
+		p.node = ha.NewNode(ha.NodeConfig{
+			Interface: cfg.Interface,
+			Config: ha.Config{VRID: cfg.VRID, Priority: cfg.Priority, AdvertInterval: cfg.AdvertInterval,
+				Preempt: cfg.Preempt, PreemptDelay: cfg.PreemptDelay, Addrs: virtualAddrs(d.cfg)},
+			Logger: d.log.With("part", "vrrp"),
+			OnRole: func(r ha.Role, why string) {
+				if why == ha.ReasonShutdown {
+					// Stopped as master: a priority 0 advert went out.
+					d.mu.Lock()
+					p.resigned.Store(d.role == plan.Master)
+					d.mu.Unlock()
+				}
+				d.setRole(haRole(r), why)
+			},
+		})
+	}
+	// Read once, before any goroutine can move the MAC: the backup gives
+	// this one back.
+	if link, err := d.nl.LinkByName(p.wan); err == nil {
+		p.ownMAC = slices.Clone(link.Attrs().HardwareAddr)
+	}
+	return p
 }
 
 // virtualAddrs lists the VRRP addresses in advert order (RFC 5798 §5.2.9):
@@ -77,9 +103,6 @@ func haRole(r ha.Role) plan.Role {
 
 // run starts the VRRP node (mode vrrp) and the lease sync until ctx ends.
 func (p *pair) run(ctx context.Context) error {
-	if link, err := p.d.nl.LinkByName(p.wan); err == nil {
-		p.ownMAC = slices.Clone(link.Attrs().HardwareAddr)
-	}
 	if err := p.openSync(); err != nil {
 		return err
 	}
@@ -90,26 +113,11 @@ func (p *pair) run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- p.receiveSync(ctx) }()
 	go func() { p.sendSyncLoop(ctx); errc <- nil }()
-	if p.cfg.Mode == "vrrp" {
-		var resigned atomic.Bool // stopped as master: a priority 0 advert went out
-		p.node = ha.NewNode(ha.NodeConfig{
-			Interface: p.cfg.Interface,
-			Config: ha.Config{VRID: p.cfg.VRID, Priority: p.cfg.Priority, AdvertInterval: p.cfg.AdvertInterval,
-				Preempt: p.cfg.Preempt, PreemptDelay: p.cfg.PreemptDelay, Addrs: virtualAddrs(p.d.cfg)},
-			Logger: p.d.log.With("part", "vrrp"),
-			OnRole: func(r ha.Role, why string) {
-				if why == ha.ReasonShutdown {
-					p.d.mu.Lock()
-					resigned.Store(p.d.role == plan.Master)
-					p.d.mu.Unlock()
-				}
-				p.d.setRole(haRole(r), why)
-			},
-		})
+	if p.node != nil {
 		if err := p.node.Run(ctx); err != nil {
 			return err
 		}
-		if resigned.Load() {
+		if p.resigned.Load() {
 			p.handOver()
 		}
 	} else {

@@ -45,8 +45,22 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			bin, skipReason = buildDaemon(dir)
+			if raceEnabled && skipReason == "" {
+				// Every daemon the labs start writes its race reports here.
+				os.Setenv("GORACE", "log_path="+filepath.Join(dir, "race")+" halt_on_error=0")
+			}
 		}
-		return m.Run()
+		code := m.Run()
+		if raceEnabled && bin != "" {
+			if reports, _ := filepath.Glob(filepath.Join(filepath.Dir(bin), "race.*")); len(reports) > 0 {
+				for _, r := range reports {
+					b, _ := os.ReadFile(r)
+					fmt.Fprintf(os.Stderr, "data race in the daemon (%s):\n%s\n", r, b)
+				}
+				return 1
+			}
+		}
+		return code
 	}()
 	os.Exit(code)
 }
@@ -58,7 +72,13 @@ func buildDaemon(dir string) (path, skip string) {
 		return "", fmt.Sprintf("cannot find the module root: %v", err)
 	}
 	path = filepath.Join(dir, "v6edge")
-	cmd := exec.Command("go", "build", "-o", path, "./cmd/v6edge")
+	args := []string{"build", "-o", path}
+	if raceEnabled {
+		// The daemon is built with the race detector too: the labs are where
+		// its goroutines really run concurrently.
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/v6edge")...)
 	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Sprintf("cmd/v6edge does not build yet: %v\n%s", err, out)
