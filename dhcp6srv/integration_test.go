@@ -83,7 +83,9 @@ func (c *dhcpcdClient) exit(t *testing.T, p *peer) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	args := c.command("-x", "eth0")
+	// -6 as at start: without it dhcpcd finds no daemon to stop and starts a
+	// second one instead.
+	args := c.command("-6", "-x", "eth0")
 	_ = execCtx(ctx, args...).Run()
 	select {
 	case <-p.done:

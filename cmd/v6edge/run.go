@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -524,6 +525,21 @@ func (d *daemon) reload() {
 	}
 	d.cfg = cfg
 	d.mu.Unlock()
+	// These are read once at start by long-lived parts; say so instead of
+	// pretending they changed.
+	var needRestart []string
+	if !reflect.DeepEqual(old.HA, cfg.HA) {
+		needRestart = append(needRestart, "[ha]")
+	}
+	if old.DAD != cfg.DAD {
+		needRestart = append(needRestart, "[dad]")
+	}
+	if old.Control != cfg.Control {
+		needRestart = append(needRestart, "[control]")
+	}
+	if len(needRestart) > 0 {
+		d.log.Warn("config reloaded, but these sections take effect only after a restart", "sections", needRestart)
+	}
 	d.log.Info("config reloaded", "path", d.path)
 	d.kick()
 }
