@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 )
 
 // DefaultInternal is the ULA prefix the demo and the incumbent map to the
@@ -72,6 +73,39 @@ NFT
 // Incumbent is the dhcpcd + hook + radvd setup v6edge replaces.
 type Incumbent struct {
 	Dhcpcd, Radvd *Proc
+
+	lab        *Lab
+	name, conf string // dhcpcd's name (its db and run directories) and configuration text
+}
+
+// Ctl runs `dhcpcd <args> wan0` against the running dhcpcd, e.g. "-6", "-N"
+// to renew now. It must see the same private /var/lib/dhcpcd and /run as
+// the daemon to find its control socket; dhcpcd started with -6 listens on a
+// per-family socket, so without "-6" the command finds no daemon and starts
+// a second one.
+func (i *Incumbent) Ctl(ctx context.Context, args ...string) (string, error) {
+	l := i.lab
+	script := `mount --bind "$1" /var/lib/dhcpcd && mount --bind "$2" /run && shift 2 && exec dhcpcd "$@"`
+	cmd := append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+		l.path(i.name + "-db"), l.path(i.name + "-run"), "-f", l.path(i.name + ".conf")}, args...)
+	return l.Exec(ctx, l.Router, append(cmd, WANIface)...)
+}
+
+// RestartDhcpcd stops dhcpcd (SIGTERM, which neither releases the lease nor
+// runs the hook's NAT part) and starts it again on the same database
+// directory, as after a reboot of the router: it finds its saved lease. It
+// returns when the new process was started.
+func (i *Incumbent) RestartDhcpcd(ctx context.Context) (time.Time, error) {
+	if err := i.Dhcpcd.Stop(); err != nil {
+		return time.Time{}, err
+	}
+	start := time.Now()
+	d, err := i.lab.StartDhcpcd(ctx, i.name, i.conf, "-6", "-B", WANIface)
+	if err != nil {
+		return time.Time{}, err
+	}
+	i.Dhcpcd = d
+	return start, nil
 }
 
 // Stop stops both daemons.
@@ -136,7 +170,8 @@ interface %s
 	if err := os.WriteFile(radvdConf, []byte(rconf), 0o644); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	d, err := l.StartDhcpcd(ctx, fmt.Sprintf("incumbent-dhcpcd-%d", n), conf, "-6", "-B", WANIface)
+	name := fmt.Sprintf("incumbent-dhcpcd-%d", n)
+	d, err := l.StartDhcpcd(ctx, name, conf, "-6", "-B", WANIface)
 	if err != nil {
 		return nil, err
 	}
@@ -146,5 +181,5 @@ interface %s
 		_ = d.Stop()
 		return nil, err
 	}
-	return &Incumbent{Dhcpcd: d, Radvd: r}, nil
+	return &Incumbent{Dhcpcd: d, Radvd: r, lab: l, name: name, conf: conf}, nil
 }

@@ -1,0 +1,44 @@
+package lab_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/v6edge/v6edge/internal/lab"
+)
+
+// TestBenchOpsMeasuresBothSetups runs one round of the operations bench
+// (idle CPU, renumbering, restart) against v6edge and the incumbent in one
+// lab, and checks that each measured what the table reports.
+func TestBenchOpsMeasuresBothSetups(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	t.Parallel()
+	ctx := t.Context()
+	l, err := lab.New(ctx, lab.Options{Name: "v6bops", Log: testLog{t}, })
+	if err != nil {
+		t.Fatalf("lab.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	for _, which := range []string{lab.SetupV6edge, lab.SetupIncumbent} {
+		t.Run(which+" renumbers, restarts and idles measurably", func(t *testing.T) {
+			before := l.Pool
+			res, err := lab.MeasureOps(ctx, l, which, bin, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%+v", res)
+			if !res.Renumber.OK || before.Contains(res.Renumber.Prefix.Addr()) {
+				t.Errorf("renumbering from %s: %+v, want a Reply with a prefix from the other pool", before, res.Renumber)
+			}
+			if !res.Restart.OK {
+				t.Errorf("restart: %+v, want a successful Reply", res.Restart)
+			}
+		})
+	}
+}
