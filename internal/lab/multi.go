@@ -328,6 +328,7 @@ func (m *Multi) writeBCP38(ctx context.Context, i int, create bool) error {
 		text = fmt.Sprintf(`table ip6 %[1]s {
 	counter dropped {}
 	counter pings {}
+	counter probes {}
 	set pool {
 		type ipv6_addr
 		flags interval
@@ -339,9 +340,10 @@ func (m *Multi) writeBCP38(ctx context.Context, i int, create bool) error {
 		ip6 saddr { fe80::/10, ::/128, %[4]s } accept
 		ip6 saddr != @pool counter name dropped drop
 		icmpv6 type echo-request meta length %[5]d counter name pings
+		ip6 daddr %[6]s icmpv6 type echo-request meta length != %[5]d counter name probes
 	}
 }
-`, MultiBCP38Table, pool, UpstreamIface, u.Link.Masked(), 40+8+MultiPingSize)
+`, MultiBCP38Table, pool, UpstreamIface, u.Link.Masked(), 40+8+MultiPingSize, InternetAddr)
 	} else {
 		text = fmt.Sprintf("flush set ip6 %[1]s pool\nadd element ip6 %[1]s pool { %[2]s }\n", MultiBCP38Table, pool)
 	}
@@ -386,6 +388,7 @@ func (m *Multi) RestartKea(ctx context.Context, i int, pool netip.Prefix, delete
 type MultiCounters struct {
 	Dropped uint64 // packets from the router with a source outside the pool
 	Pings   uint64 // Multi.Ping echo requests that passed the filter
+	Probes  uint64 // other echo requests to InternetAddr that passed: the daemon's probes
 }
 
 var multiPackets = regexp.MustCompile(`packets (\d+) bytes`)
@@ -396,7 +399,7 @@ func (m *Multi) Counters(ctx context.Context, i int) (MultiCounters, error) {
 	for _, x := range []struct {
 		name string
 		dst  *uint64
-	}{{"dropped", &c.Dropped}, {"pings", &c.Pings}} {
+	}{{"dropped", &c.Dropped}, {"pings", &c.Pings}, {"probes", &c.Probes}} {
 		out, err := m.Exec(ctx, m.Upstreams[i].NS, "nft", "list", "counter", "ip6", MultiBCP38Table, x.name)
 		if err != nil {
 			return c, err
