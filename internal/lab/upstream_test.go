@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -312,6 +313,290 @@ func TestAltISCDHCPDAsTheUpstream(t *testing.T) {
 			}
 		}
 	})
+}
+
+// altStates polls the daemon's wan.state until done holds for the status
+// and returns every state seen, in order, without repeats.
+func altStates(t *testing.T, d *lab.Daemon, timeout time.Duration, what string, done func(doc map[string]any) bool) ([]string, map[string]any) {
+	t.Helper()
+	var seen []string
+	doc, err := d.WaitStatus(t.Context(), timeout, what, func(doc map[string]any) bool {
+		if s := lab.GetString(doc, "wan", "state"); len(seen) == 0 || seen[len(seen)-1] != s {
+			seen = append(seen, s)
+		}
+		return done(doc)
+	})
+	if err != nil {
+		t.Fatalf("%v; states seen: %v", err, seen)
+	}
+	return seen, doc
+}
+
+func TestAltUpstreamLossExpiresTheLeaseAndServiceComesBack(t *testing.T) {
+	t.Parallel()
+	// Kea's shortest useful timers: the outage runs from T1 through T2 to
+	// the valid lifetime within 14 s of the last Reply.
+	o := lab.Options{T1: 4 * time.Second, T2: 6 * time.Second, Preferred: 10 * time.Second, Valid: 14 * time.Second}
+	l := altLab(t, o)
+	ctx := t.Context()
+	host := l.Hosts[0]
+	d := altRun(t, l, altConfig("both"))
+	deleg := waitBound(t, d, l.Pool)
+	ula, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// advertise = "both": the host also numbers itself in the delegated
+	// /64 that sits where the LAN's ULA /64 sits in the internal prefix.
+	gua64 := netip.PrefixFrom(lab.MapAddr(ula, internal, deleg), 64).Masked()
+	gua, err := l.WaitHostSLAAC(ctx, host, gua64, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("bound %s; the host has %s and %s", deleg, ula, gua)
+
+	doc0, _, err := d.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StopKea(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	watch := altWatchAddr(ctx, l, host, gua64)
+	solicits := altMessages(doc0, "sent:SOLICIT")
+	states, doc := altStates(t, d, 30*time.Second, "the lease to run out and the client to solicit again", func(doc map[string]any) bool {
+		return lab.GetString(doc, "wan", "prefix") == "" && altMessages(doc, "sent:SOLICIT") > solicits
+	})
+	t.Logf("%v after Kea stopped: states %v; messages %v", time.Since(stopped).Round(100*time.Millisecond), states, lab.Get(doc, "wans", 0, "messages"))
+
+	t.Run("the client went from renewing to rebinding before it started over", func(t *testing.T) {
+		i := slices.Index(states, "renewing")
+		j := slices.Index(states, "rebinding")
+		if i < 0 || j < i {
+			t.Errorf("states %v: want renewing, then rebinding", states)
+		}
+		if !strings.Contains(d.Log(), "state=expired") {
+			t.Errorf("the daemon never logged the expired state:\n%s", lastLines(d.Log(), 30))
+		}
+	})
+
+	t.Run("the NAT mapping for the old prefix is withdrawn", func(t *testing.T) {
+		var out string
+		err := l.WaitFor(ctx, 5*time.Second, "no rule naming "+deleg.String(), func() (bool, error) {
+			var err error
+			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
+			return err == nil && !strings.Contains(out, deleg.String()) && !strings.Contains(out, "prefix to"), err
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lab.Get(doc, "nat", "installed") != false {
+			t.Errorf("status nat = %v, want installed false", lab.Get(doc, "nat"))
+		}
+	})
+
+	t.Run("the host's address in the delegated /64 was deprecated while valid, then removed", func(t *testing.T) {
+		w := watch()
+		preferredUntil, _ := time.Parse(time.RFC3339, lab.GetString(doc0, "wan", "preferred_until"))
+		validUntil, _ := time.Parse(time.RFC3339, lab.GetString(doc0, "wan", "valid_until"))
+		t.Logf("lease preferred until %s, valid until %s; host address deprecated at %s, gone at %s",
+			preferredUntil.Format(time.TimeOnly), validUntil.Format(time.TimeOnly), altClock(w.deprecated), altClock(w.gone))
+		if w.err != nil {
+			t.Fatal(w.err)
+		}
+		if w.deprecated.IsZero() && w.gone.IsZero() {
+			t.Fatalf("the host still prefers an address in %s after the lease expired", gua64)
+		}
+		// RFC 9096 §3.3: the RA never promises more than the lease; the
+		// host stops preferring the address when the lease's preferred
+		// lifetime ends (a second's slack: the status has whole seconds).
+		if !w.deprecated.IsZero() && w.deprecated.After(preferredUntil.Add(1500*time.Millisecond)) {
+			t.Errorf("deprecated at %s, after the lease's preferred lifetime ended at %s", altClock(w.deprecated), altClock(preferredUntil))
+		}
+		if w.deprecated.IsZero() {
+			t.Errorf("the address went from preferred to gone at %s without being deprecated first", altClock(w.gone))
+		}
+	})
+
+	t.Run("the RA no longer offers the delegated /64 and the host keeps its ULA address", func(t *testing.T) {
+		out, err := l.Exec(ctx, host, "rdisc6", "-1", "-w", "1000", lab.HostIface)
+		ras := lab.ParseRdisc6(out)
+		if err != nil || len(ras) == 0 {
+			t.Fatalf("rdisc6: %v\n%s", err, out)
+		}
+		var sawULA bool
+		for _, p := range ras[0].Prefixes {
+			sawULA = sawULA || p.Prefix == subnet1
+			if p.Prefix == gua64 && !strings.HasPrefix(p.Preferred, "0 ") {
+				t.Errorf("the RA offers %s with preferred lifetime %s after the lease expired", gua64, p.Preferred)
+			}
+		}
+		if !sawULA {
+			t.Errorf("the RA lacks the LAN's %s:\n%s", subnet1, out)
+		}
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("RA prefixes %+v; status lan.0.prefixes %v, deprecated %v", ras[0].Prefixes, lab.Get(doc, "lan", 0, "prefixes"), lab.Get(doc, "lan", 0, "deprecated"))
+		if now, err := l.HostAddrs(ctx, host, subnet1); err != nil || len(now) == 0 || now[0].Prefix.Addr() != ula || now[0].Deprecated {
+			t.Errorf("the host's ULA address: %+v, %v; want %s kept and preferred", now, err, ula)
+		}
+	})
+
+	t.Run("the guard chain lets no internal source leave untranslated", func(t *testing.T) {
+		// The router still has its default route from the upstream's RAs:
+		// without the guard, the echo requests would leave with the ULA.
+		if out, err := l.Exec(ctx, l.Router, "ip", "-6", "route", "show", "default"); err != nil || !strings.Contains(out, "dev wan0") {
+			t.Fatalf("router default route: %v: %q", err, out)
+		}
+		rules, err := l.Exec(ctx, l.Router, "nft", "list", "chain", "ip6", "v6edge", "guard")
+		if want := fmt.Sprintf("oifname \"wan0\" ip6 saddr %s drop", internal); err != nil || !strings.Contains(rules, want) {
+			t.Errorf("guard chain lacks %q: %v\n%s", want, err, rules)
+		}
+		in, err := l.Capture(ctx, l.Router, lab.LANIface, "icmp6 and ip6[40] == 128")
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, err := l.Capture(ctx, l.Upstream, lab.UpstreamIface, "icmp6 and ip6[40] == 128")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, perr := l.Exec(ctx, host, "ping", "-c", "3", "-i", "0.2", "-W", "1", lab.InternetAddr.String())
+		arrived, err := in.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		left, err := up.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perr == nil {
+			t.Errorf("the ping got through with no lease:\n%s", out)
+		}
+		var fromULA int
+		for _, p := range arrived {
+			if internal.Contains(p.Src) {
+				fromULA++
+			}
+		}
+		if fromULA == 0 {
+			t.Errorf("no echo request from an internal source reached the router's lan0 (%d packets): nothing was put to the test", len(arrived))
+		}
+		for _, p := range left {
+			if internal.Contains(p.Src) {
+				t.Errorf("an internal source left on up0: %s", p.Line)
+			}
+		}
+		t.Logf("lan0 saw %d echo requests from the ULA, up0 saw %d echo requests; ping: %s", fromULA, len(left), lastLines(out, 2))
+	})
+
+	if err := l.RestartKea(ctx, l.Pool, false); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	again := waitBound(t, d, l.Pool)
+	t.Logf("bound again %v after Kea came back: %s (before: %s)", time.Since(restarted).Round(100*time.Millisecond), again, deleg)
+
+	t.Run("the NAT is back and the host leaves translated again", func(t *testing.T) {
+		var out string
+		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+again.String(), func() (bool, error) {
+			var err error
+			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
+			return lab.HasNetmap(out, internal, again), err
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lab.Get(doc, "nat", "installed") != true || lab.GetString(doc, "nat", "external") != again.String() {
+			t.Errorf("status nat = %v, want installed with external %s", lab.Get(doc, "nat"), again)
+		}
+		want := lab.MapAddr(ula, internal, again)
+		err = l.WaitFor(ctx, 10*time.Second, "the host reaching the internet", func() (bool, error) {
+			_, err := l.Exec(ctx, host, "ping", "-c", "1", "-W", "1", lab.InternetAddr.String())
+			return err == nil, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range pingUpstream(t, l, host) {
+			if s != want {
+				t.Errorf("upstream saw source %s, want %s", s, want)
+			}
+		}
+	})
+}
+
+// altAddrWatch is when an address range on a host stopped being preferred
+// and when it disappeared.
+type altAddrWatch struct {
+	deprecated, gone time.Time
+	err              error
+}
+
+// altWatchAddr polls the host's addresses in subnet every 100 ms until
+// the range is empty or ctx ends; the returned function stops the watch
+// and reports what it saw.
+func altWatchAddr(ctx context.Context, l *lab.Lab, host string, subnet netip.Prefix) func() altAddrWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan altAddrWatch, 1)
+	go func() {
+		var w altAddrWatch
+		defer func() { done <- w }()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			addrs, err := l.HostAddrs(ctx, host, subnet)
+			if err != nil {
+				if ctx.Err() == nil {
+					w.err = err
+				}
+				return
+			}
+			now := time.Now()
+			if len(addrs) == 0 {
+				w.gone = now
+				return
+			}
+			if w.deprecated.IsZero() && (addrs[0].Deprecated || addrs[0].Preferred == 0) {
+				w.deprecated = now
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() altAddrWatch {
+		// Let the watch see the end of a lease that has just expired.
+		t := time.NewTimer(3 * time.Second)
+		defer t.Stop()
+		select {
+		case w := <-done:
+			cancel()
+			return w
+		case <-t.C:
+		}
+		cancel()
+		return <-done
+	}
+}
+
+func altClock(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Format("15:04:05.0")
 }
 
 // altLeaseFile is what dhcpd 4.4.3 wrote in a lab run: the binding, then
