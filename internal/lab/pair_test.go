@@ -1322,3 +1322,57 @@ func TestPairExternalRoles(t *testing.T) {
 		}
 	})
 }
+
+func TestPairHelpers(t *testing.T) {
+	t.Run("Master_Down_Interval and Skew_Time follow RFC 5798 §6.1", func(t *testing.T) {
+		tests := []struct {
+			advert     time.Duration
+			priority   int
+			skew, down time.Duration
+		}{
+			{100 * time.Millisecond, 100, 60937500 * time.Nanosecond, 360937500 * time.Nanosecond},
+			{time.Second, 100, 609375 * time.Microsecond, 3609375 * time.Microsecond},
+			{time.Second, 255, 3906250 * time.Nanosecond, 3003906250 * time.Nanosecond},
+		}
+		for _, tt := range tests {
+			if got := pairSkew(tt.advert, tt.priority); got != tt.skew {
+				t.Errorf("pairSkew(%v, %d) = %v, want %v", tt.advert, tt.priority, got, tt.skew)
+			}
+			if got := pairMasterDown(tt.advert, tt.priority); got != tt.down {
+				t.Errorf("pairMasterDown(%v, %d) = %v, want %v", tt.advert, tt.priority, got, tt.down)
+			}
+		}
+	})
+	t.Run("replies are attributed to the node whose MAC sent them", func(t *testing.T) {
+		const (
+			oldMAC = "aa:00:00:00:00:01"
+			newMAC = "aa:00:00:00:00:02"
+		)
+		line := func(sec, mac string) string {
+			return sec + " " + mac + " > 02:00:00:00:00:09, ethertype IPv6 (0x86dd), length 118: 2001:db8:ffff::1 > fd00::2: ICMP6, echo reply, id 1, seq 1, length 64"
+		}
+		tests := []struct {
+			name           string
+			capture        string
+			viaOld, viaNew int
+			handover       time.Duration
+		}{
+			{"a clean switch counts both and measures last old to first new", strings.Join([]string{line("100.000", oldMAC), line("100.010", oldMAC), line("100.380", newMAC), line("100.390", newMAC)}, "\n"), 2, 2, 370 * time.Millisecond},
+			{"an overlap gives a negative handover", strings.Join([]string{line("100.000", oldMAC), line("100.010", newMAC), line("100.020", oldMAC)}, "\n"), 2, 1, -10 * time.Millisecond},
+			{"replies from the old node only give no handover", line("100.000", oldMAC), 1, 0, 0},
+			{"lines that are not packets are skipped", "reading from file x, link-type EN10MB\n\nnot a line", 0, 0, 0},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				var o pairOutage
+				o.pairViaMACs(tt.capture, oldMAC, newMAC)
+				if o.ViaOld != tt.viaOld || o.ViaNew != tt.viaNew {
+					t.Errorf("via old %d new %d, want %d %d", o.ViaOld, o.ViaNew, tt.viaOld, tt.viaNew)
+				}
+				if d := o.Handover - tt.handover; d > time.Millisecond || d < -time.Millisecond {
+					t.Errorf("handover %v, want %v", o.Handover, tt.handover)
+				}
+			})
+		}
+	})
+}
