@@ -222,6 +222,23 @@ func (e *multiEnv) failover(t *testing.T, limit time.Duration, fault func() erro
 	return 0, -1
 }
 
+// waitRule waits until the router's rule for new flows (priority 30090)
+// looks up table and returns when it saw it.
+func (e *multiEnv) waitRule(t *testing.T, table int) time.Time {
+	t.Helper()
+	want := fmt.Sprintf("lookup %d ", table)
+	var seen time.Time
+	err := e.WaitFor(t.Context(), 10*time.Second, "rule 30090 to "+want, func() (bool, error) {
+		out, err := e.Exec(t.Context(), e.Router, "ip", "-6", "rule", "show", "priority", "30090")
+		seen = time.Now()
+		return strings.Contains(out+" ", want), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seen
+}
+
 // waitPreferred waits until uplink i is healthy and preferred.
 func (e *multiEnv) waitPreferred(t *testing.T, i int, timeout time.Duration) {
 	t.Helper()
@@ -410,16 +427,21 @@ func TestMultiFailoverOnLinkLoss(t *testing.T) {
 	t.Parallel()
 	e := multiStart(t)
 	ctx := t.Context()
-	var fail, back []time.Duration
+	var fail, rule, back []time.Duration
 	for run := range multiRuns(t) {
 		if got := e.pingVia(t); got != 0 {
 			t.Fatalf("run %d: a new flow before the fault went via upstream %d, want 1", run, got+1)
 		}
+		start := time.Now()
 		took, via := e.failover(t, 5*time.Second, func() error { return e.SetWANLink(ctx, 0, false) })
 		if via != 1 {
 			t.Errorf("run %d: the first answered flow after wan0 went down was not counted at upstream 2", run)
 		}
 		fail = append(fail, took)
+		// The kernel alone moves new flows at once (table 1000 loses its
+		// route with the link, the lookup falls through to main's default
+		// by wan1); the daemon's part is pointing rule 30090 at table 1001.
+		rule = append(rule, e.waitRule(t, 1001).Sub(start))
 		why := e.waitUnhealthy(t, 0, 2*time.Second)
 		if run == 0 {
 			t.Logf("wans[0] while its link is down: unhealthy_reason %q", why)
@@ -433,11 +455,13 @@ func TestMultiFailoverOnLinkLoss(t *testing.T) {
 		if got := e.pingVia(t); got != 0 {
 			t.Errorf("run %d: a new flow after wan0 returned went via upstream %d, want 1", run, got+1)
 		}
-		t.Logf("run %d: link down -> first answer via upstream 2 after %v; link up -> wan0 preferred again after %v", run, took, back[run])
+		t.Logf("run %d: link down -> first answer via upstream 2 after %v, rule 30090 -> table 1001 after %v; link up -> wan0 preferred again after %v",
+			run, took, rule[run], back[run])
 	}
 	t.Logf("failover on link loss: %s", summarize(fail))
+	t.Logf("link loss to rule 30090 -> table 1001 (the daemon's reaction): %s", summarize(rule))
 	t.Logf("return after link up (hold-down): %s", summarize(back))
-	if m := slices.Max(fail); m > 2*time.Second {
+	if m := max(slices.Max(fail), slices.Max(rule)); m > 2*time.Second {
 		t.Errorf("slowest failover on link loss took %v, SPEC.md promises 2 s", m)
 	}
 	if m := slices.Min(back); m < 9*time.Second {
