@@ -536,6 +536,122 @@ func TestAltUpstreamLossExpiresTheLeaseAndServiceComesBack(t *testing.T) {
 	})
 }
 
+func TestAltISCDHCPDRestartsOnBothSides(t *testing.T) {
+	if _, err := exec.LookPath(lab.AltDHCPDBinary); err != nil {
+		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
+	}
+	t.Parallel()
+	l := altLab(t, lab.Options{})
+	ctx := t.Context()
+	if err := l.StopKea(); err != nil {
+		t.Fatal(err)
+	}
+	o := lab.AltDHCPDOptions{Preferred: 20 * time.Second, Valid: 30 * time.Second}
+	srv, err := lab.AltStartDHCPD(ctx, l, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := altRun(t, l, altConfig("internal"))
+	deleg := waitBound(t, d, l.Pool)
+
+	t.Run("v6edge killed and restarted on its state_dir rebinds the saved prefix with dhcpd", func(t *testing.T) {
+		if err := d.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		nd, err := l.OpsRestartDaemon(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d = nd
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("restarted v6edge log:\n%s", d.Log())
+			}
+		})
+		states, doc := altStates(t, d, 15*time.Second, "the saved prefix bound again", func(doc map[string]any) bool {
+			return lab.GetString(doc, "wan", "state") == "bound" && altMessages(doc, "received:REPLY") > 0
+		})
+		if got := lab.GetString(doc, "wan", "prefix"); got != deleg.String() {
+			t.Errorf("prefix after the restart %s, want %s", got, deleg)
+		}
+		if n := altMessages(doc, "sent:SOLICIT"); n != 0 {
+			t.Errorf("the restarted daemon sent %v Solicits, want none: it must Rebind its saved lease", n)
+		}
+		t.Logf("states %v, messages %v", states, lab.Get(doc, "wans", 0, "messages"))
+	})
+
+	var again netip.Prefix
+	t.Run("dhcpd restarted with an empty lease file and a new DUID: the Rebind at T2 brings the lease back", func(t *testing.T) {
+		if err := srv.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := lab.AltStartDHCPD(ctx, l, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("new dhcpd log:\n%s", fresh.Log())
+			}
+		})
+		before, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldServer := lab.GetString(before, "wan", "server_duid")
+		replies := altMessages(before, "received:REPLY")
+		// T1 = 10 s and T2 = 16 s after the last Reply; the Renew names
+		// the old server, which the new one does not answer (RFC 8415
+		// §16.6), so the lease comes back at T2 by Rebind.
+		states, doc := altStates(t, d, 30*time.Second, "a Reply from the new dhcpd", func(doc map[string]any) bool {
+			return altMessages(doc, "received:REPLY") > replies && lab.GetString(doc, "wan", "state") == "bound"
+		})
+		t.Logf("states %v, messages %v", states, lab.Get(doc, "wans", 0, "messages"))
+		t.Logf("new dhcpd log:\n%s", lastLines(fresh.Log(), 5))
+		if slices.Contains(states, "expired") || slices.Contains(states, "soliciting") {
+			t.Errorf("states %v: the lease was lost instead of rebound", states)
+		}
+		// The Rebind is answered at once, often between two status polls:
+		// count the messages rather than the states seen.
+		if r0, r1 := altMessages(before, "sent:REBIND"), altMessages(doc, "sent:REBIND"); r1 <= r0 {
+			t.Errorf("sent:REBIND stayed %v: want the lease back by Rebind", r1)
+		}
+		if n := altMessages(doc, "sent:SOLICIT"); n != 0 {
+			t.Errorf("sent %v Solicits, want none", n)
+		}
+		if s := lab.GetString(doc, "wan", "server_duid"); s == oldServer {
+			t.Errorf("server DUID still %s: the Reply did not come from the new dhcpd", s)
+		}
+		again, err = netip.ParsePrefix(lab.GetString(doc, "wan", "prefix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		leases, err := fresh.LeaseList()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(leases) != 1 || leases[0].Prefix != again || leases[0].State != "active" {
+			t.Errorf("new dhcpd's leases %+v, want %s active", leases, again)
+		}
+		t.Logf("prefix before %s, after the Rebind %s", deleg, again)
+	})
+	if !again.IsValid() {
+		return
+	}
+
+	t.Run("the NAT maps the internal prefix onto the rebound prefix", func(t *testing.T) {
+		var out string
+		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+again.String(), func() (bool, error) {
+			var err error
+			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
+			return lab.HasNetmap(out, internal, again), err
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+}
+
 // altAddrWatch is when an address range on a host stopped being preferred
 // and when it disappeared.
 type altAddrWatch struct {
