@@ -258,7 +258,8 @@ func waitRA(ctx context.Context, conn net.PacketConn) (time.Time, error) {
 // defaults (Solicit, Advertise, Request, Reply: RFC 8415 §18.2.1 and
 // §18.2.9 make a client wait up to 1 s plus the first retransmission time
 // for Advertises, which dominates), and once with Rapid Commit on both sides,
-// which shows the clients' own overhead.
+// which shows the clients' own overhead; then, in one more lab, what
+// MeasureOps measures after start-up (WriteBenchOpsTable).
 func Bench(ctx context.Context, out io.Writer, bin string, runs int) error {
 	if runs < 1 {
 		runs = 5
@@ -282,6 +283,12 @@ func Bench(ctx context.Context, out io.Writer, bin string, runs int) error {
 		fmt.Fprintf(out, "%s:\n\n", r.title)
 		WriteBenchTable(out, results, runs)
 	}
+	ops, err := benchOps(ctx, bin, runs, BenchOpsIdle)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nAfter start-up (Kea defaults): a renumbering (Kea restarted with a new pool and the old binding deleted, then the client told to renew), a restart on the saved lease, and idle CPU. Reply times are tcpdump timestamps on the upstream's %s; NETMAP rules are polled over netlink every 5 ms:\n\n", UpstreamIface)
+	WriteBenchOpsTable(out, ops, runs)
 	return nil
 }
 

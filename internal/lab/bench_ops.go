@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +29,11 @@ type BenchOps struct {
 	// from /proc/<pid>/stat, plus the cutime+cstime of children reaped in
 	// the window, so a hook that ran and exited counts too.
 	IdleCPU, IdleWindow time.Duration
+	// IdleRun is the same CPU use at nanosecond resolution: the run time
+	// the scheduler accounts to every thread (/proc/<pid>/task/*/schedstat),
+	// where /proc/<pid>/stat counts 10 ms ticks. A thread that ends in the
+	// window is lost here.
+	IdleRun time.Duration
 
 	// Renumber: the upstream restarted with a new pool and without the
 	// old binding (Lab.RestartKea), then the client was told to renew at
@@ -145,7 +152,7 @@ func MeasureOps(ctx context.Context, l *Lab, which, bin string, idle time.Durati
 	}
 	var res BenchOps
 	res.IdleWindow = idle
-	if res.IdleCPU, err = l.benchIdleCPU(ctx, l.Router, idle); err != nil {
+	if res.IdleCPU, res.IdleRun, err = l.benchIdleCPU(ctx, l.Router, idle); err != nil {
 		return BenchOps{}, err
 	}
 	if res.Renumber, err = l.benchRenumber(ctx, labCtx, r); err != nil {
@@ -385,18 +392,20 @@ func BenchNetmapTo(exprs []expr.Any, pool netip.Prefix) (snat, dnat bool) {
 		copy(a[:], b)
 		return pool.Contains(netip.AddrFrom16(a))
 	}
-	var imm, cmp bool
+	loaded := map[uint32][]byte{} // register → immediate data
+	var cmp bool
 	for _, e := range exprs {
 		switch e := e.(type) {
 		case *expr.Immediate:
-			imm = imm || (len(e.Data) == 16 && inPool(e.Data, 128))
+			loaded[e.Register] = e.Data
 		case *expr.Cmp:
 			cmp = cmp || (e.Op == expr.CmpOpEq && inPool(e.Data, pool.Bits()))
 		case *expr.NAT:
 			if !e.Prefix {
 				continue
 			}
-			snat = snat || (e.Type == expr.NATTypeSourceNAT && imm)
+			first := loaded[e.RegAddrMin]
+			snat = snat || (e.Type == expr.NATTypeSourceNAT && len(first) == 16 && inPool(first, 128))
 			dnat = dnat || (e.Type == expr.NATTypeDestNAT && cmp)
 		}
 	}
@@ -404,44 +413,53 @@ func BenchNetmapTo(exprs []expr.Any, pool netip.Prefix) (snat, dnat bool) {
 }
 
 // benchIdleCPU returns the CPU time the processes of namespace ns use over
-// window (see BenchOps.IdleCPU).
-func (l *Lab) benchIdleCPU(ctx context.Context, ns string, window time.Duration) (time.Duration, error) {
+// window, by /proc/<pid>/stat and by schedstat (see BenchOps).
+func (l *Lab) benchIdleCPU(ctx context.Context, ns string, window time.Duration) (stat, run time.Duration, err error) {
 	before, err := benchNetnsCPU(ctx, ns)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := benchSleep(ctx, window); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	after, err := benchNetnsCPU(ctx, ns)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return BenchCPUDelta(before, after), nil
+	stat, run = BenchCPUDelta(before, after)
+	return stat, run, nil
 }
 
 // BenchProcCPU is the CPU account of one process from /proc/<pid>/stat.
 type BenchProcCPU struct {
 	Start uint64 // start time in clock ticks after boot: tells a reused pid apart
 	Ticks uint64 // utime + stime + cutime + cstime
+	Run   uint64 // nanoseconds on a CPU, summed over the live threads' schedstat
 }
 
 // BenchCPUDelta is the CPU time used between two snapshots of the same
 // processes: for a process in both, the growth of its account; for a new
 // one, all of it. A process gone by the second snapshot is lost, unless a
 // process in the namespace reaped it (then its parent's cutime has it).
-func BenchCPUDelta(before, after map[int]BenchProcCPU) time.Duration {
-	var ticks uint64
-	for pid, a := range after {
-		b, ok := before[pid]
-		switch {
-		case ok && b.Start == a.Start && a.Ticks >= b.Ticks:
-			ticks += a.Ticks - b.Ticks
-		case !ok || b.Start != a.Start:
-			ticks += a.Ticks
+// Stat counts /proc/<pid>/stat ticks, run schedstat nanoseconds.
+func BenchCPUDelta(before, after map[int]BenchProcCPU) (stat, run time.Duration) {
+	var ticks, ns uint64
+	grow := func(a, b uint64) uint64 {
+		if a >= b {
+			return a - b
 		}
+		return 0 // a thread ended: its time left the sum
 	}
-	return time.Duration(ticks) * benchTick
+	for pid, a := range after {
+		if b, ok := before[pid]; ok && b.Start == a.Start {
+			ticks += grow(a.Ticks, b.Ticks)
+			ns += grow(a.Run, b.Run)
+			continue
+		}
+		ticks += a.Ticks
+		ns += a.Run
+	}
+	return time.Duration(ticks) * benchTick, time.Duration(ns)
 }
 
 // benchTick is USER_HZ, the unit of /proc/<pid>/stat's times; it is 100 on
@@ -463,9 +481,17 @@ func benchNetnsCPU(ctx context.Context, ns string) (map[int]BenchProcCPU, error)
 		if err != nil {
 			continue // exited since
 		}
-		if c, err := ParseBenchProcStat(b); err == nil {
-			cpu[pid] = c
+		c, err := ParseBenchProcStat(b)
+		if err != nil {
+			continue
 		}
+		tasks, _ := filepath.Glob("/proc/" + f + "/task/*/schedstat")
+		for _, t := range tasks {
+			if b, err := os.ReadFile(t); err == nil {
+				c.Run += ParseBenchSchedstat(b)
+			}
+		}
+		cpu[pid] = c
 	}
 	return cpu, nil
 }
@@ -502,6 +528,17 @@ func ParseBenchProcStat(stat []byte) (BenchProcCPU, error) {
 	return c, nil
 }
 
+// ParseBenchSchedstat returns the first field of a schedstat file: the
+// nanoseconds the task has run on a CPU (0 if unreadable).
+func ParseBenchSchedstat(b []byte) uint64 {
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[0], 10, 64)
+	return v
+}
+
 func benchSleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -511,4 +548,140 @@ func benchSleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// BenchOpsIdle is the idle window the bench measures CPU over.
+const BenchOpsIdle = 10 * time.Second
+
+// benchOps runs MeasureOps runs times per setup, alternating, in one lab
+// with Kea's defaults.
+func benchOps(ctx context.Context, bin string, runs int, idle time.Duration) (map[string][]BenchOps, error) {
+	l, err := New(ctx, Options{Name: "v6bench"})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	results := map[string][]BenchOps{}
+	for i := range runs {
+		for _, which := range []string{SetupV6edge, SetupIncumbent} {
+			r, err := MeasureOps(ctx, l, which, bin, idle)
+			if err != nil {
+				return nil, fmt.Errorf("operations run %d of %s: %w", i+1, which, err)
+			}
+			results[which] = append(results[which], r)
+		}
+	}
+	return results, nil
+}
+
+// WriteBenchOpsTable prints the medians of MeasureOps results as markdown:
+// one row per figure, v6edge beside the incumbent, and how many times
+// v6edge is faster (or leaner). A cell counts the runs where the client
+// did not get there.
+func WriteBenchOpsTable(out io.Writer, results map[string][]BenchOps, runs int) {
+	setups := []string{SetupV6edge, SetupIncumbent}
+	row := func(title string, pick func(BenchOps) (time.Duration, bool), format func(time.Duration) string) {
+		var med [2]time.Duration
+		var cells [2]string
+		for i, which := range setups {
+			var d []time.Duration
+			for _, r := range results[which] {
+				if v, ok := pick(r); ok {
+					d = append(d, v)
+				}
+			}
+			med[i] = Median(d)
+			switch failed := len(results[which]) - len(d); {
+			case len(d) == 0:
+				cells[i] = "never"
+			case failed > 0:
+				cells[i] = fmt.Sprintf("%s (%d of %d runs never got there)", format(med[i]), failed, len(results[which]))
+			default:
+				cells[i] = format(med[i])
+			}
+		}
+		ratio := "n/a"
+		if med[0] > 0 && med[1] > 0 {
+			ratio = fmt.Sprintf("%.1f×", float64(med[1])/float64(med[0]))
+		}
+		fmt.Fprintf(out, "| %s | %s | %s | %s |\n", title, cells[0], cells[1], ratio)
+	}
+	text := func(title string, describe func(BenchOps) string) {
+		var cells [2]string
+		for i, which := range setups {
+			cells[i] = BenchTally(results[which], describe)
+		}
+		fmt.Fprintf(out, "| %s | %s | %s | |\n", title, cells[0], cells[1])
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+	fmt.Fprintf(out, "| after start-up, median of %d | v6edge | dhcpcd+hook+radvd | v6edge faster by |\n|---|---|---|---|\n", runs)
+	row("renumbering: Reply with the new prefix on the wire → new NETMAP rules in the kernel",
+		func(r BenchOps) (time.Duration, bool) { return r.Renumber.ReplyToNAT, r.Renumber.OK }, ms)
+	row("renumbering: renew command (`v6edge renew`, `dhcpcd -6 -N`, each a fork) → that Reply",
+		func(r BenchOps) (time.Duration, bool) { return r.Renumber.ToReply, r.Renumber.OK }, ms)
+	text("renumbering: client messages up to that Reply", func(r BenchOps) string {
+		return benchExchangeName(r.Renumber)
+	})
+	row("restart (SIGTERM, start on the saved state): process start → Reply of the first successful exchange",
+		func(r BenchOps) (time.Duration, bool) { return r.Restart.ToReply, r.Restart.OK }, ms)
+	text("restart: client messages up to that Reply; prefix kept", func(r BenchOps) string {
+		if !r.Restart.OK {
+			return "no Reply"
+		}
+		kept := "new prefix"
+		if r.Kept {
+			kept = "same prefix"
+		}
+		return benchExchangeName(r.Restart) + ", " + kept
+	})
+	var window time.Duration
+	for _, rs := range results {
+		for _, r := range rs {
+			window = max(window, r.IdleWindow)
+		}
+	}
+	row(fmt.Sprintf("idle CPU (user+system, every process in the router namespace) over %v after serving, per minute", window),
+		func(r BenchOps) (time.Duration, bool) {
+			if r.IdleWindow <= 0 {
+				return 0, false
+			}
+			return time.Duration(float64(r.IdleCPU) * float64(time.Minute) / float64(r.IdleWindow)), true
+		},
+		func(d time.Duration) string { return fmt.Sprintf("%.0f ms/min", float64(d)/float64(time.Millisecond)) })
+	row("idle CPU as above, by the scheduler's run time at ns resolution (schedstat), per minute",
+		func(r BenchOps) (time.Duration, bool) {
+			if r.IdleWindow <= 0 {
+				return 0, false
+			}
+			return time.Duration(float64(r.IdleRun) * float64(time.Minute) / float64(r.IdleWindow)), true
+		},
+		func(d time.Duration) string { return fmt.Sprintf("%.2f ms/min", float64(d)/float64(time.Millisecond)) })
+}
+
+func benchExchangeName(ex BenchExchange) string {
+	if !ex.OK {
+		return "no Reply"
+	}
+	return strings.Join(ex.Client, " → ")
+}
+
+// BenchTally describes each result and counts the descriptions, the most
+// frequent first: "Rebind 4/5, Solicit → Request 1/5".
+func BenchTally(results []BenchOps, describe func(BenchOps) string) string {
+	count := map[string]int{}
+	var names []string
+	for _, r := range results {
+		d := describe(r)
+		if count[d] == 0 {
+			names = append(names, d)
+		}
+		count[d]++
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return count[b] - count[a] })
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %d/%d", n, count[n], len(results)))
+	}
+	return strings.Join(parts, ", ")
 }

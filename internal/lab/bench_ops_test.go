@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -16,7 +17,7 @@ func TestBenchOpsMeasuresBothSetups(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := t.Context()
-	l, err := lab.New(ctx, lab.Options{Name: "v6bops", Log: testLog{t}, })
+	l, err := lab.New(ctx, lab.Options{Name: "v6bops", Log: testLog{t}})
 	if err != nil {
 		t.Fatalf("lab.New: %v", err)
 	}
@@ -36,8 +37,11 @@ func TestBenchOpsMeasuresBothSetups(t *testing.T) {
 			if !res.Renumber.OK || before.Contains(res.Renumber.Prefix.Addr()) {
 				t.Errorf("renumbering from %s: %+v, want a Reply with a prefix from the other pool", before, res.Renumber)
 			}
-			if !res.Restart.OK {
-				t.Errorf("restart: %+v, want a successful Reply", res.Restart)
+			if !res.Restart.OK || !res.Kept || slices.Contains(res.Restart.Client, "Solicit") {
+				t.Errorf("restart: %+v (kept %v), want a Reply with the same prefix and no Solicit", res.Restart, res.Kept)
+			}
+			if res.IdleWindow != 2*time.Second || res.IdleRun <= 0 && which == lab.SetupV6edge {
+				t.Errorf("idle: %v of CPU (%v by schedstat) over %v; a Go daemon's runtime wakes within 2 s", res.IdleCPU, res.IdleRun, res.IdleWindow)
 			}
 		})
 	}
