@@ -33,6 +33,9 @@ type AltDHCPDOptions struct {
 	// T1 and T2 set the renewal and rebinding options; zero leaves them
 	// out, and dhcpd then sends T1 = T2 = 0 ("client's choice").
 	T1, T2 time.Duration
+	// RapidCommit lets dhcpd answer a Solicit that carries Rapid Commit
+	// with a Reply at once (RFC 8415 §18.3.1).
+	RapidCommit bool
 }
 
 func (o AltDHCPDOptions) withDefaults() AltDHCPDOptions {
@@ -66,6 +69,9 @@ func AltDHCPDConfig(o AltDHCPDOptions) string {
 	}
 	if o.T2 > 0 {
 		fmt.Fprintf(&b, "option dhcp-rebinding-time %d;\n", secs(o.T2))
+	}
+	if o.RapidCommit {
+		b.WriteString("option dhcp6.rapid-commit;\n")
 	}
 	fmt.Fprintf(&b, "subnet6 %s {\n\tprefix6 %s %s /%d;\n}\n", UpstreamAddr.Masked(), o.First, o.Last, o.Delegated)
 	return b.String()

@@ -652,6 +652,94 @@ func TestAltISCDHCPDRestartsOnBothSides(t *testing.T) {
 	})
 }
 
+func TestAltISCDHCPDRapidCommitAndRelease(t *testing.T) {
+	if _, err := exec.LookPath(lab.AltDHCPDBinary); err != nil {
+		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
+	}
+	t.Parallel()
+	l := altLab(t, lab.Options{})
+	ctx := t.Context()
+	if err := l.StopKea(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := lab.AltStartDHCPD(ctx, l, lab.AltDHCPDOptions{RapidCommit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := altRun(t, l, lab.WithRapidCommit(altConfig("internal"), true))
+	deleg := waitBound(t, d, l.Pool)
+
+	t.Run("a Solicit with Rapid Commit is answered by a Reply: no Advertise, no Request", func(t *testing.T) {
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, k := range []string{"sent:SOLICIT", "received:ADVERTISE", "sent:REQUEST", "received:REPLY"} {
+			got[k] = altMessages(doc, k)
+		}
+		want := map[string]float64{"sent:SOLICIT": 1, "received:ADVERTISE": 0, "sent:REQUEST": 0, "received:REPLY": 1}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("messages (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("dhcpd's defaults (valid 12 h, preferred 5/8 of it) reach the status", func(t *testing.T) {
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for key, want := range map[string]time.Duration{"preferred_until": 27000 * time.Second, "valid_until": 43200 * time.Second} {
+			until, err := time.Parse(time.RFC3339, lab.GetString(doc, "wan", key))
+			if err != nil {
+				t.Fatalf("wan.%s: %v", key, err)
+			}
+			if left := time.Until(until); left > want || left < want-time.Minute {
+				t.Errorf("wan.%s is %v away, want about %v", key, left.Round(time.Second), want)
+			}
+		}
+	})
+
+	t.Run("v6edge release gives the prefix back: dhcpd marks it released, the NAT goes", func(t *testing.T) {
+		if out, code, err := d.Ctl(ctx, "release"); err != nil || code != 0 {
+			t.Fatalf("v6edge release: exit %d, %v: %s", code, err, out)
+		}
+		var leases []lab.AltLease
+		err := l.WaitFor(ctx, 10*time.Second, "dhcpd to record the release", func() (bool, error) {
+			var err error
+			leases, err = srv.LeaseList()
+			return err == nil && len(leases) == 1 && leases[0].State == "released", err
+		})
+		if err != nil {
+			t.Fatalf("%v: %+v", err, leases)
+		}
+		if leases[0].Prefix != deleg {
+			t.Errorf("dhcpd released %s, want %s", leases[0].Prefix, deleg)
+		}
+		doc, err := d.WaitStatus(ctx, 5*time.Second, "state released", func(doc map[string]any) bool {
+			return lab.GetString(doc, "wan", "state") == "released"
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lab.Get(doc, "nat", "installed") != false || lab.GetString(doc, "wan", "prefix") != "" {
+			t.Errorf("after release: wan %v, nat %v", lab.Get(doc, "wan"), lab.Get(doc, "nat"))
+		}
+		out, err := l.Exec(ctx, l.Router, "nft", "list", "ruleset")
+		if err != nil || strings.Contains(out, deleg.String()) {
+			t.Errorf("the ruleset still names %s (%v):\n%s", deleg, err, out)
+		}
+	})
+
+	t.Run("v6edge renew after a release binds again", func(t *testing.T) {
+		if out, code, err := d.Ctl(ctx, "renew"); err != nil || code != 0 {
+			t.Fatalf("v6edge renew: exit %d, %v: %s", code, err, out)
+		}
+		again := waitBound(t, d, l.Pool)
+		t.Logf("bound %s after the release of %s", again, deleg)
+	})
+}
+
 // altAddrWatch is when an address range on a host stopped being preferred
 // and when it disappeared.
 type altAddrWatch struct {
