@@ -355,18 +355,30 @@ func TestAltUpstreamLossExpiresTheLeaseAndServiceComesBack(t *testing.T) {
 	}
 	t.Logf("bound %s; the host has %s and %s", deleg, ula, gua)
 
-	doc0, _, err := d.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := l.StopKea(); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
 	watch := altWatchAddr(ctx, l, host, gua64)
+	// Read after the stop: no Reply can move the lease any more.
+	doc0, _, err := d.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	solicits := altMessages(doc0, "sent:SOLICIT")
+	var (
+		emptied   time.Time // first poll that showed no prefix
+		natDuring []string  // states in which the NAT was not installed while the lease was valid
+	)
 	states, doc := altStates(t, d, 30*time.Second, "the lease to run out and the client to solicit again", func(doc map[string]any) bool {
-		return lab.GetString(doc, "wan", "prefix") == "" && altMessages(doc, "sent:SOLICIT") > solicits
+		state, prefix := lab.GetString(doc, "wan", "state"), lab.GetString(doc, "wan", "prefix")
+		if prefix != "" && lab.Get(doc, "nat", "installed") != true {
+			natDuring = append(natDuring, state)
+		}
+		if prefix == "" && emptied.IsZero() {
+			emptied = time.Now()
+		}
+		return prefix == "" && altMessages(doc, "sent:SOLICIT") > solicits
 	})
 	t.Logf("%v after Kea stopped: states %v; messages %v", time.Since(stopped).Round(100*time.Millisecond), states, lab.Get(doc, "wans", 0, "messages"))
 
@@ -378,6 +390,20 @@ func TestAltUpstreamLossExpiresTheLeaseAndServiceComesBack(t *testing.T) {
 		}
 		if !strings.Contains(d.Log(), "state=expired") {
 			t.Errorf("the daemon never logged the expired state:\n%s", lastLines(d.Log(), 30))
+		}
+	})
+
+	t.Run("the NAT stayed installed while renewing and rebinding, and the lease ended at its valid lifetime", func(t *testing.T) {
+		if len(natDuring) > 0 {
+			t.Errorf("NAT not installed in states %v while the lease was still valid", natDuring)
+		}
+		validUntil, err := time.Parse(time.RFC3339, lab.GetString(doc0, "wan", "valid_until"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// valid_until has whole seconds; the status is polled every 50 ms.
+		if early, late := validUntil.Add(-time.Second), validUntil.Add(2*time.Second); emptied.Before(early) || emptied.After(late) {
+			t.Errorf("the prefix left the status at %s, want at valid_until %s", altClock(emptied), altClock(validUntil))
 		}
 	})
 
