@@ -77,6 +77,28 @@ func AltDHCPDConfig(o AltDHCPDOptions) string {
 	return b.String()
 }
 
+// AltCovering is the shortest prefix holding every delegated prefix from
+// First to Last: what the upstream routes to the router.
+func AltCovering(o AltDHCPDOptions) netip.Prefix {
+	o = o.withDefaults()
+	a, b := o.First.As16(), o.Last.As16()
+	bits := 0
+	for i := range 16 {
+		x := a[i] ^ b[i]
+		if x == 0 {
+			bits += 8
+			continue
+		}
+		for x&0x80 == 0 {
+			bits++
+			x <<= 1
+		}
+		break
+	}
+	p, _ := o.First.Prefix(min(bits, o.Delegated))
+	return p
+}
+
 // AltDHCPD is ISC dhcpd running on the upstream link. Every file it writes
 // (config, lease database with its server DUID, pid file) is in the lab
 // directory; it never touches /var/lib/dhcp or /run.
@@ -97,6 +119,10 @@ func AltStartDHCPD(ctx context.Context, l *Lab, o AltDHCPDOptions) (*AltDHCPD, e
 		Conf:    l.path(fmt.Sprintf("dhcpd6-%d.conf", n)),
 		Leases:  l.path(fmt.Sprintf("dhcpd6-%d.leases", n)),
 		PidFile: l.path(fmt.Sprintf("dhcpd6-%d.pid", n)),
+	}
+	// The upstream routes the range to the router, as for Kea's pool.
+	if err := l.routePool(ctx, AltCovering(o.withDefaults())); err != nil {
+		return nil, err
 	}
 	if err := os.WriteFile(s.Conf, []byte(AltDHCPDConfig(o)), 0o644); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)

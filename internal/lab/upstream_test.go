@@ -90,8 +90,13 @@ func altMessages(doc map[string]any, key string) float64 {
 
 // altIAPD is an IA_PD as tcpdump -vv decodes it from a DHCPv6 message.
 type altIAPD struct {
-	Msg              string // "advertise", "reply", ...
-	T1, T2           int
+	Msg      string // "advertise", "reply", ...
+	T1, T2   int
+	Prefixes []altIAPrefix
+}
+
+// altIAPrefix is one IA_PD-prefix option, lifetimes in seconds.
+type altIAPrefix struct {
 	Prefix           netip.Prefix
 	Preferred, Valid int
 }
@@ -121,10 +126,12 @@ func altDecodeDHCPv6(t *testing.T, file string) ([]altIAPD, string) {
 			ia.T1, _ = strconv.Atoi(m[1])
 			ia.T2, _ = strconv.Atoi(m[2])
 		}
-		if m := altPrefixRe.FindStringSubmatch(line); m != nil {
-			ia.Prefix, _ = netip.ParsePrefix(m[1])
-			ia.Preferred, _ = strconv.Atoi(m[2])
-			ia.Valid, _ = strconv.Atoi(m[3])
+		for _, m := range altPrefixRe.FindAllStringSubmatch(line, -1) {
+			var p altIAPrefix
+			p.Prefix, _ = netip.ParsePrefix(m[1])
+			p.Preferred, _ = strconv.Atoi(m[2])
+			p.Valid, _ = strconv.Atoi(m[3])
+			ia.Prefixes = append(ia.Prefixes, p)
 		}
 		res = append(res, ia)
 	}
@@ -303,11 +310,12 @@ func TestAltISCDHCPDAsTheUpstream(t *testing.T) {
 		}
 		pref, valid := int(o.Preferred/time.Second), int(o.Valid/time.Second)
 		for i, ia := range ias {
-			want := altIAPD{Msg: ia.Msg, Prefix: deleg, Preferred: pref, Valid: valid}
-			if i >= 2 && ia.Preferred < pref {
+			p := altIAPrefix{Prefix: deleg, Preferred: pref, Valid: valid}
+			if got := ia.Prefixes; i >= 2 && len(got) == 1 && got[0].Preferred < pref {
 				// A reused lease: the remaining lifetimes, shortened alike.
-				want.Preferred, want.Valid = ia.Preferred, ia.Preferred+valid-pref
+				p.Preferred, p.Valid = got[0].Preferred, got[0].Preferred+valid-pref
 			}
+			want := altIAPD{Msg: ia.Msg, Prefixes: []altIAPrefix{p}}
 			if diff := cmp.Diff(want, ia, altCmp); diff != "" {
 				t.Errorf("IA_PD in message %d, %s (-want +got):\n%s", i+1, ia.Msg, diff)
 			}
@@ -766,6 +774,125 @@ func TestAltISCDHCPDRapidCommitAndRelease(t *testing.T) {
 	})
 }
 
+func TestAltISCDHCPDRenumbersARebind(t *testing.T) {
+	if _, err := exec.LookPath(lab.AltDHCPDBinary); err != nil {
+		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
+	}
+	t.Parallel()
+	l := altLab(t, lab.Options{})
+	ctx := t.Context()
+	host := l.Hosts[0]
+	if err := l.StopKea(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := lab.AltStartDHCPD(ctx, l, lab.AltDHCPDOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := altRun(t, l, altConfig("both"))
+	old := waitBound(t, d, l.Pool)
+	ula, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old64 := netip.PrefixFrom(lab.MapAddr(ula, internal, old), 64).Masked()
+	if _, err := l.WaitHostSLAAC(ctx, host, old64, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// The router reboots while the ISP renumbers: the new dhcpd delegates
+	// from another range and knows nothing of the old binding.
+	if err := d.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	o := lab.AltDHCPDOptions{First: netip.MustParseAddr("2001:db8:200::"), Last: netip.MustParseAddr("2001:db8:2ff::")}
+	newRange := lab.AltCovering(o)
+	fresh, err := lab.AltStartDHCPD(ctx, l, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := l.Capture(ctx, l.Upstream, lab.UpstreamIface, "udp port 546 or udp port 547")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = l.OpsRestartDaemon(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("restarted v6edge log:\n%s", d.Log())
+			t.Logf("new dhcpd log:\n%s", fresh.Log())
+		}
+	})
+	states, doc := altStates(t, d, 30*time.Second, "a prefix from "+newRange.String(), func(doc map[string]any) bool {
+		p, err := netip.ParsePrefix(lab.GetString(doc, "wan", "prefix"))
+		return err == nil && newRange.Contains(p.Addr()) && lab.GetString(doc, "wan", "state") == "bound"
+	})
+	deleg := netip.MustParsePrefix(lab.GetString(doc, "wan", "prefix"))
+	if _, err := dump.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ias, text := altDecodeDHCPv6(t, dump.File())
+	t.Logf("renumbered %s → %s; states %v; messages %v", old, deleg, states, lab.Get(doc, "wans", 0, "messages"))
+	t.Logf("DHCPv6 on up0:\n%s", text)
+
+	t.Run("dhcpd answers the Rebind with the old prefix at lifetime 0 and a new one in the same IA_PD", func(t *testing.T) {
+		want := []altIAPD{{Msg: "reply", Prefixes: []altIAPrefix{
+			{Prefix: old},
+			{Prefix: deleg, Preferred: 27000, Valid: 43200},
+		}}}
+		if diff := cmp.Diff(want, ias, altCmp); diff != "" {
+			t.Errorf("server messages (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("one Rebind and its Reply suffice: no Solicit", func(t *testing.T) {
+		if n := altMessages(doc, "sent:SOLICIT"); n != 0 {
+			t.Errorf("sent %v Solicits, want none", n)
+		}
+	})
+
+	t.Run("the NAT maps onto the new prefix only", func(t *testing.T) {
+		var out string
+		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+deleg.String(), func() (bool, error) {
+			var err error
+			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
+			return lab.HasNetmap(out, internal, deleg) && !strings.Contains(out, old.String()), err
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	})
+
+	t.Run("the restarted daemon's RA deprecates the old /64 and offers the new one", func(t *testing.T) {
+		new64 := netip.PrefixFrom(lab.MapAddr(ula, internal, deleg), 64).Masked()
+		if _, err := l.WaitHostSLAAC(ctx, host, new64, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		var addrs []lab.HostAddr
+		err := l.WaitFor(ctx, 10*time.Second, "the host's address in "+old64.String()+" deprecated", func() (bool, error) {
+			var err error
+			addrs, err = l.HostAddrs(ctx, host, old64)
+			return err == nil && len(addrs) > 0 && addrs[0].Deprecated, err
+		})
+		if err != nil {
+			t.Fatalf("%v: %+v", err, addrs)
+		}
+		doc, _, err := d.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := lab.GetString(doc, "lan", 0, "deprecated", 0, "prefix"); got != old64.String() {
+			t.Errorf("status lan.0.deprecated = %v, want %s", lab.Get(doc, "lan", 0, "deprecated"), old64)
+		}
+		t.Logf("host in %s: %+v", old64, addrs)
+	})
+}
+
 // altAddrWatch is when an address range on a host stopped being preferred
 // and when it disappeared.
 type altAddrWatch struct {
@@ -827,6 +954,30 @@ func altClock(t time.Time) string {
 		return "never"
 	}
 	return t.Format("15:04:05.0")
+}
+
+func TestAltCovering(t *testing.T) {
+	tests := []struct {
+		name        string
+		first, last string
+		delegated   int
+		want        string
+	}{
+		{"the default range is the lab's default pool", "", "", 0, "2001:db8:100::/40"},
+		{"a range of one prefix is that prefix", "2001:db8:200::", "2001:db8:200::", 56, "2001:db8:200::/56"},
+		{"a range across a bit boundary widens the prefix", "2001:db8:1ff::", "2001:db8:200::", 56, "2001:db8::/38"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o lab.AltDHCPDOptions
+			if tt.first != "" {
+				o.First, o.Last, o.Delegated = netip.MustParseAddr(tt.first), netip.MustParseAddr(tt.last), tt.delegated
+			}
+			if got := lab.AltCovering(o); got != netip.MustParsePrefix(tt.want) {
+				t.Errorf("AltCovering = %s, want %s", got, tt.want)
+			}
+		})
+	}
 }
 
 // altLeaseFile is what dhcpd 4.4.3 wrote in a lab run: the binding, then
