@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -215,10 +216,22 @@ func cmdHA(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: v6edge ha master|backup|fault [-socket PATH]")
 		return 2
 	}
-	role, rest := args[0], args[1:]
+	// The role may come before or after the flags: `v6edge ha master
+	// -socket S` and `v6edge ha -socket S master` both work.
 	fs := newFlags("ha", stderr)
 	socket := fs.String("socket", defaultSocket, "control socket")
-	if err := fs.Parse(rest); err != nil {
+	var role string
+	if !strings.HasPrefix(args[0], "-") {
+		role, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if role == "" && fs.NArg() > 0 {
+		role = fs.Arg(0)
+	}
+	if role == "" {
+		fmt.Fprintln(stderr, "usage: v6edge ha master|backup|fault [-socket PATH]")
 		return 2
 	}
 	_, code := callDaemon(*socket, control.Request{Command: "ha", Role: role}, stderr)

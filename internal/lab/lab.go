@@ -216,7 +216,11 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	for i := range o.Routers {
 		mac := slices.Clone(DefaultWANMAC)
-		mac[5] += byte(i)
+		if o.Routers > 1 {
+			// An HA pair's nodes have WAN MACs of their own; DefaultWANMAC
+			// is the shared one the master takes over (ha.wan_mac).
+			mac = net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x02, byte(i + 1)}
+		}
 		l.WANMACs = append(l.WANMACs, mac)
 		if i == 0 {
 			l.Routers = append(l.Routers, l.Router)
