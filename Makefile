@@ -21,12 +21,21 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/v6edge
 
 # deps installs the Debian packages that are missing (nothing when all are there).
+# Their services must not start on install (the lab runs every peer itself, in its own
+# namespaces): where no policy-rc.d exists, one that forbids starting them is in place
+# for the duration of the install only.
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+		guard=""; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=1; \
+		fi; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
+		if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+		exit $$rc; \
 	fi
 	@# Debian starts peer daemons on install where an init system runs; the lab runs its own.
 	@for s in kea-dhcp6-server radvd keepalived; do (command -v systemctl >/dev/null && systemctl disable --now $$s >/dev/null 2>&1) || true; done
