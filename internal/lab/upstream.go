@@ -36,6 +36,10 @@ type AltDHCPDOptions struct {
 	// RapidCommit lets dhcpd answer a Solicit that carries Rapid Commit
 	// with a Reply at once (RFC 8415 §18.3.1).
 	RapidCommit bool
+	// Taken are prefixes already bound to another client when dhcpd
+	// starts (written into its lease file), e.g. the whole range to make
+	// it answer NoPrefixAvail.
+	Taken []netip.Prefix
 }
 
 func (o AltDHCPDOptions) withDefaults() AltDHCPDOptions {
@@ -128,7 +132,7 @@ func AltStartDHCPD(ctx context.Context, l *Lab, o AltDHCPDOptions) (*AltDHCPD, e
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	// dhcpd refuses to start without an existing lease file.
-	if err := os.WriteFile(s.Leases, nil, 0o644); err != nil {
+	if err := os.WriteFile(s.Leases, []byte(altTakenLeases(o.Taken, time.Now())), 0o644); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	// -d: log to stderr, stay in the foreground (so the lab owns the
@@ -153,6 +157,23 @@ func AltStartDHCPD(ctx context.Context, l *Lab, o AltDHCPDOptions) (*AltDHCPD, e
 	o = o.withDefaults()
 	l.logf("dhcpd -6 delegates /%d prefixes from %s to %s on %s", o.Delegated, o.First, o.Last, UpstreamIface)
 	return s, nil
+}
+
+// altTakenLeases renders dhcpd lease-file bindings of prefixes to a client
+// other than the lab's router (DUID-LL 02:00:5e:00:09:99, IAID 1), active
+// for a day from now.
+func altTakenLeases(taken []netip.Prefix, now time.Time) string {
+	var b strings.Builder
+	ends := now.Add(24 * time.Hour).UTC()
+	for _, p := range taken {
+		// The binding's key is the IAID in host byte order, then the DUID,
+		// octal-escaped as dhcpd writes it.
+		b.WriteString("ia-pd \"\\001\\000\\000\\000\\000\\003\\000\\001\\002\\000^\\000\\011\\231\" {\n")
+		fmt.Fprintf(&b, "  cltt %d %s;\n", now.UTC().Weekday(), now.UTC().Format("2006/01/02 15:04:05"))
+		fmt.Fprintf(&b, "  iaprefix %s {\n    binding state active;\n    preferred-life 27000;\n    max-life 43200;\n", p)
+		fmt.Fprintf(&b, "    ends %d %s;\n  }\n}\n", ends.Weekday(), ends.Format("2006/01/02 15:04:05"))
+	}
+	return b.String()
 }
 
 // AltLease is one IA_PD prefix from dhcpd's lease database.
