@@ -74,7 +74,12 @@ func (r *Routes) SetRoutes(routes []Route) error {
 	prev := r.routes
 	return r.converge(&r.routes, want, func(rt netlink.Route) bool {
 		if rt.Type != unix.RTN_UNREACHABLE {
-			return true
+			// Only the main table and tables this group used: the uplink
+			// policy's tables share the protocol number but are
+			// internal/uplink's (deleting their default routes sent every
+			// flow by the main table, seen in the multihoming lab).
+			same := func(p Route) bool { return tableOf(p.Table) == tableOf(rt.Table) }
+			return tableOf(rt.Table) == unix.RT_TABLE_MAIN || slices.ContainsFunc(prev, same) || slices.ContainsFunc(want, same)
 		}
 		// Unreachable routes belong to SetUnreachable unless this group
 		// asked for them earlier.

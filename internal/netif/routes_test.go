@@ -98,6 +98,20 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("routes after SetRoutes(nil) = %v", got)
 		}
 	})
+	t.Run("another owner's table is left alone", func(t *testing.T) {
+		// internal/uplink keeps a default route per uplink table under the
+		// same protocol number; SetRoutes must not take them for leftovers.
+		f := NewFakeHandle("lan0", "wan0")
+		f.PutRoute(netlink.Route{Dst: ipNet(netip.MustParsePrefix("::/0")), Gw: netip.MustParseAddr("fe80::1").AsSlice(),
+			LinkIndex: 3, Protocol: RouteProtocol, Table: 1000})
+		r := NewRoutes(f, discard())
+		if err := r.SetRoutes(nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := ownedDsts(f); len(got) != 1 || got[0] != "unicast ::/0" {
+			t.Errorf("routes after SetRoutes(nil) = %v, want the uplink table's default kept", got)
+		}
+	})
 	t.Run("a unicast route without interface or gateway is refused", func(t *testing.T) {
 		r := NewRoutes(NewFakeHandle(), discard())
 		if err := r.SetRoutes([]Route{{Dst: internal}}); err == nil {
