@@ -182,12 +182,18 @@ func (l *Lab) benchRenumber(ctx, labCtx context.Context, r *benchRouter) (BenchE
 		_, _ = c.Stop()
 		return BenchExchange{}, err
 	}
+	nat, err := benchWatchNAT(l.Router, pool)
+	if err != nil {
+		_, _ = c.Stop()
+		return BenchExchange{}, err
+	}
+	defer nat.close()
 	from := time.Now()
 	if err := r.renew(ctx); err != nil {
 		_, _ = c.Stop()
 		return BenchExchange{}, err
 	}
-	natAt, natErr := benchWaitNAT(ctx, l.Router, pool, 20*time.Second)
+	natAt, natErr := nat.wait(ctx, 20*time.Second)
 	if _, err := c.Stop(); err != nil {
 		return BenchExchange{}, err
 	}
@@ -238,13 +244,12 @@ func (l *Lab) benchRestart(ctx context.Context, r *benchRouter) (BenchExchange, 
 // tcpdump then fails after printing the whole ones, which are used.
 func benchReadDHCPv6(ctx context.Context, file string) ([]BenchDHCPv6, error) {
 	out, err := run(ctx, "tcpdump", "-r", file, "-n", "-tt", "-v")
-	msgs := ParseBenchDHCPv6(out)
-	if err != nil && len(msgs) == 0 && !strings.Contains(err.Error(), "truncated") {
+	if err != nil {
 		if _, serr := os.Stat(file); serr != nil {
 			return nil, fmt.Errorf("lab: %w", serr)
 		}
 	}
-	return msgs, nil
+	return ParseBenchDHCPv6(out), nil
 }
 
 // BenchDHCPv6 is one DHCPv6 message from `tcpdump -n -tt -v`.
@@ -354,6 +359,78 @@ func benchWaitNAT(ctx context.Context, ns string, pool netip.Prefix, timeout tim
 		return ok, err
 	})
 	return at, err
+}
+
+// benchNATWatch follows the commits of nftables rules in a namespace.
+type benchNATWatch struct {
+	events <-chan *nftables.MonitorEvent
+	close  func()
+	pool   netip.Prefix
+}
+
+// benchWatchNAT starts following rule commits in the namespace ns, for
+// NETMAP rules to a prefix inside pool. The kernel announces a committed
+// transaction's rules at its end, so the event's arrival is when they took
+// effect. Polling with dumps would see them later when the same client
+// deletes the old rules in a second transaction right after: a dump waits
+// for that commit (~13 ms for a deletion on these machines) while packets
+// are already translated by the new rules.
+func benchWatchNAT(ns string, pool netip.Prefix) (*benchNATWatch, error) {
+	f, err := os.Open(filepath.Join("/run/netns", ns))
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	defer f.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		return nil, fmt.Errorf("lab: nftables in %s: %w", ns, err)
+	}
+	// Every event: google/nftables v0.3.0 hands events over at the end of
+	// each transaction (NEWGEN), and a narrower monitor filters NEWGEN out
+	// too, so it would never hand anything over.
+	m := nftables.NewMonitor()
+	events, err := c.AddMonitor(m)
+	if err != nil {
+		return nil, fmt.Errorf("lab: nftables monitor in %s: %w", ns, err)
+	}
+	stop := func() {
+		_ = m.Close()
+		// The monitor's forwarding goroutine ends once nobody blocks it.
+		go func() {
+			for range events {
+			}
+		}()
+	}
+	return &benchNATWatch{events: events, close: stop, pool: pool}, nil
+}
+
+// wait returns when the SNAT and the DNAT rule to the pool have both been
+// committed.
+func (w *benchNATWatch) wait(ctx context.Context, timeout time.Duration) (time.Time, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var snat, dnat bool
+	for {
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-t.C:
+			return time.Time{}, fmt.Errorf("lab: no NETMAP rules for %s committed within %v", w.pool, timeout)
+		case ev, ok := <-w.events:
+			if !ok {
+				return time.Time{}, errors.New("lab: nftables monitor closed")
+			}
+			r, isRule := ev.Data.(*nftables.Rule)
+			if ev.Error != nil || !isRule || ev.Type != nftables.MonitorEventTypeNewRule {
+				continue
+			}
+			s, d := BenchNetmapTo(r.Exprs, w.pool)
+			snat, dnat = snat || s, dnat || d
+			if snat && dnat {
+				return time.Now(), nil
+			}
+		}
+	}
 }
 
 // benchHasNetmapTo reports whether some ip6 chain has a prefix SNAT to a
@@ -616,7 +693,7 @@ func WriteBenchOpsTable(out io.Writer, results map[string][]BenchOps, runs int) 
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
 	fmt.Fprintf(out, "| after start-up, median of %d | v6edge | dhcpcd+hook+radvd | v6edge faster by |\n|---|---|---|---|\n", runs)
-	row("renumbering: Reply with the new prefix on the wire → new NETMAP rules in the kernel",
+	row("renumbering: Reply with the new prefix on the wire → new NETMAP rules committed in the kernel",
 		func(r BenchOps) (time.Duration, bool) { return r.Renumber.ReplyToNAT, r.Renumber.OK }, ms)
 	row("renumbering: renew command (`v6edge renew`, `dhcpcd -6 -N`, each a fork) → that Reply",
 		func(r BenchOps) (time.Duration, bool) { return r.Renumber.ToReply, r.Renumber.OK }, ms)
