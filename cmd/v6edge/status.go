@@ -59,8 +59,20 @@ func (d *daemon) buildStatus() control.Status {
 				ws.DefaultRouter = gw.String()
 			}
 		}
-		for _, p := range s.Problems {
-			st.Problems = append(st.Problems, w.Interface+": "+p)
+		// The client's snapshot carries its latest rejections even when they
+		// changed no state (a server refusing every Solicit). They are a
+		// problem while the uplink has no usable lease; once bound they are
+		// history, shown with the uplink but not failing status.
+		probs := s.Problems
+		if c := d.clients[w.Interface]; c != nil {
+			probs = c.Snapshot().Problems
+		}
+		if s.Lease == nil || s.State == dhcp6pd.StateExpired || s.State == dhcp6pd.StateSoliciting || s.State == dhcp6pd.StateRequesting {
+			for _, p := range probs {
+				st.Problems = append(st.Problems, w.Interface+": "+p)
+			}
+		} else {
+			ws.RecentProblems = probs
 		}
 		ws.PrefixChanges = prefixChanges[w.Interface]
 		ws.Messages = messages[w.Interface]

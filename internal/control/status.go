@@ -38,6 +38,9 @@ type WAN struct {
 	DefaultRouter  string   `json:"default_router,omitempty"`
 	Healthy        bool     `json:"healthy"`
 	Unhealthy      string   `json:"unhealthy_reason,omitempty"`
+	// RecentProblems are rejected or dropped server messages while the
+	// uplink still holds a usable lease: worth seeing, not failing status.
+	RecentProblems []string `json:"recent_problems,omitempty"`
 	Preferred      bool     `json:"preferred"`
 	PrefixChanges  uint64   `json:"prefix_changes"`
 	// Messages counts DHCPv6 messages by "sent:<type>", "received:<type>"

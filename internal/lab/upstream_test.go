@@ -954,11 +954,7 @@ func TestAltISCDHCPDWithNoPrefixLeft(t *testing.T) {
 				return
 			}
 		}
-		// The client records the rejection in its own snapshot, but the
-		// daemon copies WAN problems only from the snapshots Notify hands
-		// it, and Notify fires on state or lease changes alone: a server
-		// that keeps refusing never shows in status (exit code 0).
-		t.Skipf("known v6edge gap: status problems %v lack the NoPrefixAvail refusal (cmd/v6edge/status.go reads problems from the last Notify)", lab.Get(doc, "problems"))
+		t.Errorf("status problems %v lack the NoPrefixAvail refusal: a server that keeps refusing must fail status", lab.Get(doc, "problems"))
 	})
 
 	t.Run("once dhcpd has prefixes again the client binds one at its next Solicit", func(t *testing.T) {
