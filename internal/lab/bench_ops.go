@@ -677,10 +677,7 @@ func WriteBenchOpsTable(out io.Writer, results map[string][]BenchOps, runs int) 
 				cells[i] = format(med[i])
 			}
 		}
-		ratio := "n/a"
-		if med[0] > 0 && med[1] > 0 {
-			ratio = fmt.Sprintf("%.1f×", float64(med[1])/float64(med[0]))
-		}
+		ratio := benchRatio(med[1], med[0])
 		fmt.Fprintf(out, "| %s | %s | %s | %s |\n", title, cells[0], cells[1], ratio)
 	}
 	text := func(title string, describe func(BenchOps) string) {
@@ -692,7 +689,7 @@ func WriteBenchOpsTable(out io.Writer, results map[string][]BenchOps, runs int) 
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
-	fmt.Fprintf(out, "| after start-up, median of %d | v6edge | dhcpcd+hook+radvd | v6edge faster by |\n|---|---|---|---|\n", runs)
+	fmt.Fprintf(out, "| after start-up, median of %d | v6edge | dhcpcd+hook+radvd | incumbent ÷ v6edge (> 1: v6edge better) |\n|---|---|---|---|\n", runs)
 	row("renumbering: Reply with the new prefix on the wire → new NETMAP rules committed in the kernel",
 		func(r BenchOps) (time.Duration, bool) { return r.Renumber.ReplyToNAT, r.Renumber.OK }, ms)
 	row("renumbering: renew command (`v6edge renew`, `dhcpcd -6 -N`, each a fork) → that Reply",

@@ -182,10 +182,10 @@ func TestWriteBenchOpsTable(t *testing.T) {
 	var b bytes.Buffer
 	WriteBenchOpsTable(&b, results, 2)
 	for _, want := range []string{
-		"| after start-up, median of 2 | v6edge | dhcpcd+hook+radvd | v6edge faster by |",
+		"| after start-up, median of 2 | v6edge | dhcpcd+hook+radvd | incumbent ÷ v6edge (> 1: v6edge better) |",
 		"| renumbering: Reply with the new prefix on the wire → new NETMAP rules committed in the kernel | 2.0 ms | 20.0 ms (1 of 2 runs never got there) | 10.0× |",
 		"| renumbering: client messages up to that Reply | Renew 2/2 | Renew 1/2, no Reply 1/2 | |",
-		"| 10.0 ms | 1000.0 ms | 100.0× |",
+		"| 10.0 ms | 1000.0 ms | 100× |",
 		"| Rebind, same prefix 2/2 | Rebind, same prefix 1/2, Solicit → Request, new prefix 1/2 | |",
 		"over 10s after serving, per minute | 60 ms/min | 0 ms/min | n/a |",
 		"| 12.00 ms/min | 6.00 ms/min | 0.5× |",

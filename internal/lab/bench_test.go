@@ -27,6 +27,27 @@ func TestMedian(t *testing.T) {
 	}
 }
 
+func TestBenchRatio(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name              string
+		incumbent, v6edge time.Duration
+		want              string
+	}{
+		{"a ratio above 1 has one decimal", 50 * ms, 10 * ms, "5.0×"},
+		{"a ratio of a hundred or more has none", 1065 * ms, 10 * ms, "106×"},
+		{"a ratio far below 1 keeps two decimals", 3 * ms, 68 * ms, "0.04×"},
+		{"a zero figure gives no ratio", 0, 10 * ms, "n/a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := benchRatio(tt.incumbent, tt.v6edge); got != tt.want {
+				t.Errorf("benchRatio(%v, %v) = %q, want %q", tt.incumbent, tt.v6edge, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestWriteBenchTableShowsMediansAndRatio(t *testing.T) {
 	var b bytes.Buffer
 	WriteBenchTable(&b, map[string][]Startup{
