@@ -56,6 +56,8 @@ type Table struct {
 	now      func() time.Time
 	strategy strategy
 	close    func() error
+	// monitor subscribes to nftables change events; nil: Watch polls.
+	monitor func() (events <-chan struct{}, stop func(), err error)
 
 	mu        sync.Mutex
 	flushCT   func(old netip.Prefix) (int, error)
@@ -99,6 +101,7 @@ func NewTableNetNS(name string, nsFd int, log *slog.Logger) (*Table, error) {
 	}
 	t := NewTableConn(name, c, log)
 	t.close = c.CloseLasting
+	t.monitor = func() (<-chan struct{}, func(), error) { return monitorChanges(nsFd) }
 	t.flushCT = FlushConntrack
 	if nsFd >= 0 {
 		t.flushCT = func(old netip.Prefix) (int, error) { return FlushConntrackIn(nsFd, old) }
@@ -224,12 +227,26 @@ func (t *Table) Status() Status {
 	return s
 }
 
-// Watch checks the table every interval (1 s when every <= 0) and rebuilds it when it was
-// removed or changed behind our back, e.g. by `nft flush ruleset`. It returns nil when ctx
-// is done.
+// Watch rebuilds the table when it was removed or changed behind our back, e.g. by `nft
+// flush ruleset`. It compares the kernel's table with ours after every nftables transaction
+// (change events), and every 30 intervals as a backstop; where events are not available it
+// compares every interval (1 s when every <= 0). It returns nil when ctx is done.
 func (t *Table) Watch(ctx context.Context, every time.Duration) error {
 	if every <= 0 {
 		every = time.Second
+	}
+	var events <-chan struct{}
+	if t.monitor != nil {
+		ev, stop, err := t.monitor()
+		if err != nil {
+			t.log.Warn("nat: no nftables change events; checking the table periodically instead", "err", err)
+		} else {
+			defer stop()
+			events = ev
+			// With change events a periodic check is only a backstop: an
+			// idle router then costs no netlink traffic at all.
+			every *= monitorBackstop
+		}
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -237,12 +254,79 @@ func (t *Table) Watch(ctx context.Context, every time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
-			if err := t.Check(); err != nil {
-				t.log.Error("nat table check failed", "err", err)
+		case _, ok := <-events:
+			if !ok {
+				// The monitor died (socket error): poll from now on.
+				events = nil
+				tick.Reset(every / monitorBackstop)
+				t.log.Warn("nat: nftables change events stopped; checking the table periodically instead")
+				continue
 			}
+			// A transaction by anyone, ours included: let a burst settle,
+			// then compare once.
+			settle := time.NewTimer(monitorSettle)
+		drain:
+			for {
+				select {
+				case _, ok := <-events:
+					if !ok {
+						events = nil
+						tick.Reset(every / monitorBackstop)
+						t.log.Warn("nat: nftables change events stopped; checking the table periodically instead")
+					}
+				case <-settle.C:
+					break drain
+				case <-ctx.Done():
+					settle.Stop()
+					return nil
+				}
+			}
+		case <-tick.C:
+		}
+		if err := t.Check(); err != nil {
+			t.log.Error("nat table check failed", "err", err)
 		}
 	}
+}
+
+// With change events, Watch still compares the table every monitorBackstop
+// intervals, in case an event was lost; monitorSettle lets the events of
+// one burst of transactions arrive before the comparison.
+const (
+	monitorBackstop = 30
+	monitorSettle   = 20 * time.Millisecond
+)
+
+// monitorChanges subscribes to nftables' change notifications in the
+// namespace at nsFd (-1: the current one) and signals once per transaction.
+func monitorChanges(nsFd int) (<-chan struct{}, func(), error) {
+	opts := []nftables.ConnOption{nftables.AsLasting()}
+	if nsFd >= 0 {
+		opts = append(opts, nftables.WithNetNSFd(nsFd))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Unfiltered on purpose: google/nftables v0.3.0 hands events over at
+	// each generation message, which a narrowed monitor drops as well.
+	mon := nftables.NewMonitor(nftables.WithMonitorEventBuffer(64))
+	gens, err := c.AddGenerationalMonitor(mon)
+	if err != nil {
+		c.CloseLasting()
+		return nil, nil, err
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		for range gens {
+			select {
+			case out <- struct{}{}:
+			default: // one pending signal is enough
+			}
+		}
+	}()
+	return out, func() { mon.Close(); c.CloseLasting() }, nil
 }
 
 // Check compares the kernel's table with what Set installed and rebuilds it in one batch
