@@ -411,6 +411,12 @@ func (a *Advertiser) serve(ctx context.Context, sched *Schedule) error {
 		case err := <-readErr:
 			return err
 		case <-check.C:
+			if !cfg.Source.IsValid() {
+				// The interface's own link-local: losing it ends the
+				// socket anyway. Only a configured source (an HA virtual
+				// address) can go away under a working socket.
+				continue
+			}
 			ok, err := a.link.HasAddr(cfg.Interface, src)
 			if err != nil {
 				return err
