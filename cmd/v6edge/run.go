@@ -45,9 +45,8 @@ type daemon struct {
 	desired plan.Desired
 	natErr  string
 
-	kickc  chan struct{}
-	status atomic.Pointer[control.Status]
-	beat   atomic.Int64 // unix nanos of the last loop turn, for the watchdog
+	kickc chan struct{}
+	beat  atomic.Int64 // unix nanos of the last loop turn, for the watchdog
 
 	nl      *netlink.Handle
 	tracker *netif.Tracker
@@ -304,10 +303,11 @@ func (d *daemon) newClient(w configs.WAN) (*dhcp6pd.Client, error) {
 }
 
 // loop is the event loop: one pass of compute + apply per batch of events,
-// plus a periodic pass so lifetimes shown in status stay current and anything
-// that failed to apply is retried.
+// plus a slow periodic pass that retries anything that failed to apply.
+// Everything that changes by itself (lease lifetimes, hold-downs, RA
+// schedules) raises its own event, so an idle router does next to nothing.
 func (d *daemon) loop(ctx context.Context, hup <-chan os.Signal) error {
-	tick := time.NewTicker(10 * time.Second)
+	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	ready := false
 	d.kick()
@@ -400,8 +400,6 @@ func (d *daemon) apply(ctx context.Context) {
 		d.natErr = natErr.Error()
 	}
 	d.mu.Unlock()
-	st := d.buildStatus()
-	d.status.Store(&st)
 }
 
 // hookState is what the hook runner last told a WAN's script.
@@ -555,10 +553,9 @@ func (d *daemon) stop() {
 }
 
 // Status implements control.Handler.
+// It is built on demand from the parts' snapshots, so lifetimes are current
+// without a periodic pass.
 func (d *daemon) Status() control.Status {
-	if st := d.status.Load(); st != nil {
-		return *st
-	}
 	return d.buildStatus()
 }
 
