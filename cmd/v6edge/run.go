@@ -58,6 +58,11 @@ type daemon struct {
 	servers *lanServers
 	uplinks *uplinks
 	healthy map[string]bool // by WAN, as of the last pass; guarded by mu
+	// lastPreferred and failoverAt/failoverWhy record when new flows last
+	// moved to another uplink, and why; guarded by mu.
+	lastPreferred string
+	failoverAt    time.Time
+	failoverWhy   string
 
 	messages      map[string]map[string]uint64 // DHCPv6 messages by WAN, "sent:SOLICIT"
 	hooks         map[string]*hook.Runner      // by WAN
@@ -356,6 +361,7 @@ func (d *daemon) apply(ctx context.Context) {
 	d.mu.Unlock()
 
 	des := plan.Compute(in)
+	d.noteFailover(des.Preferred)
 	d.fireHooks(ctx, cfg)
 	if d.pair != nil {
 		// The WAN MAC moves before anything is announced, so the upstream
@@ -400,6 +406,29 @@ func (d *daemon) apply(ctx context.Context) {
 		d.natErr = natErr.Error()
 	}
 	d.mu.Unlock()
+}
+
+// noteFailover records a change of the uplink new flows leave by.
+func (d *daemon) noteFailover(preferred string) {
+	if len(d.config().WANs) < 2 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if preferred == d.lastPreferred {
+		return
+	}
+	if d.lastPreferred != "" {
+		why := "preferred uplink healthy again"
+		if d.uplinks != nil {
+			if r := d.uplinks.reason(d.lastPreferred); r != "" {
+				why = d.lastPreferred + ": " + r
+			}
+		}
+		d.failoverAt, d.failoverWhy = time.Now(), why
+		d.log.Warn("new flows move to another uplink", "from", d.lastPreferred, "to", preferred, "why", why)
+	}
+	d.lastPreferred = preferred
 }
 
 // hookState is what the hook runner last told a WAN's script.

@@ -22,6 +22,7 @@ func (d *daemon) buildStatus() control.Status {
 	}
 	prefixChanges := maps.Clone(d.prefixChanges)
 	healthy := maps.Clone(d.healthy)
+	failoverAt, failoverWhy := d.failoverAt, d.failoverWhy
 	messages := map[string]map[string]uint64{}
 	for k, v := range d.messages {
 		messages[k] = maps.Clone(v)
@@ -75,6 +76,9 @@ func (d *daemon) buildStatus() control.Status {
 			ws.RecentProblems = probs
 		}
 		ws.PrefixChanges = prefixChanges[w.Interface]
+		if !failoverAt.IsZero() {
+			ws.LastFailover, ws.LastFailoverWhy = failoverAt.UTC().Format(time.RFC3339), failoverWhy
+		}
 		ws.Messages = messages[w.Interface]
 		st.WANs = append(st.WANs, ws)
 	}

@@ -26,6 +26,8 @@ var (
 	mWANState      = desc("wan_state", "1 for the DHCPv6-PD client's current state.", "interface", "state")
 	mPreferred     = desc("lease_preferred_seconds", "Seconds left of the delegated prefix's preferred lifetime.", "interface", "prefix")
 	mValid         = desc("lease_valid_seconds", "Seconds left of the delegated prefix's valid lifetime.", "interface", "prefix")
+	mUplinkHealthy = desc("uplink_healthy", "1 while the uplink is healthy (link, lease, probe).", "interface")
+	mUplinkPref    = desc("uplink_preferred", "1 for the uplink new flows leave by.", "interface")
 	mPrefixChanges = desc("prefix_changes_total", "Times the delegated prefix changed (renumbering).", "interface")
 	mMessages      = desc("dhcp6_messages_total", "DHCPv6 messages by direction or outcome and type.", "interface", "kind", "type")
 	mRAsSent       = desc("ra_sent_total", "Router Advertisements sent.", "interface")
@@ -50,7 +52,7 @@ type Collector struct {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mWANState, mPreferred, mValid, mPrefixChanges, mMessages, mRAsSent, mRSReceived,
+	for _, d := range []*prometheus.Desc{mUplinkHealthy, mUplinkPref, mWANState, mPreferred, mValid, mPrefixChanges, mMessages, mRAsSent, mRSReceived,
 		mNATInstalled, mNATSwaps, mNATRestores, mNATSwapSecs, mDADFailures, mAddrState, mHARole, mHATransitions, mProblems} {
 		ch <- d
 	}
@@ -82,6 +84,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			g(mValid, secondsUntil(now, w.ValidUntil), w.Interface, w.Prefix)
 		}
 		cnt(mPrefixChanges, w.PrefixChanges, w.Interface)
+		g(mUplinkHealthy, b2f(w.Healthy), w.Interface)
+		g(mUplinkPref, b2f(w.Preferred), w.Interface)
 		for k, v := range w.Messages {
 			kind, typ := splitKind(k)
 			cnt(mMessages, v, w.Interface, kind, typ)

@@ -41,8 +41,12 @@ type WAN struct {
 	// RecentProblems are rejected or dropped server messages while the
 	// uplink still holds a usable lease: worth seeing, not failing status.
 	RecentProblems []string `json:"recent_problems,omitempty"`
-	Preferred      bool     `json:"preferred"`
-	PrefixChanges  uint64   `json:"prefix_changes"`
+	// LastFailover is when new flows last moved to another uplink, and why
+	// (several uplinks only).
+	LastFailover    string `json:"last_failover,omitempty"`
+	LastFailoverWhy string `json:"last_failover_why,omitempty"`
+	Preferred       bool   `json:"preferred"`
+	PrefixChanges   uint64 `json:"prefix_changes"`
 	// Messages counts DHCPv6 messages by "sent:<type>", "received:<type>"
 	// and "rejected:<reason>".
 	Messages map[string]uint64 `json:"messages,omitempty"`

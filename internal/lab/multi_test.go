@@ -445,6 +445,13 @@ func TestMultiFailoverOnLinkLoss(t *testing.T) {
 		why := e.waitUnhealthy(t, 0, 2*time.Second)
 		if run == 0 {
 			t.Logf("wans[0] while its link is down: unhealthy_reason %q", why)
+			doc, _, err := e.d.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if at, fwhy := lab.GetString(doc, "wans", 1, "last_failover"), lab.GetString(doc, "wans", 1, "last_failover_why"); at == "" || !strings.Contains(fwhy, "wan0") {
+				t.Errorf("status records no failover away from wan0: last_failover %q why %q", at, fwhy)
+			}
 		}
 		if err := e.SetWANLink(ctx, 0, true); err != nil {
 			t.Fatal(err)
