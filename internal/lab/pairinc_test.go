@@ -1,0 +1,303 @@
+package lab_test
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/v6edge/v6edge/internal/lab"
+)
+
+// The incumbent HA pair v6edge replaces: keepalived (VRRPv3) on each node
+// with notify scripts that, on master, take the shared WAN MAC and start
+// dhcpcd (PD, DUID-LL from that MAC, NETMAP hook) and radvd, and on backup
+// stop both and restore the node's own MAC. Node death is measured from
+// the LAN host with the same 10 ms pinger and per-node reply attribution as
+// the v6edge pair (pair_test.go), side by side.
+
+// pairIncRow is one line of the comparison table.
+type pairIncRow struct {
+	setup  string
+	advert time.Duration
+	o      pairOutage
+	// sameDeleg: the delegated prefix node 2 maps to after the failover is
+	// the one node 1 had; sameAddr: the host kept its address; routers:
+	// the host's default routers before and after.
+	sameDeleg, sameAddr bool
+	routersBefore       []string
+	routersAfter        []string
+}
+
+// pairIncHostRouters lists the next hops of the host's default routes.
+func pairIncHostRouters(t *testing.T, l *lab.Lab) []string {
+	t.Helper()
+	out, err := l.Exec(t.Context(), l.Hosts[0], "ip", "-6", "route", "show", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var via []string
+	f := strings.Fields(out)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "via" && !slices.Contains(via, f[i+1]) {
+			via = append(via, f[i+1])
+		}
+	}
+	slices.Sort(via)
+	return via
+}
+
+// pairIncHostHas reports whether the host still holds addr, usable.
+func pairIncHostHas(t *testing.T, l *lab.Lab, addr netip.Addr) bool {
+	t.Helper()
+	addrs, err := l.HostAddrs(t.Context(), l.Hosts[0], subnet1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if a.Prefix.Addr() == addr && !a.Tentative && !a.Deprecated && !a.DADFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// pairIncMeasure is pairMeasure for any HA lab, with a bound on how long
+// traffic may take to come back: the host pings the internet at 10 ms
+// spacing, failover runs once 50 replies came back, and the result is
+// taken once 100 replies came back after it.
+func pairIncMeasure(t *testing.T, l *lab.Lab, recover time.Duration, failover func()) pairOutage {
+	t.Helper()
+	ctx := t.Context()
+	var macs []string
+	for _, rt := range l.Routers {
+		out, err := l.Exec(ctx, rt, "cat", "/sys/class/net/"+lab.LANIface+"/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		macs = append(macs, strings.TrimSpace(out))
+	}
+	c, err := l.Capture(ctx, l.Hosts[0], lab.HostIface, "icmp6 and ip6[40] == 129")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := pairStartPinger(t, l.Hosts[0], lab.InternetAddr, 10*time.Millisecond)
+	if err := l.WaitFor(ctx, 10*time.Second, "50 echo replies before the failover", func() (bool, error) {
+		return pg.Replies() >= 50, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	failover()
+	after := time.Now()
+	if err := l.WaitFor(ctx, recover, "100 echo replies through node 2", func() (bool, error) {
+		return pg.RepliesSince(after) >= 100, nil
+	}); err != nil {
+		pg.Stop()
+		_, _ = c.Stop()
+		t.Fatalf("%v (%v)", err, pg.Outage())
+	}
+	pg.Stop()
+	o := pg.Outage()
+	if _, err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(ctx, "tcpdump", "-r", c.File(), "-e", "-n", "-tt").Output()
+	if err != nil {
+		t.Fatalf("reading the capture: %v", err)
+	}
+	o.pairViaMACs(string(out), macs[0], macs[1])
+	return o
+}
+
+// pairIncRecover bounds the incumbent's recovery. keepalived moves only
+// fe80::1 and the ULA; the host routes via the dead node's own link-local
+// (radvd's source) until its neighbor entry fails: up to ReachableTime
+// (15-45 s at the default 30 s base) plus 5 s DELAY and 3 s of probes.
+const pairIncRecover = 60 * time.Second
+
+// pairIncRunIncumbent builds the incumbent pair, kills node 1 once traffic
+// flows through it, and returns what the host saw.
+func pairIncRunIncumbent(t *testing.T, advert time.Duration) pairIncRow {
+	t.Helper()
+	ctx := t.Context()
+	l := pairNewLab(t, 2)
+	shared, err := net.ParseMAC(pairSharedMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*lab.PairIncNode
+	for i, prio := range []int{150, pairBackupPriority} {
+		own := pairOwnMAC
+		if i > 0 {
+			own = l.WANMACs[i]
+		}
+		n, err := l.PairIncStart(ctx, i, lab.PairIncOptions{
+			VRID: pairVRID, Priority: prio, Advert: advert, SharedMAC: shared, OwnMAC: own,
+			VirtualAddrs: []string{pairVirtualLL.String() + "/64", pairRouterULA.String()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, n := range nodes {
+				t.Logf("node %d keepalived (last lines):\n%s\n%s", i+1, lastLines(n.Keepalived.Log(), 30), n.Log())
+			}
+		}
+	})
+	var deleg netip.Prefix
+	if err := l.WaitFor(ctx, 30*time.Second, "node 1 master with a delegated prefix", func() (bool, error) {
+		leases, err := l.KeaLeases()
+		for _, le := range leases {
+			if le.Type == "IA_PD" && le.DUID == pairDUID && le.Valid > 0 {
+				deleg = le.Prefix
+			}
+		}
+		return deleg.IsValid() && nodes[0].Running(), err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pairIncWaitNetmap(t, l, nodes[0], deleg, 10*time.Second)
+	hostAddr, err := l.WaitHostSLAAC(ctx, l.Hosts[0], subnet1, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitFor(ctx, 15*time.Second, "the host reaching the internet through node 1", func() (bool, error) {
+		_, err := l.Exec(ctx, l.Hosts[0], "ping", "-c", "1", "-W", "1", lab.InternetAddr.String())
+		return err == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	row := pairIncRow{setup: "keepalived + dhcpcd + radvd", advert: advert, routersBefore: pairIncHostRouters(t, l)}
+	row.o = pairIncMeasure(t, l, pairIncRecover, func() {
+		if err := nodes[0].Kill(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	})
+	row.sameDeleg = pairIncWaitNetmap(t, l, nodes[1], deleg, 10*time.Second)
+	row.sameAddr = pairIncHostHas(t, l, hostAddr)
+	row.routersAfter = pairIncHostRouters(t, l)
+	t.Logf("incumbent node death at %v adverts: %v; prefix %s kept: %v; host routers %v -> %v",
+		advert, row.o, deleg, row.sameDeleg, row.routersBefore, row.routersAfter)
+
+	if row.o.ViaNew == 0 {
+		t.Error("no reply came through node 2")
+	}
+	if !row.sameDeleg {
+		t.Errorf("node 2 does not map to %s, the prefix node 1 had under the same DUID", deleg)
+	}
+	if !row.sameAddr {
+		t.Errorf("the host lost its address %s", hostAddr)
+	}
+	pairCheckOneKeaLease(t, l, deleg)
+	return row
+}
+
+// pairIncWaitNetmap waits until the node's hook installed the NETMAP pair
+// for deleg and reports whether it did in time.
+func pairIncWaitNetmap(t *testing.T, l *lab.Lab, n *lab.PairIncNode, deleg netip.Prefix, timeout time.Duration) bool {
+	t.Helper()
+	var out string
+	err := l.WaitFor(t.Context(), timeout, "NETMAP rules for "+deleg.String()+" on "+n.NS, func() (bool, error) {
+		out, _ = l.Exec(t.Context(), n.NS, "nft", "list", "table", "ip6", "incumbent")
+		return lab.HasNetmap(out, internal, deleg), nil
+	})
+	if err != nil {
+		t.Logf("%v\n%s", err, out)
+		return false
+	}
+	return true
+}
+
+// pairIncRunV6edge measures the v6edge pair the same way.
+func pairIncRunV6edge(t *testing.T, advert time.Duration) pairIncRow {
+	t.Helper()
+	ctx := t.Context()
+	p := pairStart(t, advert)
+	row := pairIncRow{setup: "v6edge", advert: advert, routersBefore: pairIncHostRouters(t, p.Lab)}
+	row.o = pairIncMeasure(t, p.Lab, 20*time.Second, func() { p.killNode1(t) })
+	p.waitNode2Master(t, 5*time.Second)
+	doc, _, err := p.nodes[1].Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row.sameDeleg = lab.GetString(doc, "wan", "prefix") == p.deleg.String()
+	row.sameAddr = pairIncHostHas(t, p.Lab, p.hostAddr)
+	row.routersAfter = pairIncHostRouters(t, p.Lab)
+	if !row.sameDeleg || !row.sameAddr {
+		t.Errorf("v6edge node 2: same prefix %v, host kept its address %v", row.sameDeleg, row.sameAddr)
+	}
+	return row
+}
+
+// pairIncTable renders the rows as a markdown table.
+func pairIncTable(rows []pairIncRow) string {
+	slices.SortFunc(rows, func(a, b pairIncRow) int {
+		if a.advert != b.advert {
+			return int(b.advert - a.advert)
+		}
+		return strings.Compare(a.setup, b.setup)
+	})
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "NO"
+	}
+	var b strings.Builder
+	b.WriteString("| setup | advert | last via node 1 → first via node 2 | longest gap | replies lost (of sent) | same delegated prefix | host kept its address | host default router before → after |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d (of %d) | %s | %s | %s → %s |\n", r.setup, r.advert,
+			r.o.Handover.Round(time.Millisecond), r.o.Gap.Round(time.Millisecond), r.o.Lost, r.o.Sent,
+			yes(r.sameDeleg), yes(r.sameAddr), strings.Join(r.routersBefore, ", "), strings.Join(r.routersAfter, ", "))
+	}
+	return b.String()
+}
+
+// TestPairIncNodeDeathFailover: node 1 of the incumbent keepalived +
+// dhcpcd + radvd pair dies; node 2 takes the shared MAC, dhcpcd gets the
+// same prefix back (same DUID-LL), and the host's traffic recovers once
+// its kernel gives up on node 1's link-local. The v6edge pair is measured
+// alongside; the figures go to the log as a markdown table, and only
+// robust facts are asserted.
+func TestPairIncNodeDeathFailover(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	for _, prog := range []string{"keepalived", "dhcpcd", "radvd", "unshare", "setsid"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Skipf("needs %s", prog)
+		}
+	}
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		rows []pairIncRow
+	)
+	add := func(r pairIncRow) {
+		mu.Lock()
+		defer mu.Unlock()
+		rows = append(rows, r)
+	}
+	t.Run("node death", func(t *testing.T) {
+		for _, advert := range []time.Duration{time.Second, 100 * time.Millisecond} {
+			t.Run(fmt.Sprintf("at %v adverts the incumbent pair recovers with the same prefix", advert), func(t *testing.T) {
+				t.Parallel()
+				add(pairIncRunIncumbent(t, advert))
+			})
+			t.Run(fmt.Sprintf("at %v adverts the v6edge pair recovers with the same prefix", advert), func(t *testing.T) {
+				t.Parallel()
+				add(pairIncRunV6edge(t, advert))
+			})
+		}
+	})
+	t.Logf("node death, host pinging %s every 10 ms:\n%s", lab.InternetAddr, pairIncTable(rows))
+}
