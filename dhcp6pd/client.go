@@ -435,17 +435,6 @@ func (c *Client) apply(m *Machine, send func(*Outgoing), acts []Action) {
 		return
 	}
 	lease := m.Lease()
-	if leaseChanged && c.cfg.StateDir != "" {
-		var err error
-		if lease != nil {
-			err = SaveLease(c.cfg.StateDir, c.cfg.Interface, lease)
-		} else {
-			err = RemoveLease(c.cfg.StateDir, c.cfg.Interface, c.cfg.IAID)
-		}
-		if err != nil {
-			c.log.Error("lease store", "err", err)
-		}
-	}
 	s := Snapshot{
 		State:      m.State(),
 		Lease:      lease,
@@ -466,6 +455,20 @@ func (c *Client) apply(m *Machine, send func(*Outgoing), acts []Action) {
 		cp := s
 		cp.Lease = s.Lease.Clone()
 		c.cfg.Notify(cp)
+	}
+	// Saved after the daemon heard of it: the NAT swap does not wait for two
+	// fsyncs. A crash in between costs nothing: the restart Rebinds the
+	// previous saved lease (or Solicits) and converges on the server's answer.
+	if leaseChanged && c.cfg.StateDir != "" {
+		var err error
+		if lease != nil {
+			err = SaveLease(c.cfg.StateDir, c.cfg.Interface, lease)
+		} else {
+			err = RemoveLease(c.cfg.StateDir, c.cfg.Interface, c.cfg.IAID)
+		}
+		if err != nil {
+			c.log.Error("lease store", "err", err)
+		}
 	}
 }
 

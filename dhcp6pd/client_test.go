@@ -99,10 +99,11 @@ func TestClientSolicitBoundRenew(t *testing.T) {
 	if p, _ := first.Lease.Chosen(56); p.Prefix != srv.prefix {
 		t.Fatalf("bound to %v, want %s", first.Lease, srv.prefix)
 	}
-	saved, err := LoadLease(dir, "wan0", testIAID)
-	if err != nil || saved == nil {
-		t.Fatalf("lease not saved: %v", err)
-	}
+	// The lease is saved right after the daemon is told, not before.
+	waitFor(t, "the lease saved", 2*time.Second, func() bool {
+		saved, err := LoadLease(dir, "wan0", testIAID)
+		return err == nil && saved != nil
+	})
 	waitFor(t, "a Renew at T1 and bound again", 5*time.Second, func() bool {
 		s := rc.c.Snapshot()
 		return srv.count(dhcpv6.MessageTypeRenew) > 0 && s.State == StateBound && s.Lease.Acquired.After(first.Lease.Acquired)
@@ -259,9 +260,10 @@ func TestClientSavedLeaseExpiresWhileNoSocket(t *testing.T) {
 	if s := c.Snapshot(); s.State != StateExpired {
 		t.Errorf("state %s, want expired", s.State)
 	}
-	if l, err := LoadLease(dir, "wan0", testIAID); l != nil || err != nil {
-		t.Errorf("expired lease still saved: %v %v", l, err)
-	}
+	waitFor(t, "the expired lease removed from disk", 2*time.Second, func() bool {
+		l, err := LoadLease(dir, "wan0", testIAID)
+		return l == nil && err == nil
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(notes) != 2 || notes[0].Lease == nil || notes[1].Lease != nil {
