@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,6 +28,16 @@ type PairIncOptions struct {
 	// VirtualAddrs are keepalived's virtual_ipaddress entries on lan0,
 	// e.g. "fe80::1/64".
 	VirtualAddrs []string
+	// RASource, when valid, is radvd's AdvRASrcAddress: the address it
+	// sends RAs from once lan0 holds it (the virtual link-local).
+	RASource netip.Addr
+}
+
+func pairIncRASrc(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return fmt.Sprintf("\tAdvRASrcAddress {\n\t\t%s;\n\t};\n", a)
 }
 
 // PairIncNode is one running node of the incumbent HA pair.
@@ -114,8 +125,11 @@ allowinterfaces %s
 interface %s
 	ia_pd 1/::/%d nosuch0/0/%d
 `, hook, WANIface, WANIface, l.opts.Delegated, l.opts.Delegated),
-		// radvd cannot be told a source address: it sends from lan0's own
-		// link-local, so each node is a different router to the hosts.
+		// radvd sends from "the first link-local address" of lan0 unless
+		// AdvRASrcAddress (radvd 2.19) lists acceptable sources: with the
+		// virtual fe80::1 listed, both nodes are the same router to the
+		// hosts. Without it the source is whichever link-local the kernel
+		// lists first, usually but not always keepalived's fe80::1.
 		filepath.Join(dir, "radvd.conf"): fmt.Sprintf(`interface %s {
 	AdvSendAdvert on;
 	MinRtrAdvInterval 200;
@@ -124,8 +138,8 @@ interface %s
 		AdvOnLink on;
 		AdvAutonomous on;
 	};
-};
-`, LANIface, DefaultLANSubnet),
+%s};
+`, LANIface, DefaultLANSubnet, pairIncRASrc(o.RASource)),
 		filepath.Join(dir, "keepalived.conf"): pairIncKeepalivedConf(o, filepath.Join(dir, "notify.sh")),
 	}
 	for name, text := range files {
@@ -201,6 +215,37 @@ func (n *PairIncNode) pid(daemon string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(data)))
+}
+
+// MasterAt is when the node's notify script last ran for "master"
+// (false when it never did): keepalived's MASTER transition as the
+// operator's script saw it.
+func (n *PairIncNode) MasterAt() (time.Time, bool) {
+	data, err := os.ReadFile(filepath.Join(n.Dir, "notify.log"))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var at time.Time
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[1] != "notify" || f[2] != "master" {
+			continue
+		}
+		if sec, err := strconv.ParseFloat(f[0], 64); err == nil {
+			at = time.Unix(0, int64(sec*1e9))
+		}
+	}
+	return at, !at.IsZero()
+}
+
+// BoundAt is when dhcpcd last ran the hook for a new lease (BOUND6), which
+// installs the NETMAP pair; false when it never did.
+func (n *PairIncNode) BoundAt() (time.Time, bool) {
+	fi, err := os.Stat(filepath.Join(n.Dir, "dhcpcd-hook.sh.BOUND6.env"))
+	if err != nil {
+		return time.Time{}, false
+	}
+	return fi.ModTime(), true
 }
 
 // Kill makes the node die as in a power cut: keepalived, dhcpcd and radvd

@@ -32,6 +32,42 @@ type pairIncRow struct {
 	sameDeleg, sameAddr bool
 	routersBefore       []string
 	routersAfter        []string
+	// raSources are the source addresses of every RA the host heard.
+	raSources []string
+	// master and nat (incumbent only): from the kill to node 2's notify
+	// script running for master, and to its dhcpcd hook installing NETMAP.
+	master, nat time.Duration
+}
+
+// pairIncRASources lists the distinct sources of the captured RAs, each
+// with the node whose own lan0 link-local it is (if any) and the number
+// of RAs from it, e.g. "fe80::1 ×12".
+func pairIncRASources(t *testing.T, l *lab.Lab, c *lab.Capture) []string {
+	t.Helper()
+	pkts, err := c.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := map[netip.Addr]string{}
+	for i, rt := range l.Routers {
+		out, err := l.Exec(t.Context(), rt, "cat", "/sys/class/net/"+lab.LANIface+"/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mac, err := net.ParseMAC(strings.TrimSpace(out)); err == nil {
+			owner[lab.EUI64LinkLocal(mac)] = fmt.Sprintf(" (node %d's own)", i+1)
+		}
+	}
+	count := map[netip.Addr]int{}
+	for _, p := range pkts {
+		count[p.Src]++
+	}
+	var srcs []string
+	for a, n := range count {
+		srcs = append(srcs, fmt.Sprintf("%s%s ×%d", a, owner[a], n))
+	}
+	slices.Sort(srcs)
+	return srcs
 }
 
 // pairIncHostRouters lists the next hops of the host's default routes.
@@ -114,11 +150,14 @@ func pairIncMeasure(t *testing.T, l *lab.Lab, recover time.Duration, failover fu
 	return o
 }
 
-// pairIncRecover bounds the incumbent's recovery. keepalived moves only
-// fe80::1 and the ULA; the host routes via the dead node's own link-local
-// (radvd's source) until its neighbor entry fails: up to ReachableTime
-// (15-45 s at the default 30 s base) plus 5 s DELAY and 3 s of probes.
-const pairIncRecover = 60 * time.Second
+// pairIncRecover bounds the incumbent's recovery generously: node 2 must
+// win the election (Master_Down_Interval), bounce wan0 to take the shared
+// MAC (DAD of the new link-local, an RS for the default route), and run a
+// whole Solicit exchange, since as backup its dhcpcd held no lease. Were
+// the RAs sent from a node's own link-local, the host would stay on the
+// dead node until neighbor unreachability detection gave up (ReachableTime
+// 15-45 s, then 5 s DELAY and 3 probes).
+const pairIncRecover = 30 * time.Second
 
 // pairIncRunIncumbent builds the incumbent pair, kills node 1 once traffic
 // flows through it, and returns what the host saw.
@@ -126,6 +165,7 @@ func pairIncRunIncumbent(t *testing.T, advert time.Duration) pairIncRow {
 	t.Helper()
 	ctx := t.Context()
 	l := pairNewLab(t, 2)
+	ras := pairCaptureRAs(t, l)
 	shared, err := net.ParseMAC(pairSharedMAC)
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +179,7 @@ func pairIncRunIncumbent(t *testing.T, advert time.Duration) pairIncRow {
 		n, err := l.PairIncStart(ctx, i, lab.PairIncOptions{
 			VRID: pairVRID, Priority: prio, Advert: advert, SharedMAC: shared, OwnMAC: own,
 			VirtualAddrs: []string{pairVirtualLL.String() + "/64", pairRouterULA.String()},
+			RASource:     pairVirtualLL,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -176,7 +217,9 @@ func pairIncRunIncumbent(t *testing.T, advert time.Duration) pairIncRow {
 		t.Fatal(err)
 	}
 	row := pairIncRow{setup: "keepalived + dhcpcd + radvd", advert: advert, routersBefore: pairIncHostRouters(t, l)}
+	var killed time.Time
 	row.o = pairIncMeasure(t, l, pairIncRecover, func() {
+		killed = time.Now()
 		if err := nodes[0].Kill(ctx, l); err != nil {
 			t.Fatal(err)
 		}
@@ -184,8 +227,16 @@ func pairIncRunIncumbent(t *testing.T, advert time.Duration) pairIncRow {
 	row.sameDeleg = pairIncWaitNetmap(t, l, nodes[1], deleg, 10*time.Second)
 	row.sameAddr = pairIncHostHas(t, l, hostAddr)
 	row.routersAfter = pairIncHostRouters(t, l)
-	t.Logf("incumbent node death at %v adverts: %v; prefix %s kept: %v; host routers %v -> %v",
-		advert, row.o, deleg, row.sameDeleg, row.routersBefore, row.routersAfter)
+	row.raSources = pairIncRASources(t, l, ras)
+	if at, ok := nodes[1].MasterAt(); ok {
+		row.master = at.Sub(killed)
+	}
+	if at, ok := nodes[1].BoundAt(); ok {
+		row.nat = at.Sub(killed)
+	}
+	t.Logf("incumbent node death at %v adverts: %v; node 2 master %v and its NAT %v after the kill; prefix %s kept: %v; host routers %v -> %v; RAs from %v",
+		advert, row.o, row.master.Round(time.Millisecond), row.nat.Round(time.Millisecond), deleg, row.sameDeleg,
+		row.routersBefore, row.routersAfter, row.raSources)
 
 	if row.o.ViaNew == 0 {
 		t.Error("no reply came through node 2")
@@ -221,6 +272,7 @@ func pairIncRunV6edge(t *testing.T, advert time.Duration) pairIncRow {
 	t.Helper()
 	ctx := t.Context()
 	p := pairStart(t, advert)
+	ras := pairCaptureRAs(t, p.Lab)
 	row := pairIncRow{setup: "v6edge", advert: advert, routersBefore: pairIncHostRouters(t, p.Lab)}
 	row.o = pairIncMeasure(t, p.Lab, 20*time.Second, func() { p.killNode1(t) })
 	p.waitNode2Master(t, 5*time.Second)
@@ -231,6 +283,7 @@ func pairIncRunV6edge(t *testing.T, advert time.Duration) pairIncRow {
 	row.sameDeleg = lab.GetString(doc, "wan", "prefix") == p.deleg.String()
 	row.sameAddr = pairIncHostHas(t, p.Lab, p.hostAddr)
 	row.routersAfter = pairIncHostRouters(t, p.Lab)
+	row.raSources = pairIncRASources(t, p.Lab, ras)
 	if !row.sameDeleg || !row.sameAddr {
 		t.Errorf("v6edge node 2: same prefix %v, host kept its address %v", row.sameDeleg, row.sameAddr)
 	}
@@ -252,12 +305,13 @@ func pairIncTable(rows []pairIncRow) string {
 		return "NO"
 	}
 	var b strings.Builder
-	b.WriteString("| setup | advert | last via node 1 → first via node 2 | longest gap | replies lost (of sent) | same delegated prefix | host kept its address | host default router before → after |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| setup | advert | last via node 1 → first via node 2 | longest gap | replies lost (of sent) | same delegated prefix | host kept its address | host default router before → after | RA sources seen |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d (of %d) | %s | %s | %s → %s |\n", r.setup, r.advert,
+		fmt.Fprintf(&b, "| %s | %v | %v | %v | %d (of %d) | %s | %s | %s → %s | %s |\n", r.setup, r.advert,
 			r.o.Handover.Round(time.Millisecond), r.o.Gap.Round(time.Millisecond), r.o.Lost, r.o.Sent,
-			yes(r.sameDeleg), yes(r.sameAddr), strings.Join(r.routersBefore, ", "), strings.Join(r.routersAfter, ", "))
+			yes(r.sameDeleg), yes(r.sameAddr), strings.Join(r.routersBefore, ", "), strings.Join(r.routersAfter, ", "),
+			strings.Join(r.raSources, ", "))
 	}
 	return b.String()
 }
@@ -300,4 +354,10 @@ func TestPairIncNodeDeathFailover(t *testing.T) {
 		}
 	})
 	t.Logf("node death, host pinging %s every 10 ms:\n%s", lab.InternetAddr, pairIncTable(rows))
+	for _, r := range rows {
+		if r.master > 0 {
+			t.Logf("incumbent at %v adverts: node 2's notify_master ran %v after the kill, its NETMAP hook %v after",
+				r.advert, r.master.Round(time.Millisecond), r.nat.Round(time.Millisecond))
+		}
+	}
 }
