@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -193,4 +195,24 @@ func Get(doc any, path ...any) any {
 func GetString(doc any, path ...any) string {
 	s, _ := Get(doc, path...).(string)
 	return s
+}
+
+// WaitLeaseSaved waits until the daemon's state_dir holds a saved lease
+// with prefix in it: the daemon tells its parts about a new lease before it
+// saves it, so a test that kills the daemon right after status shows the
+// lease must wait for the file first.
+func (d *Daemon) WaitLeaseSaved(ctx context.Context, prefix netip.Prefix, timeout time.Duration) error {
+	return d.lab.WaitFor(ctx, timeout, "the lease for "+prefix.String()+" saved in "+d.StateDir, func() (bool, error) {
+		files, err := filepath.Glob(filepath.Join(d.StateDir, "lease-*.json"))
+		if err != nil {
+			return false, err
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err == nil && strings.Contains(string(b), prefix.String()) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }

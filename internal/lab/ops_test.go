@@ -768,6 +768,9 @@ func TestOpsRestartKeepsTheLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := d.WaitLeaseSaved(ctx, deleg, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -1123,6 +1126,9 @@ func TestOpsRestartDuringRenumberingKeepsDeprecatingTheOldPrefix(t *testing.T) {
 		t.Logf("RA prefixes: %+v", ra.Prefixes)
 	})
 
+	if err := d.WaitLeaseSaved(ctx, deleg, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -589,6 +589,9 @@ func TestAltISCDHCPDRestartsOnBothSides(t *testing.T) {
 	deleg := waitBound(t, d, l.Pool)
 
 	t.Run("v6edge killed and restarted on its state_dir rebinds the saved prefix with dhcpd", func(t *testing.T) {
+		if err := d.WaitLeaseSaved(ctx, deleg, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
 		if err := d.Kill(); err != nil {
 			t.Fatal(err)
 		}
@@ -802,6 +805,9 @@ func TestAltISCDHCPDRenumbersARebind(t *testing.T) {
 
 	// The router reboots while the ISP renumbers: the new dhcpd delegates
 	// from another range and knows nothing of the old binding.
+	if err := d.WaitLeaseSaved(ctx, old, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Kill(); err != nil {
 		t.Fatal(err)
 	}
