@@ -37,6 +37,9 @@ type pairIncRow struct {
 	// master and nat (incumbent only): from the kill to node 2's notify
 	// script running for master, and to its dhcpcd hook installing NETMAP.
 	master, nat time.Duration
+	// neigh is the host's neighbor entries for its routers just before the
+	// kill (NUD state decides when it gives up on a dead router).
+	neigh string
 }
 
 // pairIncRASources lists the distinct sources of the captured RAs, each
@@ -159,9 +162,15 @@ func pairIncMeasure(t *testing.T, l *lab.Lab, recover time.Duration, failover fu
 // 15-45 s, then 5 s DELAY and 3 probes).
 const pairIncRecover = 30 * time.Second
 
+// pairIncOwnLLRecover bounds recovery when radvd speaks from each node's
+// own link-local: NUD on the host, see pairIncRecover.
+const pairIncOwnLLRecover = 60 * time.Second
+
 // pairIncRunIncumbent builds the incumbent pair, kills node 1 once traffic
-// flows through it, and returns what the host saw.
-func pairIncRunIncumbent(t *testing.T, advert time.Duration) pairIncRow {
+// flows through it, and returns what the host saw. With ownLL, radvd sends
+// from each node's own lan0 link-local (what radvd without
+// AdvRASrcAddress, and many RA daemons, do) instead of fe80::1.
+func pairIncRunIncumbent(t *testing.T, advert time.Duration, ownLL bool) pairIncRow {
 	t.Helper()
 	ctx := t.Context()
 	l := pairNewLab(t, 2)
@@ -176,10 +185,22 @@ func pairIncRunIncumbent(t *testing.T, advert time.Duration) pairIncRow {
 		if i > 0 {
 			own = l.WANMACs[i]
 		}
+		src := pairVirtualLL
+		if ownLL {
+			out, err := l.Exec(ctx, l.Routers[i], "cat", "/sys/class/net/"+lab.LANIface+"/address")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mac, err := net.ParseMAC(strings.TrimSpace(out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			src = lab.EUI64LinkLocal(mac)
+		}
 		n, err := l.PairIncStart(ctx, i, lab.PairIncOptions{
 			VRID: pairVRID, Priority: prio, Advert: advert, SharedMAC: shared, OwnMAC: own,
 			VirtualAddrs: []string{pairVirtualLL.String() + "/64", pairRouterULA.String()},
-			RASource:     pairVirtualLL,
+			RASource:     src,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -216,9 +237,23 @@ func pairIncRunIncumbent(t *testing.T, advert time.Duration) pairIncRow {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	row := pairIncRow{setup: "keepalived + dhcpcd + radvd", advert: advert, routersBefore: pairIncHostRouters(t, l)}
+	row := pairIncRow{setup: "keepalived + dhcpcd + radvd (RAs from fe80::1)", advert: advert, routersBefore: pairIncHostRouters(t, l)}
+	recover := pairIncRecover
+	if ownLL {
+		row.setup = "keepalived + dhcpcd + radvd (RAs from each node's own link-local)"
+		recover = pairIncOwnLLRecover
+	}
 	var killed time.Time
-	row.o = pairIncMeasure(t, l, pairIncRecover, func() {
+	row.o = pairIncMeasure(t, l, recover, func() {
+		if out, err := l.Exec(ctx, l.Hosts[0], "ip", "-6", "neigh", "show", "dev", lab.HostIface); err == nil {
+			var fe80 []string
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				if strings.HasPrefix(line, "fe80:") {
+					fe80 = append(fe80, line)
+				}
+			}
+			row.neigh = strings.Join(fe80, "; ")
+		}
 		killed = time.Now()
 		if err := nodes[0].Kill(ctx, l); err != nil {
 			t.Fatal(err)
@@ -234,9 +269,9 @@ func pairIncRunIncumbent(t *testing.T, advert time.Duration) pairIncRow {
 	if at, ok := nodes[1].BoundAt(); ok {
 		row.nat = at.Sub(killed)
 	}
-	t.Logf("incumbent node death at %v adverts: %v; node 2 master %v and its NAT %v after the kill; prefix %s kept: %v; host routers %v -> %v; RAs from %v",
+	t.Logf("incumbent node death at %v adverts: %v; node 2 master %v and its NAT %v after the kill; prefix %s kept: %v; host routers %v -> %v; RAs from %v; host's link-local neighbors at the kill: %s",
 		advert, row.o, row.master.Round(time.Millisecond), row.nat.Round(time.Millisecond), deleg, row.sameDeleg,
-		row.routersBefore, row.routersAfter, row.raSources)
+		row.routersBefore, row.routersAfter, row.raSources, row.neigh)
 
 	if row.o.ViaNew == 0 {
 		t.Error("no reply came through node 2")
@@ -342,10 +377,14 @@ func TestPairIncNodeDeathFailover(t *testing.T) {
 		rows = append(rows, r)
 	}
 	t.Run("node death", func(t *testing.T) {
+		t.Run("at 1s adverts with RAs from each node's own link-local the incumbent pair recovers once the host's NUD gives up on node 1", func(t *testing.T) {
+			t.Parallel()
+			add(pairIncRunIncumbent(t, time.Second, true))
+		})
 		for _, advert := range []time.Duration{time.Second, 100 * time.Millisecond} {
 			t.Run(fmt.Sprintf("at %v adverts the incumbent pair recovers with the same prefix", advert), func(t *testing.T) {
 				t.Parallel()
-				add(pairIncRunIncumbent(t, advert))
+				add(pairIncRunIncumbent(t, advert, false))
 			})
 			t.Run(fmt.Sprintf("at %v adverts the v6edge pair recovers with the same prefix", advert), func(t *testing.T) {
 				t.Parallel()
@@ -356,8 +395,8 @@ func TestPairIncNodeDeathFailover(t *testing.T) {
 	t.Logf("node death, host pinging %s every 10 ms:\n%s", lab.InternetAddr, pairIncTable(rows))
 	for _, r := range rows {
 		if r.master > 0 {
-			t.Logf("incumbent at %v adverts: node 2's notify_master ran %v after the kill, its NETMAP hook %v after",
-				r.advert, r.master.Round(time.Millisecond), r.nat.Round(time.Millisecond))
+			t.Logf("%s at %v adverts: node 2's notify_master ran %v after the kill, its NETMAP hook %v after; the host's link-local neighbors at the kill: %s",
+				r.setup, r.advert, r.master.Round(time.Millisecond), r.nat.Round(time.Millisecond), r.neigh)
 		}
 	}
 }
