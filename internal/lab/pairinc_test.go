@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/v6edge/v6edge/internal/lab"
 )
 
@@ -80,6 +82,13 @@ func pairIncHostRouters(t *testing.T, l *lab.Lab) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pairIncParseRouters(out)
+}
+
+// pairIncParseRouters returns the distinct "via" addresses of `ip -6
+// route show default`, sorted: one route per router, or one multipath
+// route with a nexthop line per router.
+func pairIncParseRouters(out string) []string {
 	var via []string
 	f := strings.Fields(out)
 	for i := 0; i+1 < len(f); i++ {
@@ -398,5 +407,24 @@ func TestPairIncNodeDeathFailover(t *testing.T) {
 			t.Logf("%s at %v adverts: node 2's notify_master ran %v after the kill, its NETMAP hook %v after; the host's link-local neighbors at the kill: %s",
 				r.setup, r.advert, r.master.Round(time.Millisecond), r.nat.Round(time.Millisecond), r.neigh)
 		}
+	}
+}
+
+func TestPairIncParseRouters(t *testing.T) {
+	tests := []struct {
+		name, out string
+		want      []string
+	}{
+		{"no default route gives none", "", nil},
+		{"one router learned from an RA", "default via fe80::1 dev eth0 proto ra metric 1024 expires 1798sec hoplimit 64 pref medium\n", []string{"fe80::1"}},
+		{"two routers as separate routes are both listed, sorted", "default via fe80::b dev eth0 proto ra metric 1024 pref medium\ndefault via fe80::a dev eth0 proto ra metric 1024 pref medium\n", []string{"fe80::a", "fe80::b"}},
+		{"a multipath route lists each nexthop once", "default proto ra metric 1024 expires 1797sec pref medium\n\tnexthop via fe80::b dev eth0 weight 1\n\tnexthop via fe80::a dev eth0 weight 1\n\tnexthop via fe80::a dev eth0 weight 1\n", []string{"fe80::a", "fe80::b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, pairIncParseRouters(tt.out)); diff != "" {
+				t.Errorf("pairIncParseRouters (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
