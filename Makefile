@@ -67,8 +67,10 @@ fuzz:
 	done
 
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./nat/ ./ra/ ./dhcp6pd/ 2>&1 | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./nat/ ./ra/ ./dhcp6pd/ ./dhcp6srv/ 2>&1 | tee bench.out
 	./$(BIN) bench
+	@# the LAN DHCPv6 server against Kea under perfdhcp:
+	$(GO) test -tags perf -count=1 -run TestPerf -v ./dhcp6srv/ 2>&1 | grep -E '^\|' || true
 
 # deb: a Debian package in dist/ (binary, systemd unit, example config, man pages).
 deb: build

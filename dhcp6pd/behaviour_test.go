@@ -175,29 +175,29 @@ func TestStatusCodes(t *testing.T) {
 				t.Fatalf("state %s lease %v, want renewing with the lease", m.State(), m.Lease())
 			}
 		})
-		t.Run("a Reply to Renew with NoBinding at "+level+" level makes the client Request", func(t *testing.T) {
-			if level == "IA_PREFIX" {
-				t.Skip("NoBinding is an IA-level status")
-			}
-			m := newTestMachine(fixedSource(0), nil)
-			bound := bindMachine(t, m, goodPD())
-			now := bound
-			out := advance(t, m, &now, bound.Sub(t0)+1000*time.Second)
-			out = sends(t, now, m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, wrap(level, iana.StatusNoBinding)...), addrA))
-			if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeRequest || m.State() != StateRequesting {
-				t.Fatalf("want a Request and requesting, got %+v in %s", out, m.State())
-			}
-			if ps := out[0].msg.Options.OneIAPD().Options.Prefixes(); len(ps) != 1 || ps[0].Prefix.String() != "2001:db8:100::/56" {
-				t.Errorf("Request asks for %v, want the lease's prefix", ps)
-			}
-			if m.Lease() == nil {
-				t.Error("lease withdrawn while Requesting it back")
-			}
-			m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, goodPD()), addrA)
-			if m.State() != StateBound {
-				t.Errorf("state %s, want bound again", m.State())
-			}
-		})
+		// NoBinding is an IA-level status (RFC 8415 §18.3.4): no IA_PREFIX case.
+		if level != "IA_PREFIX" {
+			t.Run("a Reply to Renew with NoBinding at "+level+" level makes the client Request", func(t *testing.T) {
+				m := newTestMachine(fixedSource(0), nil)
+				bound := bindMachine(t, m, goodPD())
+				now := bound
+				out := advance(t, m, &now, bound.Sub(t0)+1000*time.Second)
+				out = sends(t, now, m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, wrap(level, iana.StatusNoBinding)...), addrA))
+				if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeRequest || m.State() != StateRequesting {
+					t.Fatalf("want a Request and requesting, got %+v in %s", out, m.State())
+				}
+				if ps := out[0].msg.Options.OneIAPD().Options.Prefixes(); len(ps) != 1 || ps[0].Prefix.String() != "2001:db8:100::/56" {
+					t.Errorf("Request asks for %v, want the lease's prefix", ps)
+				}
+				if m.Lease() == nil {
+					t.Error("lease withdrawn while Requesting it back")
+				}
+				m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, goodPD()), addrA)
+				if m.State() != StateBound {
+					t.Errorf("state %s, want bound again", m.State())
+				}
+			})
+		}
 	}
 	t.Run("UseMulticast makes the client resend to ff02::1:2 at once", func(t *testing.T) {
 		m, sol, now := startSoliciting(t, nil)

@@ -1,3 +1,5 @@
+//go:build perf
+
 package dhcp6srv
 
 import (
@@ -17,15 +19,13 @@ import (
 // TestPerf runs perfdhcp (Kea's load generator) against this server and
 // against kea-dhcp6 configured the same way, one after the other on the
 // same veth, and reports exchanges per second, drops and latency for both.
-// It only runs when asked: V6EDGE_PERF=1 go test -run TestPerf -v ./dhcp6srv/
+// It is a load measurement, not a pass/fail test, so it is built only when asked:
+// go test -tags perf -run TestPerf -v ./dhcp6srv/
 // Knobs: V6EDGE_PERF_RATE (Solicit/Request exchanges initiated per second,
 // default 2000), V6EDGE_PERF_CLIENTS (default 5000), V6EDGE_PERF_COUNT
 // (exchanges, default 20000), V6EDGE_PERF_MODE (address-only,
 // prefix-only, address-and-prefix).
 func TestPerf(t *testing.T) {
-	if os.Getenv("V6EDGE_PERF") != "1" {
-		t.Skip("load test: set V6EDGE_PERF=1")
-	}
 	requireRoot(t, "perfdhcp", "kea-dhcp6")
 	rate, clients, count := envInt("V6EDGE_PERF_RATE", 2000), envInt("V6EDGE_PERF_CLIENTS", 5000), envInt("V6EDGE_PERF_COUNT", 20000)
 	mode := os.Getenv("V6EDGE_PERF_MODE")
