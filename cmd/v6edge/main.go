@@ -241,17 +241,16 @@ func cmdHA(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("demo", stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
+// inLab runs fn with the path of this binary and a context ended by
+// SIGTERM/SIGINT, after checking that a lab can be built here (root, the
+// peer programs installed). It returns the exit code.
+func inLab(what string, stderr io.Writer, fn func(ctx context.Context, bin string) error) int {
 	if os.Geteuid() != 0 {
-		fmt.Fprintln(stderr, "v6edge demo builds network namespaces and must run as root")
+		fmt.Fprintf(stderr, "v6edge %s builds network namespaces and must run as root\n", what)
 		return 1
 	}
 	if missing := lab.Missing(); len(missing) > 0 {
-		fmt.Fprintf(stderr, "v6edge demo needs these programs: %v (make demo installs them)\n", missing)
+		fmt.Fprintf(stderr, "v6edge %s needs these programs: %v (make deps installs them)\n", what, missing)
 		return 1
 	}
 	bin, err := os.Executable()
@@ -261,16 +260,24 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	lab.DemoConfig = configs.Default()
-	if err := lab.Demo(ctx, stdout, bin); err != nil {
+	if err := fn(ctx, bin); err != nil {
 		if errors.Is(err, context.Canceled) {
-			fmt.Fprintln(stderr, "demo interrupted; lab removed")
+			fmt.Fprintf(stderr, "%s interrupted; lab removed\n", what)
 			return 130
 		}
-		fmt.Fprintf(stderr, "demo failed: %v\n", err)
+		fmt.Fprintf(stderr, "%s failed: %v\n", what, err)
 		return 1
 	}
 	return 0
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("demo", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	lab.DemoConfig = configs.Default()
+	return inLab("demo", stderr, func(ctx context.Context, bin string) error { return lab.Demo(ctx, stdout, bin) })
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) int {
@@ -279,24 +286,5 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(stderr, "v6edge bench builds network namespaces and must run as root")
-		return 1
-	}
-	if missing := lab.Missing(); len(missing) > 0 {
-		fmt.Fprintf(stderr, "v6edge bench needs these programs: %v (make deps installs them)\n", missing)
-		return 1
-	}
-	bin, err := os.Executable()
-	if err != nil {
-		fmt.Fprintf(stderr, "v6edge: %v\n", err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := lab.Bench(ctx, stdout, bin, *runs); err != nil {
-		fmt.Fprintf(stderr, "bench failed: %v\n", err)
-		return 1
-	}
-	return 0
+	return inLab("bench", stderr, func(ctx context.Context, bin string) error { return lab.Bench(ctx, stdout, bin, *runs) })
 }
