@@ -57,6 +57,11 @@ type Ruleset struct {
 	// WANs are every uplink interface, with or without a mapping now: the
 	// guard chain drops internal sources leaving any of them.
 	WANs []string
+	// Direct are /64s of the external prefixes that LAN hosts hold as they
+	// are (a LAN advertising "external" or "both"): traffic to them is
+	// routed, not translated, or a host whose global and ULA interface ids
+	// differ (stable privacy, temporary addresses) would be unreachable.
+	Direct []netip.Prefix
 }
 
 // Check reports what makes uplinks (or the whole Ruleset) unusable. Render leaves those
@@ -160,6 +165,19 @@ func Render(r Ruleset) []RuleSpec {
 			b := new(builder)
 			b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, u.WAN)
 			b.ctMarkSet(u.Mark)
+			add(&pre, ChainPrerouting, b)
+		}
+
+		for _, d := range r.Direct {
+			if !d.IsValid() || !u.External.Contains(d.Masked().Addr()) || d.Bits() < u.External.Bits() {
+				continue
+			}
+			// Before the inbound dnat and the hairpin jump: from the WAN
+			// or the LAN, these addresses are the hosts' own.
+			b := new(builder)
+			b.addr(offsetDaddr, "ip6 daddr", d.Masked())
+			b.words = append(b.words, "accept")
+			b.exprs = append(b.exprs, &expr.Verdict{Kind: expr.VerdictAccept})
 			add(&pre, ChainPrerouting, b)
 		}
 

@@ -43,6 +43,9 @@ var goldenRulesets = []struct {
 		Uplinks: []Uplink{{WAN: "wan0", External: ext1, Mark: 1}, {WAN: "wan1", External: ext2}, {WAN: "wan2", External: ext3, Mark: 3}}}},
 	{"length-mismatch", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true,
 		Uplinks: []Uplink{{WAN: "wan0", External: netip.MustParsePrefix("2001:db8:100::/60")}, {WAN: "wan1", External: ext2}}}},
+	{"direct-external-lan", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true, WANs: []string{"wan0"},
+		Direct:  []netip.Prefix{netip.MustParsePrefix("2001:db8:100:1::/64"), netip.MustParsePrefix("2001:db8:999:1::/64")},
+		Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}},
 	{"odd-length", Ruleset{Internal: netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/60"), LANs: []string{"lan0"}, Hairpin: true,
 		Uplinks: []Uplink{{WAN: "wan0", External: netip.MustParsePrefix("2001:db8:100:10::/60")}}}},
 }

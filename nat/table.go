@@ -766,12 +766,14 @@ func groupRules(r Ruleset) []group {
 
 func sameRuleset(a, b Ruleset) bool {
 	return a.Internal == b.Internal && a.Hairpin == b.Hairpin &&
-		slices.Equal(a.LANs, b.LANs) && slices.Equal(a.Uplinks, b.Uplinks) && slices.Equal(a.WANs, b.WANs)
+		slices.Equal(a.LANs, b.LANs) && slices.Equal(a.Uplinks, b.Uplinks) && slices.Equal(a.WANs, b.WANs) &&
+		slices.Equal(a.Direct, b.Direct)
 }
 
 func cloneRuleset(r Ruleset) Ruleset {
 	r.LANs = slices.Clone(r.LANs)
 	r.Uplinks = slices.Clone(r.Uplinks)
 	r.WANs = slices.Clone(r.WANs)
+	r.Direct = slices.Clone(r.Direct)
 	return r
 }

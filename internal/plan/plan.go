@@ -168,6 +168,17 @@ func Compute(in Input) Desired {
 		wanNames = append(wanNames, w.Interface)
 	}
 	d.NAT = nat.Ruleset{Internal: internal, LANs: lanNames, Hairpin: cfg.NAT.Hairpin, WANs: wanNames}
+	// A LAN that advertises the delegated /64 has hosts holding those
+	// addresses themselves: their traffic is routed, not translated.
+	for _, u := range usable {
+		for _, lc := range cfg.LANs {
+			if lc.Advertise == configs.AdvertiseExternal || lc.Advertise == configs.AdvertiseBoth {
+				if p := Subnet64(u.external, lc.Subnet); p.IsValid() {
+					d.NAT.Direct = append(d.NAT.Direct, p)
+				}
+			}
+		}
+	}
 	for _, u := range usable {
 		// With several uplinks each has its mark whether or not the others
 		// have a lease now: the routing rules that match it are permanent.

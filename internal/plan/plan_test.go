@@ -83,6 +83,7 @@ func TestComputeBound(t *testing.T) {
 	d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
 
 	wantNAT := nat.Ruleset{Internal: pfx("fd00:aaaa:bbbb:cc00::/56"), LANs: []string{"lan0"}, Hairpin: true, WANs: []string{"wan0"},
+		Direct:  []netip.Prefix{pfx("2001:db8:100:1::/64")},
 		Uplinks: []nat.Uplink{{WAN: "wan0", External: pfx("2001:db8:100::/56")}}}
 	if diff := cmp.Diff(wantNAT, d.NAT, netipOpt); diff != "" {
 		t.Errorf("NAT (-want +got):\n%s", diff)
