@@ -470,12 +470,7 @@ func TestRenumberingKeepsTheLANAndMovesTheNAT(t *testing.T) {
 	t.Logf("renumbered from %s to %s", old, deleg)
 
 	t.Run("the NAT maps the unchanged ULA onto the new prefix", func(t *testing.T) {
-		var out string
-		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+deleg.String(), func() (bool, error) {
-			var err error
-			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
-			return lab.HasNetmap(out, internal, deleg) && !strings.Contains(out, old.String()), err
-		})
+		out, err := l.WaitNetmap(ctx, l.Router, internal, deleg, old, 5*time.Second)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}

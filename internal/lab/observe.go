@@ -260,3 +260,22 @@ func HasNetmap(ruleset string, internal, external netip.Prefix) bool {
 	}
 	return has("snat", external) && has("dnat", internal)
 }
+
+// WaitNetmap waits until the ruleset in namespace ns maps internal onto
+// external (both NETMAP rules) and, when stale is valid, no longer mentions
+// stale. It returns the last listing, for the caller's error messages and
+// further checks.
+func (l *Lab) WaitNetmap(ctx context.Context, ns string, internal, external, stale netip.Prefix, timeout time.Duration) (string, error) {
+	what := "NETMAP rules for " + external.String()
+	if stale.IsValid() {
+		what += " and none for " + stale.String()
+	}
+	var out string
+	err := l.WaitFor(ctx, timeout, what, func() (bool, error) {
+		var err error
+		out, err = l.Exec(ctx, ns, "nft", "list", "ruleset")
+		ok := HasNetmap(out, internal, external) && (!stale.IsValid() || !strings.Contains(out, stale.String()))
+		return ok, err
+	})
+	return out, err
+}

@@ -172,13 +172,7 @@ func opsRA(t *testing.T, l *lab.Lab, host string, timeout time.Duration, what st
 // opsNetmapPresent waits until the router's ruleset maps internal onto deleg.
 func opsNetmapPresent(t *testing.T, l *lab.Lab, deleg netip.Prefix) string {
 	t.Helper()
-	ctx := t.Context()
-	var out string
-	err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+deleg.String(), func() (bool, error) {
-		var err error
-		out, err = l.Exec(ctx, l.Router, "nft", "list", "table", "ip6", "v6edge")
-		return lab.HasNetmap(out, internal, deleg), err
-	})
+	out, err := l.WaitNetmap(t.Context(), l.Router, internal, deleg, netip.Prefix{}, 5*time.Second)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

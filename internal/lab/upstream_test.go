@@ -200,12 +200,7 @@ func TestAltISCDHCPDAsTheUpstream(t *testing.T) {
 	})
 
 	t.Run("the NAT maps the internal prefix onto it", func(t *testing.T) {
-		var out string
-		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+deleg.String(), func() (bool, error) {
-			var err error
-			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
-			return lab.HasNetmap(out, internal, deleg), err
-		})
+		out, err := l.WaitNetmap(ctx, l.Router, internal, deleg, netip.Prefix{}, 5*time.Second)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -538,12 +533,7 @@ func TestAltUpstreamLossExpiresTheLeaseAndServiceComesBack(t *testing.T) {
 	t.Logf("bound again %v after Kea came back: %s (before: %s)", time.Since(restarted).Round(100*time.Millisecond), again, deleg)
 
 	t.Run("the NAT is back and the host leaves translated again", func(t *testing.T) {
-		var out string
-		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+again.String(), func() (bool, error) {
-			var err error
-			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
-			return lab.HasNetmap(out, internal, again), err
-		})
+		out, err := l.WaitNetmap(ctx, l.Router, internal, again, netip.Prefix{}, 5*time.Second)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -677,12 +667,7 @@ func TestAltISCDHCPDRestartsOnBothSides(t *testing.T) {
 	}
 
 	t.Run("the NAT maps the internal prefix onto the rebound prefix", func(t *testing.T) {
-		var out string
-		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+again.String(), func() (bool, error) {
-			var err error
-			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
-			return lab.HasNetmap(out, internal, again), err
-		})
+		out, err := l.WaitNetmap(ctx, l.Router, internal, again, netip.Prefix{}, 5*time.Second)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -863,12 +848,7 @@ func TestAltISCDHCPDRenumbersARebind(t *testing.T) {
 	})
 
 	t.Run("the NAT maps onto the new prefix only", func(t *testing.T) {
-		var out string
-		err := l.WaitFor(ctx, 5*time.Second, "NETMAP rules for "+deleg.String(), func() (bool, error) {
-			var err error
-			out, err = l.Exec(ctx, l.Router, "nft", "list", "ruleset")
-			return lab.HasNetmap(out, internal, deleg) && !strings.Contains(out, old.String()), err
-		})
+		out, err := l.WaitNetmap(ctx, l.Router, internal, deleg, old, 5*time.Second)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
