@@ -268,44 +268,24 @@ func (t *table) get(k string) (any, bool) {
 	return v, ok
 }
 
-func (t *table) str(k string) *string {
+// scalar returns the value of k as a T, reporting a value of another type
+// as what the key wants.
+func scalar[T any](t *table, k, want string) *T {
 	v, ok := t.get(k)
 	if !ok {
 		return nil
 	}
-	s, ok := v.(string)
+	x, ok := v.(T)
 	if !ok {
-		t.r.wrongType(t.key(k), "a string", v)
+		t.r.wrongType(t.key(k), want, v)
 		return nil
 	}
-	return &s
+	return &x
 }
 
-func (t *table) integer(k string) *int64 {
-	v, ok := t.get(k)
-	if !ok {
-		return nil
-	}
-	i, ok := v.(int64)
-	if !ok {
-		t.r.wrongType(t.key(k), "an integer", v)
-		return nil
-	}
-	return &i
-}
-
-func (t *table) boolean(k string) *bool {
-	v, ok := t.get(k)
-	if !ok {
-		return nil
-	}
-	b, ok := v.(bool)
-	if !ok {
-		t.r.wrongType(t.key(k), "true or false", v)
-		return nil
-	}
-	return &b
-}
+func (t *table) str(k string) *string    { return scalar[string](t, k, "a string") }
+func (t *table) integer(k string) *int64 { return scalar[int64](t, k, "an integer") }
+func (t *table) boolean(k string) *bool  { return scalar[bool](t, k, "true or false") }
 
 // duration accepts a Go duration string ("100ms", "10m") or an integer
 // number of seconds, as operators of radvd and keepalived write them.
