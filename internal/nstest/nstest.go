@@ -30,14 +30,14 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// RequireRoot skips the test unless it runs as root with iproute2's ip,
-// which NewNetns and Veth use.
-func RequireRoot(t testing.TB) {
+// RequireRoot skips the test unless it runs as root with iproute2's ip
+// (which NewNetns and Veth use) and the programs named.
+func RequireRoot(t testing.TB, programs ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root to create network namespaces")
 	}
-	RequirePrograms(t, "ip")
+	RequirePrograms(t, append([]string{"ip"}, programs...)...)
 }
 
 // sbin is where Debian puts the daemons a non-root PATH may lack.
@@ -244,7 +244,8 @@ func DoHandle(ns netns.NsHandle, f func() error) error {
 }
 
 // In runs f as Do does and fails the test (t.Fatal) when f or the switch
-// fails. Call it from the test's goroutine.
+// fails. Call it from the test's goroutine. f may itself call t.Fatal: the
+// thread then stays locked in ns and ends with the goroutine.
 func In(t testing.TB, ns Netns, f func() error) {
 	t.Helper()
 	if err := Do(ns, f); err != nil {
