@@ -220,6 +220,16 @@ func Do(ns Netns, f func() error) error {
 	return DoHandle(ns.Handle, f)
 }
 
+// DoNamed is Do for the namespace named name (under /run/netns).
+func DoNamed(name string, f func() error) error {
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("opening netns %s: %w", name, err)
+	}
+	defer h.Close()
+	return DoHandle(h, f)
+}
+
 // DoHandle is Do with a bare namespace handle.
 func DoHandle(ns netns.NsHandle, f func() error) error {
 	runtime.LockOSThread()

@@ -321,6 +321,13 @@ func TestNetns(t *testing.T) {
 			t.Errorf("Do = %v, want f's error", err)
 		}
 		In(t, ns, func() error { return nil })
+		var named string
+		if err := DoNamed(ns.Name, func() (err error) { named, err = os.Readlink("/proc/thread-self/ns/net"); return err }); err != nil || named != inside {
+			t.Errorf("DoNamed: in %s (%v), want %s", named, err, inside)
+		}
+		if err := DoNamed("v6nstest-no-such-netns", func() error { return nil }); err == nil {
+			t.Error("DoNamed entered a namespace that does not exist")
+		}
 	})
 
 	t.Run("Veth joins two namespaces and nothing appears here", func(t *testing.T) {
