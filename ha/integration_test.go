@@ -22,7 +22,6 @@ import (
 
 	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/v6edge/v6edge/internal/nstest"
@@ -63,12 +62,7 @@ func newLab(t *testing.T) *lab {
 // switches back. Sockets opened there stay in that namespace.
 func inNetns(t *testing.T, name string, f func() error) error {
 	t.Helper()
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	err = nstest.DoHandle(target, f)
+	err := nstest.DoNamed(name, f)
 	if errors.Is(err, nstest.ErrThreadRetired) {
 		t.Fatalf("switching back from %s: %v", name, err)
 	}
