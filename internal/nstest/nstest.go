@@ -153,6 +153,18 @@ func (n Netns) NoDAD(t testing.TB) {
 	n.Sysctl(t, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 }
 
+// WaitLinkLocal waits (polling every 20 ms) until ifname in the namespace
+// has a link-local address that is no longer tentative, and fails the test
+// when it has none within timeout.
+func (n Netns) WaitLinkLocal(t testing.TB, ifname string, timeout time.Duration) {
+	t.Helper()
+	var out string
+	Eventually(t, timeout, 20*time.Millisecond, "a usable link-local on "+ifname+" in "+n.Name, func() bool {
+		out, _ = Try("ip", "-n", n.Name, "-6", "addr", "show", "dev", ifname, "scope", "link")
+		return strings.Contains(out, "fe80::") && !strings.Contains(out, "tentative")
+	}, func() string { return out })
+}
+
 // Suffix returns a random suffix for names that must not collide with
 // those of parallel tests.
 func Suffix() string {

@@ -339,6 +339,11 @@ func TestNetns(t *testing.T) {
 			t.Errorf("v6nst-a is in the test's namespace:\n%s", out)
 		}
 		a.NoDAD(t)
+		b.NoDAD(t)
+		a.IP(t, "link", "set", "v6nst-a", "up")
+		b.IP(t, "link", "set", "v6nst-b", "up")
+		a.WaitLinkLocal(t, "v6nst-a", 5*time.Second)
+		b.WaitLinkLocal(t, "v6nst-b", 5*time.Second)
 		if got := strings.TrimSpace(a.Run(t, "sysctl", "-n", "net.ipv6.conf.default.accept_dad")); got != "0" {
 			t.Errorf("accept_dad = %q", got)
 		}
