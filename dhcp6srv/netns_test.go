@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,14 +48,9 @@ func newLANPair(t testing.TB) *lanPair {
 	router.IP(t, "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "lan0", "nodad")
 	router.IP(t, "link", "set", "lan0", "up")
 	client.IP(t, "link", "set", "eth0", "up")
-	p := &lanPair{router: router.Name, client: client.Name}
-	waitFor(t, 10*time.Second, "link-locals on both ends", func() bool {
-		r := run(t, "ip", "-n", p.router, "-6", "addr", "show", "dev", "lan0", "scope", "link")
-		c := run(t, "ip", "-n", p.client, "-6", "addr", "show", "dev", "eth0", "scope", "link")
-		return strings.Contains(r, "fe80::") && strings.Contains(c, "fe80::") &&
-			!strings.Contains(r, "tentative") && !strings.Contains(c, "tentative")
-	})
-	return p
+	router.WaitLinkLocal(t, "lan0", 10*time.Second)
+	client.WaitLinkLocal(t, "eth0", 10*time.Second)
+	return &lanPair{router: router.Name, client: client.Name}
 }
 
 // waitFor polls cond every 50 ms until it holds or d passes.

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -50,12 +48,8 @@ func newVethLab(t *testing.T, hostSysctls map[string]string) *vethLab {
 	host.IP(t, "link", "set", "lo", "up")
 	router.IP(t, "link", "set", l.routerIf, "up")
 	host.IP(t, "link", "set", l.hostIf, "up")
-	for _, side := range []struct{ ns, ifname string }{{l.router, l.routerIf}, {l.host, l.hostIf}} {
-		waitFor(t, 5*time.Second, "link-local on "+side.ns, func() bool {
-			out, _ := exec.Command("ip", "-n", side.ns, "-6", "addr", "show", "dev", side.ifname, "scope", "link").CombinedOutput()
-			return strings.Contains(string(out), "fe80::") && !strings.Contains(string(out), "tentative")
-		})
-	}
+	router.WaitLinkLocal(t, l.routerIf, 5*time.Second)
+	host.WaitLinkLocal(t, l.hostIf, 5*time.Second)
 	return l
 }
 
