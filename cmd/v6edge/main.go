@@ -22,6 +22,7 @@ import (
 
 	"github.com/v6edge/v6edge/configs"
 	"github.com/v6edge/v6edge/internal/control"
+	"github.com/v6edge/v6edge/internal/daemon"
 	"github.com/v6edge/v6edge/internal/lab"
 )
 
@@ -130,8 +131,25 @@ func cmdRun(args []string, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	d := newDaemon(*path, cfg, log)
-	if err := d.Run(ctx, hup); err != nil {
+	d, err := daemon.New(daemon.Options{
+		Path: *path, Config: cfg, Log: log, Version: version,
+		Kernel: daemon.Linux, Drivers: daemon.LinuxDrivers(log),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "v6edge: %v\n", err)
+		return 1
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = d.Reload() // the daemon logs the outcome
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
 		log.Error("v6edge stopped with an error", "err", err)
 		return 1
 	}
