@@ -128,9 +128,12 @@ type LAN struct {
 	// Address is the router's address on the LAN; the zero value means ::1
 	// of the advertised /64, resolved at run time.
 	Address netip.Prefix
-	DNS     []netip.Addr // RDNSS (RFC 8106)
-	Domains []string     // DNSSL (RFC 8106), without trailing dots
-	PD      *LANPD       // downstream prefix delegation; nil = none
+	// DNS and Domains are the RDNSS and DNSSL (RFC 8106) and the LAN
+	// DHCPv6 options 23/24. nil (the key left out): the preferred uplink's
+	// DHCPv6 options; empty (dns = []): none.
+	DNS     []netip.Addr
+	Domains []string // without trailing dots
+	PD      *LANPD   // downstream prefix delegation; nil = none
 	RA      RA
 }
 

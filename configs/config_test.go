@@ -350,7 +350,7 @@ func TestBadConfigs(t *testing.T) {
 		{"a config without LANs is reported",
 			"[wan]\ninterface = \"wan0\"\n[nat]\ninternal_prefix = \"fd00::/56\"\n", 0, "lan", "at least one LAN"},
 		{"NAT is required when a LAN advertises the internal prefix",
-			"[wan]\ninterface = \"wan0\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n", 0, "nat.internal_prefix", "required"},
+			"[wan]\ninterface = \"wan0\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\nadvertise = \"internal\"\n", 0, "nat.internal_prefix", "required"},
 		{"the HA interface must be a LAN",
 			base + "[ha]\nvrid = 1\ninterface = \"lan9\"\nvirtual_link_local = \"fe80::1\"\n", 10, "ha.interface", "not the interface of any [[lan]]"},
 		{"release_on_stop is refused in an HA pair",
@@ -791,4 +791,42 @@ func invariantBroken(c *Config) string {
 		return "HA interface is not a LAN"
 	}
 	return ""
+}
+
+func TestRoutedModeDefaults(t *testing.T) {
+	// No [nat]: the LANs are numbered from the delegated prefix and
+	// advertise it, unless a LAN says otherwise.
+	c, err := Parse("routed.toml", []byte("[wan]\ninterface = \"wan0\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n[[lan]]\ninterface = \"lan1\"\nsubnet = 2\nmode = \"stateful\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NAT.Enabled() {
+		t.Error("NAT enabled without a [nat] table")
+	}
+	for _, l := range c.LANs {
+		if l.Advertise != AdvertiseExternal {
+			t.Errorf("%s advertises %q without NAT, want %q", l.Interface, l.Advertise, AdvertiseExternal)
+		}
+	}
+	// With NAT the default stays the stable internal prefix.
+	c, err = Parse("nat.toml", []byte("[wan]\ninterface = \"wan0\"\n[nat]\ninternal_prefix = \"fd00:1::/56\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LANs[0].Advertise != AdvertiseInternal {
+		t.Errorf("with NAT the LAN advertises %q, want %q", c.LANs[0].Advertise, AdvertiseInternal)
+	}
+}
+
+func TestDNSLeftOutOrEmpty(t *testing.T) {
+	c, err := Parse("dns.toml", []byte("[wan]\ninterface = \"wan0\"\n[[lan]]\ninterface = \"lan0\"\nsubnet = 1\n[[lan]]\ninterface = \"lan1\"\nsubnet = 2\ndns = []\ndomains = []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LANs[0].DNS != nil || c.LANs[0].Domains != nil {
+		t.Errorf("left out: %#v %#v, want nil (the uplink's options)", c.LANs[0].DNS, c.LANs[0].Domains)
+	}
+	if c.LANs[1].DNS == nil || len(c.LANs[1].DNS) != 0 || c.LANs[1].Domains == nil || len(c.LANs[1].Domains) != 0 {
+		t.Errorf("written as []: %#v %#v, want empty, not nil", c.LANs[1].DNS, c.LANs[1].Domains)
+	}
 }

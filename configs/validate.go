@@ -262,9 +262,10 @@ func parseHex(s string) ([]byte, error) {
 func (r *reporter) nat(n *rawNAT, lans []rawLAN, wans []WAN) NAT {
 	out := NAT{Hairpin: true}
 	if n == nil {
-		// NAT may be left out only when no LAN uses the internal prefix.
+		// NAT may be left out only when no LAN uses the internal prefix:
+		// routed mode, where LANs advertise their delegated /64 by default.
 		for _, l := range lans {
-			if adv := deref(l.Advertise, string(AdvertiseInternal)); adv != string(AdvertiseExternal) {
+			if adv := deref(l.Advertise, string(AdvertiseExternal)); adv != string(AdvertiseExternal) {
 				r.missing("nat.internal_prefix", "required: %s advertises %q, which needs a [nat] table with internal_prefix", l.path, adv)
 				break
 			}
@@ -363,7 +364,13 @@ func (r *reporter) lans(raws []rawLAN, nat NAT, wans []WAN, ha bool) []LAN {
 		l.Managed = deref(rl.Managed, l.Managed)
 		l.Other = deref(rl.Other, l.Other)
 
-		l.Advertise = Advertise(deref(rl.Advertise, string(AdvertiseInternal)))
+		// With NAT the LAN lives on its stable ULA; routed (no [nat]), on the
+		// delegated /64 itself.
+		defaultAdvertise := AdvertiseInternal
+		if !nat.Enabled() {
+			defaultAdvertise = AdvertiseExternal
+		}
+		l.Advertise = Advertise(deref(rl.Advertise, string(defaultAdvertise)))
 		switch l.Advertise {
 		case AdvertiseInternal, AdvertiseExternal, AdvertiseBoth:
 		default:
@@ -372,6 +379,14 @@ func (r *reporter) lans(raws []rawLAN, nat NAT, wans []WAN, ha bool) []LAN {
 
 		if rl.Address != nil {
 			l.Address = r.lanAddress(key("address"), *rl.Address, l, nat)
+		}
+		// Written as [] (not left out), the list says "none": the LAN does
+		// not get the uplink's DNS options either.
+		if rl.DNS != nil {
+			l.DNS = []netip.Addr{}
+		}
+		if rl.Domains != nil {
+			l.Domains = []string{}
 		}
 		for i, s := range rl.DNS {
 			a, err := parseAddr(s)

@@ -43,9 +43,41 @@ const (
 type Uplink struct {
 	WAN      string       // interface name
 	External netip.Prefix // the delegated prefix, already fitted to the internal length (see Fit)
+	// Internal, when set, is the block of the Ruleset's internal prefix that is mapped onto
+	// External, of External's length: a delegation longer than the internal prefix (a /60
+	// for a /56) holds only its first /60. Unset: the whole internal prefix.
+	Internal netip.Prefix
+	// Exclude are prefixes inside External that are never translated (RFC 6603 PD Exclude:
+	// the ISP numbers its link from them): traffic to them is routed, and the internal /64s
+	// that would map onto them are not translated out (the guard drops them).
+	Exclude []netip.Prefix
 	// Mark, when > 0 and there is more than one uplink, is set as the conntrack mark of flows
 	// arriving on WAN, so that their replies can be routed back by the same uplink.
 	Mark uint32
+}
+
+// internalOf is the internal block mapped onto u.External.
+func (r Ruleset) internalOf(u Uplink) netip.Prefix {
+	if u.Internal.IsValid() {
+		return u.Internal
+	}
+	return r.Internal
+}
+
+// MapPrefix is what NETMAP makes of p when it translates from onto to (both of the same
+// length): to's bits, then p's beyond that length. Invalid when p is not inside from or is
+// shorter than it.
+func MapPrefix(p, from, to netip.Prefix) netip.Prefix {
+	if !p.IsValid() || !from.IsValid() || !to.IsValid() || from.Bits() != to.Bits() || p.Bits() < from.Bits() || !from.Contains(p.Addr()) {
+		return netip.Prefix{}
+	}
+	a, t := p.Masked().Addr().As16(), to.Masked().Addr().As16()
+	for i := range 16 {
+		bits := min(max(to.Bits()-8*i, 0), 8)
+		mask := byte(0xff << (8 - bits))
+		a[i] = a[i]&^mask | t[i]&mask
+	}
+	return netip.PrefixFrom(netip.AddrFrom16(a), p.Bits())
 }
 
 // Ruleset is the desired NAT state, rendered as a whole into our table.
@@ -106,9 +138,18 @@ func (r Ruleset) checkUplink(i int) error {
 	if !u.External.IsValid() || !u.External.Addr().Is6() || u.External.Addr().Is4In6() {
 		return fmt.Errorf("nat: uplink %s: external prefix %v is not an IPv6 prefix", u.WAN, u.External)
 	}
-	if u.External.Bits() != r.Internal.Bits() {
+	in := r.internalOf(u)
+	if u.Internal.IsValid() && (u.Internal.Masked() != u.Internal || u.Internal.Bits() < r.Internal.Bits() || !r.Internal.Contains(u.Internal.Addr())) {
+		return fmt.Errorf("nat: uplink %s: internal block %v is not a block of %v", u.WAN, u.Internal, r.Internal)
+	}
+	if u.External.Bits() != in.Bits() {
 		return fmt.Errorf("nat: uplink %s: external %v is a /%d but internal %v is a /%d; no mapping installed: %w",
-			u.WAN, u.External, u.External.Bits(), r.Internal, r.Internal.Bits(), ErrLength)
+			u.WAN, u.External, u.External.Bits(), in, in.Bits(), ErrLength)
+	}
+	for _, x := range u.Exclude {
+		if !x.IsValid() || x.Bits() < u.External.Bits() || !u.External.Contains(x.Addr()) {
+			return fmt.Errorf("nat: uplink %s: excluded prefix %v is not inside %v", u.WAN, x, u.External)
+		}
 	}
 	if u.External.Masked() != u.External {
 		return fmt.Errorf("nat: uplink %s: external prefix %v has host bits set", u.WAN, u.External)
@@ -150,7 +191,8 @@ func Render(r Ruleset) []RuleSpec {
 	lans = slices.DeleteFunc(lans, func(s string) bool { return s == "" || len(s) >= ifNameSize })
 
 	var pre, post []RuleSpec
-	var wans []string // of the mapped uplinks
+	var wans []string   // of the mapped uplinks
+	var narrow []Uplink // mapped uplinks whose internal block is narrower than the prefix
 	hairpinSnat := false
 	for i, u := range r.Uplinks {
 		if r.checkUplink(i) != nil {
@@ -168,7 +210,8 @@ func Render(r Ruleset) []RuleSpec {
 			add(&pre, ChainPrerouting, b)
 		}
 
-		for _, d := range r.Direct {
+		in := r.internalOf(u)
+		for _, d := range slices.Concat(r.Direct, u.Exclude) {
 			if !d.IsValid() || !u.External.Contains(d.Masked().Addr()) || d.Bits() < u.External.Bits() {
 				continue
 			}
@@ -184,7 +227,7 @@ func Render(r Ruleset) []RuleSpec {
 		b := new(builder)
 		b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, u.WAN)
 		b.addr(offsetDaddr, "ip6 daddr", u.External)
-		b.netmap(expr.NATTypeDestNAT, "dnat", r.Internal)
+		b.netmap(expr.NATTypeDestNAT, "dnat", in)
 		add(&pre, ChainPrerouting, b)
 
 		if r.Hairpin {
@@ -198,11 +241,26 @@ func Render(r Ruleset) []RuleSpec {
 			wans = append(wans, u.WAN)
 		}
 
+		for _, x := range u.Exclude {
+			// The internal addresses that would map onto an excluded prefix
+			// leave untranslated, which the guard drops.
+			if ix := MapPrefix(x, u.External, in); ix.IsValid() {
+				b := new(builder)
+				b.ifname(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, u.WAN)
+				b.addr(offsetSaddr, "ip6 saddr", ix)
+				b.words = append(b.words, "accept")
+				b.exprs = append(b.exprs, &expr.Verdict{Kind: expr.VerdictAccept})
+				add(&post, ChainPostrouting, b)
+			}
+		}
 		b = new(builder)
 		b.ifname(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, u.WAN)
-		b.addr(offsetSaddr, "ip6 saddr", r.Internal)
+		b.addr(offsetSaddr, "ip6 saddr", in)
 		b.netmap(expr.NATTypeSourceNAT, "snat", u.External)
 		add(&post, ChainPostrouting, b)
+		if in != r.Internal && r.Hairpin {
+			narrow = append(narrow, u)
+		}
 
 		if r.Hairpin && !hairpinSnat {
 			// ... and the source to an external address here, so the peer answers
@@ -214,7 +272,7 @@ func Render(r Ruleset) []RuleSpec {
 			// direction, which google/nftables v0.3.0 cannot read back.)
 			hairpinSnat = true
 			b := new(builder)
-			b.addr(offsetSaddr, "ip6 saddr", r.Internal)
+			b.addr(offsetSaddr, "ip6 saddr", in)
 			b.addr(offsetDaddr, "ip6 daddr", r.Internal)
 			b.ctStatusDnat()
 			b.netmap(expr.NATTypeSourceNAT, "snat", u.External)
@@ -230,6 +288,14 @@ func Render(r Ruleset) []RuleSpec {
 		from := lans
 		if len(from) == 0 {
 			from = []string{""}
+		}
+		// An uplink that maps only a block of the internal prefix needs its
+		// own translation back, ahead of the one that serves the others.
+		for _, u := range narrow {
+			b := new(builder)
+			b.addr(offsetDaddr, "ip6 daddr", u.External)
+			b.netmap(expr.NATTypeDestNAT, "dnat", r.internalOf(u))
+			hairpin = append(hairpin, RuleSpec{Chain: ChainHairpin, Uplink: u.WAN, Text: b.String(), exprs: b.exprs})
 		}
 		for _, lan := range from {
 			b := new(builder)

@@ -46,6 +46,10 @@ var goldenRulesets = []struct {
 	{"direct-external-lan", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true, WANs: []string{"wan0"},
 		Direct:  []netip.Prefix{netip.MustParsePrefix("2001:db8:100:1::/64"), netip.MustParsePrefix("2001:db8:999:1::/64")},
 		Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}},
+	{"narrow-delegation", Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true, WANs: []string{"wan0"},
+		Uplinks: []Uplink{{WAN: "wan0", External: netip.MustParsePrefix("2001:db8:100:40::/60"), Internal: netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/60")}}}},
+	{"pd-exclude", Ruleset{Internal: internal, LANs: []string{"lan0"}, WANs: []string{"wan0"},
+		Uplinks: []Uplink{{WAN: "wan0", External: ext1, Exclude: []netip.Prefix{netip.MustParsePrefix("2001:db8:100:ff::/64")}}}}},
 	{"odd-length", Ruleset{Internal: netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/60"), LANs: []string{"lan0"}, Hairpin: true,
 		Uplinks: []Uplink{{WAN: "wan0", External: netip.MustParsePrefix("2001:db8:100:10::/60")}}}},
 }

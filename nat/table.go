@@ -766,13 +766,21 @@ func groupRules(r Ruleset) []group {
 
 func sameRuleset(a, b Ruleset) bool {
 	return a.Internal == b.Internal && a.Hairpin == b.Hairpin &&
-		slices.Equal(a.LANs, b.LANs) && slices.Equal(a.Uplinks, b.Uplinks) && slices.Equal(a.WANs, b.WANs) &&
+		slices.Equal(a.LANs, b.LANs) && slices.EqualFunc(a.Uplinks, b.Uplinks, sameUplink) && slices.Equal(a.WANs, b.WANs) &&
 		slices.Equal(a.Direct, b.Direct)
+}
+
+func sameUplink(a, b Uplink) bool {
+	return a.WAN == b.WAN && a.External == b.External && a.Internal == b.Internal && a.Mark == b.Mark &&
+		slices.Equal(a.Exclude, b.Exclude)
 }
 
 func cloneRuleset(r Ruleset) Ruleset {
 	r.LANs = slices.Clone(r.LANs)
 	r.Uplinks = slices.Clone(r.Uplinks)
+	for i := range r.Uplinks {
+		r.Uplinks[i].Exclude = slices.Clone(r.Uplinks[i].Exclude)
+	}
 	r.WANs = slices.Clone(r.WANs)
 	r.Direct = slices.Clone(r.Direct)
 	return r

@@ -35,6 +35,13 @@ type Uplink struct {
 	ValidUntil     time.Time
 	// Healthy is false while the link is down or the health check fails.
 	Healthy bool
+	// Exclude is the delegated prefix's excluded part (RFC 6603): never
+	// advertised, translated or delegated.
+	Exclude netip.Prefix
+	// DNS and Domains are the uplink's DHCPv6 options 23 and 24: a LAN
+	// without dns/domains of its own tells its hosts these (RFC 7084 L-12).
+	DNS     []netip.Addr
+	Domains []string
 }
 
 // Input is everything Compute looks at.
@@ -143,12 +150,63 @@ type HA struct {
 	HoldWANMAC bool
 }
 
-// fittedUplink is an uplink with a usable lease, its delegated prefix fitted
-// onto the internal prefix length.
+// fittedUplink is an uplink with a usable lease. external is the block the
+// LANs' subnets number /64s in: the delegated prefix fitted onto the internal
+// prefix length (NAT, delegation no longer than the internal prefix), the
+// delegated prefix itself (routed, or a delegation longer than the internal
+// prefix). internal is the internal block mapped onto it (NAT only).
 type fittedUplink struct {
 	up       Uplink
 	external netip.Prefix
+	internal netip.Prefix
 	prio     int
+}
+
+// fit maps one uplink's delegation for the LANs.
+func fit(cfg *configs.Config, up Uplink) (fittedUplink, error) {
+	del := up.Delegated.Masked()
+	f := fittedUplink{up: up}
+	switch internal := cfg.NAT.InternalPrefix; {
+	case del.Bits() > 64:
+		return f, fmt.Errorf("the delegated %v is longer than /64: there is no /64 in it for a LAN", del)
+	case !internal.IsValid():
+		f.external = del // routed: the LANs number their /64s in the delegation
+	case del.Bits() <= internal.Bits():
+		ext, err := nat.Fit(internal, del, cfg.NAT.SubPrefix)
+		if err != nil {
+			return f, err
+		}
+		f.external, f.internal = ext, internal.Masked()
+	default:
+		// A delegation longer than the internal prefix (RFC 7084 WPD-3:
+		// smaller than asked for) holds the first block of the internal
+		// prefix of its length: subnets 0 … 2^(64-len)-1.
+		f.external, f.internal = del, netip.PrefixFrom(internal.Masked().Addr(), del.Bits())
+	}
+	return f, nil
+}
+
+// subnetOf is a LAN's /64 in an uplink's delegation, invalid when the subnet
+// does not fit or falls on the excluded prefix.
+func (f *fittedUplink) subnetOf(n int) netip.Prefix {
+	p := Subnet64(f.external, n)
+	if p.IsValid() && f.up.Exclude.IsValid() && (p.Overlaps(f.up.Exclude)) {
+		return netip.Prefix{}
+	}
+	return p
+}
+
+// lanFit says why a LAN gets no /64 of an uplink's delegation, "" when it does.
+func (f *fittedUplink) lanFit(lc configs.LAN) string {
+	if p := Subnet64(f.external, lc.Subnet); !p.IsValid() {
+		n := uint64(1) << min(64-f.external.Bits(), 63)
+		return fmt.Sprintf("%s: subnet %d does not fit the /%d delegated on %s (it holds subnets 0-%d): the LAN keeps its ULA but gets no global prefix there; use a subnet below %d or ask for a shorter prefix (wan.prefix_length)",
+			lc.Interface, lc.Subnet, f.up.Delegated.Bits(), f.up.Interface, n-1, n)
+	} else if f.up.Exclude.IsValid() && p.Overlaps(f.up.Exclude) {
+		return fmt.Sprintf("%s: subnet %d is %v, which the server on %s excluded from the delegation (RFC 6603, its WAN link): the LAN keeps its ULA but gets no global prefix there; use another subnet",
+			lc.Interface, lc.Subnet, p, f.up.Interface)
+	}
+	return ""
 }
 
 // Compute returns the desired state for in. It never fails: anything that
@@ -159,22 +217,27 @@ func Compute(in Input) Desired {
 	var d Desired
 	internal := cfg.NAT.InternalPrefix
 
-	// Fit every usable delegated prefix onto the internal prefix length.
+	// Fit every usable delegated prefix for the LANs.
 	var usable []fittedUplink
 	for i, up := range in.Uplinks {
 		if !up.Delegated.IsValid() || (!up.ValidUntil.IsZero() && !in.Now.Before(up.ValidUntil)) {
 			continue
 		}
-		ext, err := nat.Fit(internal, up.Delegated, cfg.NAT.SubPrefix)
+		f, err := fit(cfg, up)
 		if err != nil {
 			d.Problems = append(d.Problems, fmt.Sprintf("%s: %v", up.Interface, err))
 			continue
 		}
-		prio := i * 10
+		f.prio = i * 10
 		if i < len(cfg.WANs) {
-			prio = cfg.WANs[i].Priority
+			f.prio = cfg.WANs[i].Priority
 		}
-		usable = append(usable, fittedUplink{up: up, external: ext, prio: prio})
+		for _, lc := range cfg.LANs {
+			if why := f.lanFit(lc); why != "" {
+				d.Problems = append(d.Problems, why)
+			}
+		}
+		usable = append(usable, f)
 		d.Unreachable = append(d.Unreachable, up.Delegated.Masked())
 	}
 	sort.SliceStable(usable, func(i, j int) bool { return usable[i].prio < usable[j].prio })
@@ -203,17 +266,26 @@ func Compute(in Input) Desired {
 	for _, u := range usable {
 		for _, lc := range cfg.LANs {
 			if lc.Advertise == configs.AdvertiseExternal || lc.Advertise == configs.AdvertiseBoth {
-				if p := Subnet64(u.external, lc.Subnet); p.IsValid() {
+				if p := u.subnetOf(lc.Subnet); p.IsValid() {
 					d.NAT.Direct = append(d.NAT.Direct, p)
 				}
 			}
 		}
 	}
 	for _, u := range usable {
+		if !u.internal.IsValid() {
+			continue // routed
+		}
 		// With several uplinks each has its mark whether or not the others
 		// have a lease now: the routing rules that match it are permanent.
-		mark := UplinkMark(cfg, u.up.Interface)
-		d.NAT.Uplinks = append(d.NAT.Uplinks, nat.Uplink{WAN: u.up.Interface, External: u.external, Mark: mark})
+		nu := nat.Uplink{WAN: u.up.Interface, External: u.external, Mark: UplinkMark(cfg, u.up.Interface)}
+		if u.internal != internal.Masked() {
+			nu.Internal = u.internal
+		}
+		if x := u.up.Exclude; x.IsValid() && u.external.Contains(x.Addr()) && x.Bits() >= u.external.Bits() {
+			nu.Exclude = []netip.Prefix{x.Masked()}
+		}
+		d.NAT.Uplinks = append(d.NAT.Uplinks, nu)
 	}
 	if internal.IsValid() {
 		d.Unreachable = append([]netip.Prefix{internal.Masked()}, d.Unreachable...)
@@ -245,7 +317,13 @@ func Compute(in Input) Desired {
 		ula := Subnet64(internal, lc.Subnet)
 		var gua netip.Prefix
 		if preferred != nil {
-			gua = Subnet64(preferred.external, lc.Subnet)
+			gua = preferred.subnetOf(lc.Subnet)
+			if lc.DNS == nil {
+				lan.Config.DNS = preferred.up.DNS
+			}
+			if lc.Domains == nil {
+				lan.Config.Domains = preferred.up.Domains
+			}
 		}
 		ra := lc.RA
 		if lc.Advertise == configs.AdvertiseInternal || lc.Advertise == configs.AdvertiseBoth {
@@ -278,7 +356,7 @@ func Compute(in Input) Desired {
 				d.Addresses = append(d.Addresses, Address{Interface: lc.Interface, Prefix: a, NoDAD: floating})
 			}
 		}
-		lan.DHCP = lanDHCP(cfg, lc, ula, gua, preferred, serving)
+		lan.DHCP = lanDHCP(cfg, lan.Config, ula, gua, preferred, serving)
 		d.LANs = append(d.LANs, lan)
 	}
 	return d
@@ -338,6 +416,9 @@ func lanDHCP(cfg *configs.Config, lc configs.LAN, ula, gua netip.Prefix, preferr
 				if p := Subnet64(preferred.external, other.Subnet); p.IsValid() {
 					dh.PDExclude = append(dh.PDExclude, p)
 				}
+			}
+			if x := preferred.up.Exclude; x.IsValid() {
+				dh.PDExclude = append(dh.PDExclude, x.Masked())
 			}
 		}
 	}

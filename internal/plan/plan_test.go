@@ -2,6 +2,8 @@ package plan
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,14 +123,143 @@ func TestComputeExpiredLeaseWithdrawsEverything(t *testing.T) {
 	}
 }
 
-func TestComputeTooLongDelegation(t *testing.T) {
-	up := Uplink{Interface: "wan0", Delegated: pfx("2001:db8:100::/60"), ValidUntil: t0.Add(time.Hour), Healthy: true}
-	d := Compute(Input{Config: baseConfig(), Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
-	if len(d.NAT.Uplinks) != 0 {
-		t.Errorf("half mapping installed: %+v", d.NAT)
+func TestComputeAnyDelegationSize(t *testing.T) {
+	cfg := baseConfig()
+	cfg.LANs[0].Advertise = configs.AdvertiseBoth
+	cfg.LANs = append(cfg.LANs, configs.LAN{Interface: "lan1", Subnet: 17, Advertise: configs.AdvertiseBoth,
+		RA: configs.RA{Preferred: 2700 * time.Second, Valid: 5400 * time.Second}})
+	for _, tc := range []struct {
+		name      string
+		delegated string
+		// want: the NAT mapping (external, internal block; "" = whole) and
+		// each LAN's global /64 ("" = none).
+		external, block string
+		lan0, lan1      string
+		problem         string // a substring of the one problem, "" = none
+	}{
+		{"a /56 maps 1:1", "2001:db8:100::/56", "2001:db8:100::/56", "", "2001:db8:100:1::/64", "2001:db8:100:11::/64", ""},
+		{"a /48 maps its sub_prefix-th /56", "2001:db8:100::/48", "2001:db8:100::/56", "", "2001:db8:100:1::/64", "2001:db8:100:11::/64", ""},
+		{"a /60 holds subnets 0-15: lan1 is reported", "2001:db8:100:40::/60", "2001:db8:100:40::/60", "fd00:aaaa:bbbb:cc00::/60",
+			"2001:db8:100:41::/64", "", "lan1: subnet 17 does not fit the /60 delegated on wan0 (it holds subnets 0-15)"},
+		{"a /64 holds subnet 0 only", "2001:db8:100:40::/64", "2001:db8:100:40::/64", "fd00:aaaa:bbbb:cc00::/64",
+			"", "", "subnet 1 does not fit the /64"},
+		{"a /72 cannot hold a LAN", "2001:db8:100:40::/72", "", "", "", "", "longer than /64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := Uplink{Interface: "wan0", Delegated: pfx(tc.delegated), ValidUntil: t0.Add(time.Hour), Healthy: true}
+			d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
+			var ext, block string
+			if len(d.NAT.Uplinks) == 1 {
+				ext = d.NAT.Uplinks[0].External.String()
+				if b := d.NAT.Uplinks[0].Internal; b.IsValid() {
+					block = b.String()
+				}
+			}
+			if ext != tc.external || block != tc.block {
+				t.Errorf("NAT maps %q from block %q, want %q from %q", ext, block, tc.external, tc.block)
+			}
+			if err := d.NAT.Check(); err != nil {
+				t.Errorf("the planned ruleset fails nat's own check: %v", err)
+			}
+			for i, want := range []string{tc.lan0, tc.lan1} {
+				var got string
+				for _, p := range d.LANs[i].Prefixes {
+					if !p.ValidUntil.IsZero() {
+						got = p.Prefix.String()
+					}
+				}
+				if got != want {
+					t.Errorf("%s advertises global %q, want %q", d.LANs[i].Interface, got, want)
+				}
+				if len(d.LANs[i].Prefixes) == 0 || d.LANs[i].Prefixes[0].Prefix != Subnet64(cfg.NAT.InternalPrefix, d.LANs[i].Config.Subnet) {
+					t.Errorf("%s lost its ULA: %+v", d.LANs[i].Interface, d.LANs[i].Prefixes)
+				}
+			}
+			if tc.problem == "" && len(d.Problems) != 0 || tc.problem != "" && !slices.ContainsFunc(d.Problems, func(p string) bool { return strings.Contains(p, tc.problem) }) {
+				t.Errorf("problems %q, want one containing %q", d.Problems, tc.problem)
+			}
+		})
 	}
-	if len(d.Problems) != 1 {
-		t.Errorf("problems = %q, want one naming the length mismatch", d.Problems)
+}
+
+func TestComputeRouted(t *testing.T) {
+	cfg := baseConfig()
+	cfg.NAT = configs.NAT{}
+	cfg.LANs[0].Advertise = configs.AdvertiseExternal
+	cfg.LANs[0].Managed = true
+	cfg.LANs[0].PD = &configs.LANPD{Length: 62, Count: 2}
+	t.Run("before a lease: no prefix, no mapping, no error", func(t *testing.T) {
+		d := Compute(Input{Config: cfg, Uplinks: []Uplink{{Interface: "wan0", Healthy: true}}, Role: Standalone, Now: t0})
+		if len(d.Problems) != 0 || len(d.NAT.Uplinks) != 0 || len(d.LANs[0].Prefixes) != 0 {
+			t.Errorf("problems %q, NAT %+v, prefixes %+v", d.Problems, d.NAT.Uplinks, d.LANs[0].Prefixes)
+		}
+	})
+	for _, delegated := range []string{"2001:db8:100::/56", "2001:db8:100::/60", "2001:db8:100::/48"} {
+		t.Run("a "+delegated[len(delegated)-3:]+" is routed to the LAN", func(t *testing.T) {
+			up := Uplink{Interface: "wan0", Delegated: pfx(delegated), PreferredUntil: t0.Add(30 * time.Minute), ValidUntil: t0.Add(time.Hour), Healthy: true}
+			d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
+			lan := pfx("2001:db8:100:1::/64")
+			if len(d.Problems) != 0 {
+				t.Errorf("problems %q", d.Problems)
+			}
+			if len(d.NAT.Uplinks) != 0 {
+				t.Errorf("routed mode installs NETMAP: %+v", d.NAT.Uplinks)
+			}
+			if ps := d.LANs[0].Prefixes; len(ps) != 1 || ps[0].Prefix != lan || !ps[0].ValidUntil.Equal(up.ValidUntil) {
+				t.Errorf("RA prefixes %+v, want %v bounded by the lease", ps, lan)
+			}
+			if want := netip.PrefixFrom(lan.Addr().Next(), 64); !slices.Contains(d.LANs[0].Addresses, want) {
+				t.Errorf("router addresses %v lack %v", d.LANs[0].Addresses, want)
+			}
+			dh := d.LANs[0].DHCP
+			if dh == nil || dh.Pool != lan || dh.PDPool != pfx(delegated).Masked() || !slices.Contains(dh.PDExclude, lan) {
+				t.Errorf("LAN DHCPv6 %+v: want addresses from %v and delegations from the delegated prefix, the LAN's /64 excluded", dh, lan)
+			}
+			if !slices.Contains(d.Unreachable, pfx(delegated).Masked()) {
+				t.Errorf("unreachable %v lacks the delegated aggregate (RFC 7084 WPD-5)", d.Unreachable)
+			}
+		})
+	}
+}
+
+func TestComputePDExclude(t *testing.T) {
+	cfg := baseConfig()
+	cfg.LANs[0].Advertise = configs.AdvertiseBoth
+	cfg.LANs = append(cfg.LANs, configs.LAN{Interface: "lan1", Subnet: 255, Advertise: configs.AdvertiseBoth})
+	up := Uplink{Interface: "wan0", Delegated: pfx("2001:db8:100::/56"), Exclude: pfx("2001:db8:100:ff::/64"), ValidUntil: t0.Add(time.Hour), Healthy: true}
+	d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
+	if got := d.NAT.Uplinks[0].Exclude; len(got) != 1 || got[0] != up.Exclude {
+		t.Errorf("NAT exclude %v, want %v", got, up.Exclude)
+	}
+	for _, p := range d.LANs[1].Prefixes {
+		if p.Prefix.Overlaps(up.Exclude) {
+			t.Errorf("lan1 advertises the excluded %v", p.Prefix)
+		}
+	}
+	if !slices.ContainsFunc(d.Problems, func(p string) bool { return strings.Contains(p, "lan1: subnet 255") && strings.Contains(p, "excluded") }) {
+		t.Errorf("problems %q do not name lan1 on the excluded /64", d.Problems)
+	}
+	if err := d.NAT.Check(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestComputeISPDNS(t *testing.T) {
+	cfg := baseConfig()
+	cfg.LANs = append(cfg.LANs, configs.LAN{Interface: "lan1", Subnet: 2, DNS: []netip.Addr{}, Domains: []string{"own.example"}})
+	isp := []netip.Addr{netip.MustParseAddr("2001:db8::53")}
+	up := Uplink{Interface: "wan0", Delegated: pfx("2001:db8:100::/56"), ValidUntil: t0.Add(time.Hour), Healthy: true,
+		DNS: isp, Domains: []string{"isp.example"}}
+	d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Standalone, Now: t0})
+	if got := d.LANs[0].Config; !slices.Equal(got.DNS, isp) || !slices.Equal(got.Domains, []string{"isp.example"}) {
+		t.Errorf("a LAN without dns/domains tells %v %v, want the ISP's", got.DNS, got.Domains)
+	}
+	if got := d.LANs[1].Config; len(got.DNS) != 0 || !slices.Equal(got.Domains, []string{"own.example"}) {
+		t.Errorf("a LAN with dns = [] and its own domains tells %v %v", got.DNS, got.Domains)
+	}
+	d = Compute(Input{Config: cfg, Uplinks: []Uplink{{Interface: "wan0", Healthy: true}}, Role: Standalone, Now: t0})
+	if got := d.LANs[0].Config; len(got.DNS) != 0 || len(got.Domains) != 0 {
+		t.Errorf("without a lease the ISP's options stay: %v %v", got.DNS, got.Domains)
 	}
 }
 
