@@ -32,7 +32,7 @@ var equateNetip = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
 
 func TestParseExamples(t *testing.T) {
 	examples := Examples()
-	for _, name := range []string{"minimal.toml", "reference.toml", "demo.toml", "ha.toml", "multihome.toml"} {
+	for _, name := range []string{"minimal.toml", "reference.toml", "demo.toml", "ha.toml", "multihome.toml", "routed.toml"} {
 		t.Run(name+" parses without errors", func(t *testing.T) {
 			text, ok := examples[name]
 			if !ok {
@@ -43,8 +43,8 @@ func TestParseExamples(t *testing.T) {
 			}
 		})
 	}
-	if len(examples) != 5 {
-		t.Errorf("Examples() has %d files, want 5", len(examples))
+	if len(examples) != 6 {
+		t.Errorf("Examples() has %d files, want 6", len(examples))
 	}
 }
 

@@ -18,7 +18,7 @@ func Default() string {
 }
 
 // Examples returns every example config by file name ("minimal.toml",
-// "reference.toml", "demo.toml", "ha.toml", "multihome.toml").
+// "reference.toml", "demo.toml", "ha.toml", "multihome.toml", "routed.toml").
 func Examples() map[string]string {
 	out := map[string]string{}
 	entries, _ := fs.ReadDir(examples, "examples")
