@@ -34,7 +34,7 @@ func TestExternalLANIsRoutedNotTranslated(t *testing.T) {
 	if err := l.Sysctl(ctx, host, "net.ipv6.conf."+testbed.HostIface+".addr_gen_mode", "3"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.Replace(daemonConfig("slaac"), `advertise = "internal"`, `advertise = "both"`, 1)
+	cfg := singleConfig("slaac", "both").TOML()
 	d, err := l.RunDaemon(ctx, bin, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -106,33 +106,6 @@ func (w testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var (
-	internal = netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56")
-	subnet1  = netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::/64")
-)
-
-// daemonConfig is the demo config with the LAN's mode set.
-func daemonConfig(mode string) string {
-	return fmt.Sprintf(`[wan]
-interface = "wan0"
-duid = "ll"
-iaid = 1
-prefix_length = 56
-
-[nat]
-internal_prefix = "%s"
-hairpin = true
-
-[[lan]]
-interface = "lan0"
-subnet = 1
-mode = %q
-advertise = "internal"
-dns = ["fd00:aaaa:bbbb:cc01::1"]
-domains = ["lan.example"]
-`, internal, mode)
-}
-
 // startBound builds a lab, runs v6edge with the given LAN mode and waits
 // until it reports a delegated prefix. Everything is removed when the test
 // ends, also when it fails; the daemon's log goes to the test log on failure.
@@ -589,39 +562,6 @@ func TestBenchTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + out.String())
-}
-
-// haConfig is one node of a VRRPv3 pair (configs/examples/ha.toml), with
-// a 500 ms advert interval: with 100 ms, a test machine under load (the
-// whole suite in parallel) stalls a backup past its master-down interval
-// and the pair flaps between two masters.
-func haConfig(priority int) string {
-	return fmt.Sprintf(`[wan]
-interface = "wan0"
-prefix_length = 56
-release_on_stop = false
-
-[nat]
-internal_prefix = "%s"
-
-[[lan]]
-interface = "lan0"
-subnet = 1
-mode = "slaac"
-address = "fd00:aaaa:bbbb:cc01::1/64"
-dns = ["fd00:aaaa:bbbb:cc01::1"]
-domains = ["lan.example"]
-
-[ha]
-mode = "vrrp"
-vrid = 51
-priority = %d
-interface = "lan0"
-advert_interval = "500ms"
-virtual_link_local = "fe80::1"
-wan_mac = "02:00:5e:00:01:33"
-sync_key = "lab-test-secret-lab-test-secret"
-`, internal, priority)
 }
 
 func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {

@@ -18,34 +18,6 @@ import (
 	"github.com/v6edge/v6edge/internal/testbed"
 )
 
-// multiConfig is the daemon's config for the multihoming lab: wan0
-// preferred, both uplinks probed through the "internet" address.
-func multiConfig() string {
-	return fmt.Sprintf(`[[wan]]
-interface = "wan0"
-priority = 10
-iaid = 1
-prefix_length = 56
-check = "%[1]s"
-
-[[wan]]
-interface = "wan1"
-priority = 20
-iaid = 2
-prefix_length = 56
-check = "%[1]s"
-
-[nat]
-internal_prefix = "%[2]s"
-
-[[lan]]
-interface = "lan0"
-subnet = 1
-mode = "slaac"
-advertise = "internal"
-`, testbed.InternetAddr, internal)
-}
-
 // multiRuns is how many failovers each measuring test makes:
 // $V6EDGE_MULTI_RUNS, default 5 (each costs the 10 s hold-down).
 func multiRuns(t *testing.T) int {

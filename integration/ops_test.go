@@ -21,42 +21,9 @@ import (
 // at the next Renew. Each builds its own lab and runs the real binary.
 
 var (
-	opsRouterLAN = netip.MustParseAddr("fd00:aaaa:bbbb:cc01::1")
+	opsRouterLAN = lanRouter // the LAN RDNSS opsConfig sets by default
 	opsNewPool   = netip.MustParsePrefix("2001:db8:200::/40")
 )
-
-// opsOptions shape opsConfig's daemon configuration.
-type opsOptions struct {
-	mode     string // LAN mode; default slaac
-	dns      string // the LAN's RDNSS; default the router's LAN address
-	pdLength int    // downstream PD length on the LAN; 0: none
-	hook     string // wan.hook
-	dad      string // body of the [dad] table
-}
-
-func opsConfig(o opsOptions) string {
-	if o.mode == "" {
-		o.mode = "slaac"
-	}
-	if o.dns == "" {
-		o.dns = opsRouterLAN.String()
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[wan]\ninterface = %q\nduid = \"ll\"\niaid = 1\nprefix_length = 56\n", testbed.WANIface)
-	if o.hook != "" {
-		fmt.Fprintf(&b, "hook = %q\n", o.hook)
-	}
-	fmt.Fprintf(&b, "\n[nat]\ninternal_prefix = %q\nhairpin = true\n", internal)
-	fmt.Fprintf(&b, "\n[[lan]]\ninterface = %q\nsubnet = 1\nmode = %q\nadvertise = \"internal\"\ndns = [%q]\ndomains = [\"lan.example\"]\n",
-		testbed.LANIface, o.mode, o.dns)
-	if o.pdLength > 0 {
-		fmt.Fprintf(&b, "pd = { length = %d }\n", o.pdLength)
-	}
-	if o.dad != "" {
-		fmt.Fprintf(&b, "\n[dad]\n%s\n", o.dad)
-	}
-	return b.String()
-}
 
 // opsLab builds a lab that Close removes when the test ends.
 func opsLab(t *testing.T, o testbed.Options) *testbed.Lab {
@@ -195,7 +162,7 @@ func TestOpsDADFailureOfTheRoutersLANAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	d := opsRun(t, l, opsConfig(opsOptions{dad: `retry_min = "1s"` + "\n" + `retry_max = "4s"`}), `metrics = "[::1]:9430"`)
+	d := opsRun(t, l, opsConfig(opsOptions{dad: &testbed.DAD{RetryMin: time.Second, RetryMax: 4 * time.Second}}), `metrics = "[::1]:9430"`)
 
 	t.Run("within 5 s status shows the address dadfailed and a problem naming it", func(t *testing.T) {
 		doc, err := d.WaitStatus(ctx, 5*time.Second, "lan0 "+opsRouterLAN.String()+" dadfailed", func(doc map[string]any) bool {
@@ -339,7 +306,7 @@ func TestOpsLinkLocalCollisionIsReportedAndHealed(t *testing.T) {
 	if _, err := l.Exec(ctx, host, "ip", "-6", "addr", "add", old.String(), "dev", testbed.HostIface, "nodad"); err != nil {
 		t.Fatal(err)
 	}
-	d := opsRun(t, l, opsConfig(opsOptions{dad: "heal_link_local = false"}), "")
+	d := opsRun(t, l, opsConfig(opsOptions{dad: &testbed.DAD{HealLinkLocal: testbed.Bool(false)}}), "")
 	if _, err := d.WaitStatus(ctx, 10*time.Second, "the daemon serving", func(doc map[string]any) bool {
 		return opsAddrState(doc, testbed.LANIface, opsRouterLAN) == "ok"
 	}); err != nil {
@@ -376,7 +343,7 @@ func TestOpsLinkLocalCollisionIsReportedAndHealed(t *testing.T) {
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.OpsWriteConfig(opsConfig(opsOptions{dad: "heal_link_local = true"}), ""); err != nil {
+	if err := d.OpsWriteConfig(opsConfig(opsOptions{dad: &testbed.DAD{HealLinkLocal: testbed.Bool(true)}}), ""); err != nil {
 		t.Fatal(err)
 	}
 	healStart := time.Now()
@@ -828,7 +795,7 @@ func TestOpsRestartKeepsTheLease(t *testing.T) {
 			t.Fatal(err)
 		}
 		newDNS := netip.MustParseAddr("fd00:aaaa:bbbb:cc01::53")
-		if err := d.OpsWriteConfig(opsConfig(opsOptions{dns: newDNS.String()}), ""); err != nil {
+		if err := d.OpsWriteConfig(opsConfig(opsOptions{dns: newDNS}), ""); err != nil {
 			t.Fatal(err)
 		}
 		c, err := l.Capture(ctx, l.Upstream, testbed.UpstreamIface, "udp port 547")
@@ -1093,7 +1060,7 @@ func TestOpsRestartDuringRenumberingKeepsDeprecatingTheOldPrefix(t *testing.T) {
 	l := opsLab(t, testbed.Options{})
 	ctx := t.Context()
 	host := l.Hosts[0]
-	config := strings.Replace(opsConfig(opsOptions{}), `advertise = "internal"`, `advertise = "both"`, 1)
+	config := opsConfig(opsOptions{advertise: "both"})
 	d := opsRun(t, l, config, "")
 	old := opsWaitBound(t, d, l.Pool, 30*time.Second)
 	oldLAN := opsSubnet(t, old, 1)

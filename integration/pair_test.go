@@ -53,65 +53,6 @@ var (
 	pairOwnMAC = net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x02, 0x01}
 )
 
-// pairConfig is one v6edge node of a VRRPv3 pair: haConfig with a chosen
-// priority and advert interval.
-func pairConfig(priority int, advert time.Duration) string {
-	return fmt.Sprintf(`[wan]
-interface = "wan0"
-prefix_length = 56
-release_on_stop = false
-
-[nat]
-internal_prefix = "%s"
-
-[[lan]]
-interface = "lan0"
-subnet = 1
-mode = "slaac"
-address = "%s"
-dns = ["fd00:aaaa:bbbb:cc01::1"]
-domains = ["lan.example"]
-
-[ha]
-mode = "vrrp"
-vrid = %d
-priority = %d
-interface = "lan0"
-advert_interval = "%s"
-virtual_link_local = "%s"
-wan_mac = "%s"
-sync_key = "lab-test-secret-lab-test-secret"
-`, internal, pairRouterULA, pairVRID, priority, advert, pairVirtualLL, pairSharedMAC)
-}
-
-// pairExternalConfig is a node whose role comes from `v6edge ha
-// master|backup` (keepalived's notify scripts in production): no VRID, no
-// election of its own.
-func pairExternalConfig() string {
-	return fmt.Sprintf(`[wan]
-interface = "wan0"
-prefix_length = 56
-release_on_stop = false
-
-[nat]
-internal_prefix = "%s"
-
-[[lan]]
-interface = "lan0"
-subnet = 1
-mode = "slaac"
-address = "%s"
-dns = ["fd00:aaaa:bbbb:cc01::1"]
-
-[ha]
-mode = "external"
-interface = "lan0"
-virtual_link_local = "%s"
-wan_mac = "%s"
-sync_key = "lab-test-secret-lab-test-secret"
-`, internal, pairRouterULA, pairVirtualLL, pairSharedMAC)
-}
-
 // pairMasterDown is RFC 5798 §6.1's Master_Down_Interval for a backup of
 // the given priority: 3 × Master_Adver_Interval + Skew_Time.
 func pairMasterDown(advert time.Duration, priority int) time.Duration {

@@ -41,29 +41,6 @@ func altLab(t *testing.T, o testbed.Options) *testbed.Lab {
 	return l
 }
 
-// altConfig is the demo config with the LAN advertising advertise
-// ("internal", "external" or "both").
-func altConfig(advertise string) string {
-	return fmt.Sprintf(`[wan]
-interface = "wan0"
-duid = "ll"
-iaid = 1
-prefix_length = 56
-
-[nat]
-internal_prefix = "%s"
-hairpin = true
-
-[[lan]]
-interface = "lan0"
-subnet = 1
-mode = "slaac"
-advertise = %q
-dns = ["fd00:aaaa:bbbb:cc01::1"]
-domains = ["lan.example"]
-`, internal, advertise)
-}
-
 // altRun starts v6edge; its log goes to the test log if the test fails.
 func altRun(t *testing.T, l *testbed.Lab, config string) *testbed.Daemon {
 	t.Helper()
@@ -688,7 +665,7 @@ func TestAltISCDHCPDRapidCommitAndRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := altRun(t, l, testbed.WithRapidCommit(altConfig("internal"), true))
+	d := altRun(t, l, rapidCommitConfig())
 	deleg := waitBound(t, d, l.Pool)
 
 	t.Run("a Solicit with Rapid Commit is answered by a Reply: no Advertise, no Request", func(t *testing.T) {
