@@ -17,15 +17,7 @@ func TestBenchOpsMeasuresBothSetups(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := t.Context()
-	l, err := testbed.New(ctx, testbed.Options{Name: "v6bops", Log: testLog{t}})
-	if err != nil {
-		t.Fatalf("testbed.New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	l := newLab(t, "v6bops", testbed.Options{})
 	for _, which := range []string{testbed.SetupV6edge, testbed.SetupIncumbent} {
 		t.Run(which+" renumbers, restarts and idles measurably", func(t *testing.T) {
 			before := l.Pool

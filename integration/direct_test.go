@@ -20,30 +20,13 @@ func TestExternalLANIsRoutedNotTranslated(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := t.Context()
-	l, err := testbed.New(ctx, testbed.Options{Name: "v6it", Log: testLog{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	l := newLab(t, "v6it", testbed.Options{})
 	host := l.Hosts[0]
 	// Random interface ids for every new SLAAC address (RFC 8981 style).
 	if err := l.Sysctl(ctx, host, "net.ipv6.conf."+testbed.HostIface+".addr_gen_mode", "3"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := singleConfig("slaac", "both").TOML()
-	d, err := l.RunDaemon(ctx, bin, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("v6edge log:\n%s", d.Log())
-		}
-	})
+	d := runDaemon(t, l, singleConfig("slaac", "both").TOML(), 0)
 	deleg := waitBound(t, d, l.Pool)
 	global := netip.PrefixFrom(deleg.Addr(), 64) // subnet 0 ...
 	global = netip.MustParsePrefix(strings.Replace(global.String(), "::/64", ":1::/64", 1))
@@ -71,40 +54,16 @@ func TestExternalLANIsRoutedNotTranslated(t *testing.T) {
 		// in this mode (its /64 is the hosts' own), but the replies of
 		// outbound flows are translated back by conntrack.
 		mapped := testbed.MapAddr(ula, internal, deleg)
-		c, err := l.Capture(ctx, l.Upstream, testbed.UpstreamIface, "icmp6 and ip6[40] == 128")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, perr := l.Exec(ctx, host, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", ula.String(), testbed.InternetAddr.String())
-		pkts, err := c.Stop()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if perr != nil {
-			t.Fatalf("ping from %s: %v\n%s", ula, perr, out)
-		}
-		for _, p := range pkts {
-			if p.Dst == testbed.InternetAddr && p.Src != mapped {
-				t.Errorf("the upstream saw %s, want the NETMAP of %s, %s", p.Src, ula, mapped)
+		for _, src := range pingSources(t, l, host, ula) {
+			if src != mapped {
+				t.Errorf("the upstream saw %s, want the NETMAP of %s, %s", src, ula, mapped)
 			}
 		}
 	})
 	t.Run("a flow from the host's global address leaves untranslated", func(t *testing.T) {
-		c, err := l.Capture(ctx, l.Upstream, testbed.UpstreamIface, "icmp6 and ip6[40] == 128")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, perr := l.Exec(ctx, host, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", gua.String(), testbed.InternetAddr.String())
-		pkts, err := c.Stop()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if perr != nil {
-			t.Fatalf("ping from %s: %v\n%s", gua, perr, out)
-		}
-		for _, p := range pkts {
-			if p.Dst == testbed.InternetAddr && p.Src != gua {
-				t.Errorf("the upstream saw %s, want the host's own %s", p.Src, gua)
+		for _, src := range pingSources(t, l, host, gua) {
+			if src != gua {
+				t.Errorf("the upstream saw %s, want the host's own %s", src, gua)
 			}
 		}
 	})

@@ -99,13 +99,6 @@ func buildDaemon(dir string) (path, skip string) {
 	return path, ""
 }
 
-type testLog struct{ t *testing.T }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // startBound builds a lab, runs v6edge with the given LAN mode and waits
 // until it reports a delegated prefix. Everything is removed when the test
 // ends, also when it fails; the daemon's log goes to the test log on failure.
@@ -116,74 +109,9 @@ func startBound(t *testing.T, mode string) (*testbed.Lab, *testbed.Daemon, netip
 
 func startBoundWith(t *testing.T, o testbed.Options, mode string) (*testbed.Lab, *testbed.Daemon, netip.Prefix) {
 	t.Helper()
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	ctx := t.Context()
-	o.Name, o.Log = "v6it", testLog{t}
-	l, err := testbed.New(ctx, o)
-	if err != nil {
-		t.Fatalf("testbed.New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	d, err := l.RunDaemon(ctx, bin, daemonConfig(mode))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("v6edge log:\n%s", d.Log())
-		}
-	})
+	l := newLab(t, "v6it", o)
+	d := runDaemon(t, l, daemonConfig(mode), 0)
 	return l, d, waitBound(t, d, l.Pool)
-}
-
-// waitBound waits until the daemon is bound to a prefix from pool.
-func waitBound(t *testing.T, d *testbed.Daemon, pool netip.Prefix) netip.Prefix {
-	t.Helper()
-	var deleg netip.Prefix
-	_, err := d.WaitStatus(t.Context(), 30*time.Second, "a delegated prefix from "+pool.String()+" in status", func(doc map[string]any) bool {
-		p, err := netip.ParsePrefix(testbed.GetString(doc, "wan", "prefix"))
-		deleg = p
-		return err == nil && testbed.GetString(doc, "wan", "state") == "bound" && pool.Contains(p.Addr())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return deleg
-}
-
-// pingUpstream pings the internet address from host and returns the
-// sources the upstream saw.
-func pingUpstream(t *testing.T, l *testbed.Lab, host string) []netip.Addr {
-	t.Helper()
-	ctx := t.Context()
-	c, err := l.Capture(ctx, l.Upstream, testbed.UpstreamIface, "icmp6 and ip6[40] == 128")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, perr := l.Exec(ctx, host, "ping", "-c", "2", "-i", "0.2", "-W", "2", testbed.InternetAddr.String())
-	pkts, err := c.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if perr != nil {
-		t.Fatalf("ping: %v\n%s", perr, out)
-	}
-	var seen []netip.Addr
-	for _, p := range pkts {
-		if p.Dst == testbed.InternetAddr {
-			seen = append(seen, p.Src)
-		}
-	}
-	if len(seen) == 0 {
-		t.Fatal("the upstream saw no echo request")
-	}
-	return seen
 }
 
 func TestDaemonInLab(t *testing.T) {
@@ -570,66 +498,12 @@ func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := t.Context()
-	l, err := testbed.New(ctx, testbed.Options{Name: "v6it", Routers: 2, Log: testLog{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	var nodes []*testbed.Daemon
-	for i, prio := range []int{150, 100} {
-		d, err := l.RunDaemonOn(ctx, l.Routers[i], bin, haConfig(prio))
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, d)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, d := range nodes {
-				t.Logf("node %d log (last lines):\n%s", i+1, lastLines(d.Log(), 40))
-			}
-		}
-	})
+	l := newLab(t, "v6it", testbed.Options{Routers: 2})
+	nodes := runNodes(t, l, haConfig, 150, 100)
 	master, backup := nodes[0], nodes[1]
-	doc, err := master.WaitStatus(ctx, 30*time.Second, "node 1 master and bound", func(doc map[string]any) bool {
-		return testbed.GetString(doc, "ha", "role") == "master" && testbed.GetString(doc, "wan", "state") == "bound"
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deleg := netip.MustParsePrefix(testbed.GetString(doc, "wan", "prefix"))
-	// The backup learns the master's lease (ha sync), so that after a
-	// takeover it translates at once instead of asking the server again.
-	syncStart := time.Now()
-	if _, err := backup.WaitStatus(ctx, 15*time.Second, "node 2 backup with the master's lease", func(doc map[string]any) bool {
-		return testbed.GetString(doc, "ha", "role") == "backup" && testbed.GetString(doc, "wan", "prefix") == deleg.String()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("node 2 showed the master's lease %v after node 1 was bound", time.Since(syncStart).Round(time.Millisecond))
+	deleg := waitMasterBound(t, nodes)
 	host := l.Hosts[0]
-	hostAddr, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = l.WaitFor(ctx, 10*time.Second, "the host's default route via fe80::1", func() (bool, error) {
-		out, err := l.Exec(ctx, host, "ip", "-6", "route", "show", "default")
-		return strings.Contains(out, "via fe80::1 "), err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = l.WaitFor(ctx, 10*time.Second, "the host reaching the internet through node 1", func() (bool, error) {
-		_, err := l.Exec(ctx, host, "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostAddr := waitHostThroughPair(t, l)
 	want := testbed.MapAddr(hostAddr, internal, deleg)
 	for _, s := range pingUpstream(t, l, host) {
 		if s != want {
@@ -699,12 +573,4 @@ func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {
 			}
 		}
 	})
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -51,18 +51,14 @@ func multiStart(t *testing.T) *multiEnv {
 	if err != nil {
 		t.Fatalf("testbed.NewMulti: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	closeAtEnd(t, m)
 	d, err := m.RunDaemon(ctx, bin, multiConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("v6edge log:\n%s", lastLogLines(d.Log(), 150))
+			t.Logf("v6edge log:\n%s", lastLines(d.Log(), 150))
 			for _, c := range [][]string{{"ip", "-6", "rule"}, {"ip", "-6", "route", "show", "table", "all"}, {"nft", "list", "ruleset"}, {"conntrack", "-L", "-f", "ipv6"}} {
 				out, _ := m.Exec(context.Background(), m.Router, c...)
 				t.Logf("router: %s:\n%s", strings.Join(c, " "), out)
@@ -238,14 +234,6 @@ func summarize(d []time.Duration) string {
 	return fmt.Sprintf("median %v, max %v over %d runs: %v", testbed.Median(d), slices.Max(d), len(d), d)
 }
 
-func lastLogLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 var nftHandle = regexp.MustCompile(`^\s*(.*\S)\s+# handle (\d+)$`)
 
 // wanRules maps every router nftables rule that names iface to its handle.
@@ -362,9 +350,9 @@ func TestMultiUplinks(t *testing.T) {
 			t.Errorf("wans[0].prefix = %s, want %s unchanged", got, e.prefixes[0])
 		}
 		if err := flow.Wait(20 * time.Second); err != nil {
-			t.Errorf("the flow on uplink 1 lost echoes while uplink 2 renumbered: %v\n%s", err, lastLogLines(flow.Log(), 3))
+			t.Errorf("the flow on uplink 1 lost echoes while uplink 2 renumbered: %v\n%s", err, lastLines(flow.Log(), 3))
 		} else if want := fmt.Sprintf("%d packets transmitted, %d received", echoes, echoes); !strings.Contains(flow.Log(), want) {
-			t.Errorf("ping summary does not say %q:\n%s", want, lastLogLines(flow.Log(), 3))
+			t.Errorf("ping summary does not say %q:\n%s", want, lastLines(flow.Log(), 3))
 		}
 		if diff := cmp.Diff(before, e.wanRules(t, "wan0")); diff != "" {
 			t.Errorf("wan0's nftables rules and handles (-want +got):\n%s", diff)

@@ -28,20 +28,7 @@ var (
 // opsLab builds a lab that Close removes when the test ends.
 func opsLab(t *testing.T, o testbed.Options) *testbed.Lab {
 	t.Helper()
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	o.Name, o.Log = "v6ops", testLog{t}
-	l, err := testbed.New(t.Context(), o)
-	if err != nil {
-		t.Fatalf("testbed.New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return l
+	return newLab(t, "v6ops", o)
 }
 
 // opsRun starts v6edge; its log goes to the test log if the test fails.
@@ -51,7 +38,7 @@ func opsRun(t *testing.T, l *testbed.Lab, config, controlExtra string) *testbed.
 	if err != nil {
 		t.Fatal(err)
 	}
-	opsLogOnFailure(t, d)
+	logOnFailure(t, d, 60)
 	return d
 }
 
@@ -62,31 +49,8 @@ func opsRestart(t *testing.T, l *testbed.Lab, d *testbed.Daemon) *testbed.Daemon
 	if err != nil {
 		t.Fatal(err)
 	}
-	opsLogOnFailure(t, nd)
+	logOnFailure(t, nd, 60)
 	return nd
-}
-
-func opsLogOnFailure(t *testing.T, d *testbed.Daemon) {
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s log (last lines):\n%s", d.Name, lastLines(d.Log(), 60))
-		}
-	})
-}
-
-// opsWaitBound waits until the daemon is bound to a prefix from pool.
-func opsWaitBound(t *testing.T, d *testbed.Daemon, pool netip.Prefix, timeout time.Duration) netip.Prefix {
-	t.Helper()
-	var deleg netip.Prefix
-	_, err := d.WaitStatus(t.Context(), timeout, "a delegated prefix from "+pool.String(), func(doc map[string]any) bool {
-		p, err := netip.ParsePrefix(testbed.GetString(doc, "wan", "prefix"))
-		deleg = p
-		return err == nil && testbed.GetString(doc, "wan", "state") == "bound" && pool.Contains(p.Addr())
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return deleg
 }
 
 // opsAddrState returns the state status reports for a managed address
@@ -247,7 +211,7 @@ func TestOpsDADFailureOfTheRoutersLANAddress(t *testing.T) {
 		}
 	})
 
-	deleg := opsWaitBound(t, d, l.Pool, 30*time.Second)
+	deleg := waitBoundWithin(t, d, l.Pool, 30*time.Second)
 	t.Run("NAT is installed for the delegated prefix regardless", func(t *testing.T) {
 		opsNetmapPresent(t, l, deleg)
 	})
@@ -391,7 +355,7 @@ func TestOpsLANDHCPv6AgainstDhcpcd(t *testing.T) {
 		l := opsLab(t, testbed.Options{})
 		ctx := t.Context()
 		d := opsRun(t, l, opsConfig(opsOptions{mode: "stateless"}), "")
-		opsWaitBound(t, d, l.Pool, 30*time.Second)
+		waitBoundWithin(t, d, l.Pool, 30*time.Second)
 		// No ia_* lines: dhcpcd follows the RA, whose O flag makes it send
 		// an Information-Request.
 		c, err := l.OpsStartDhcpcd(ctx, l.Hosts[0], "dhcpcd-stateless", "")
@@ -414,7 +378,7 @@ func TestOpsLANDHCPv6AgainstDhcpcd(t *testing.T) {
 		ctx := t.Context()
 		host := l.Hosts[0]
 		d := opsRun(t, l, opsConfig(opsOptions{mode: "stateful", pdLength: 60}), "")
-		opsWaitBound(t, d, l.Pool, 30*time.Second)
+		waitBoundWithin(t, d, l.Pool, 30*time.Second)
 		conf := "noipv6rs\ninterface eth0\n\tia_na 1\n\tia_pd 2 nosuch0/0/60\n"
 		c, err := l.OpsStartDhcpcd(ctx, host, "dhcpcd-stateful", conf)
 		if err != nil {
@@ -568,7 +532,7 @@ func TestOpsHookAndMetricsFollowARenumbering(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := opsRun(t, l, opsConfig(opsOptions{hook: script}), `metrics = "[::1]:9430"`)
-	old := opsWaitBound(t, d, l.Pool, 30*time.Second)
+	old := waitBoundWithin(t, d, l.Pool, 30*time.Second)
 	const url = "http://[::1]:9430/metrics"
 
 	waitLine := func(t *testing.T, want string) {
@@ -636,7 +600,7 @@ func TestOpsHookAndMetricsFollowARenumbering(t *testing.T) {
 	if out, code, err := d.Ctl(ctx, "renew"); err != nil || code != 0 {
 		t.Fatalf("v6edge renew: exit %d, %v: %s", code, err, out)
 	}
-	deleg := opsWaitBound(t, d, opsNewPool, 30*time.Second)
+	deleg := waitBoundWithin(t, d, opsNewPool, 30*time.Second)
 	t.Logf("renumbered from %s to %s", old, deleg)
 
 	t.Run("the hook sees BOUND6 with the new prefix and the old one", func(t *testing.T) {
@@ -666,7 +630,7 @@ func TestOpsHookAndMetricsFollowARenumbering(t *testing.T) {
 			t.Fatal(err)
 		}
 		d2 := opsRestart(t, l, d)
-		if got := opsWaitBound(t, d2, opsNewPool, 30*time.Second); got != deleg {
+		if got := waitBoundWithin(t, d2, opsNewPool, 30*time.Second); got != deleg {
 			t.Fatalf("prefix after the restart %s, want %s", got, deleg)
 		}
 		waitLine(t, fmt.Sprintf("REBOOT6 %s %s", testbed.WANIface, deleg))
@@ -722,7 +686,7 @@ func TestOpsRestartKeepsTheLease(t *testing.T) {
 	ctx := t.Context()
 	host := l.Hosts[0]
 	d := opsRun(t, l, opsConfig(opsOptions{}), "")
-	deleg := opsWaitBound(t, d, l.Pool, 30*time.Second)
+	deleg := waitBoundWithin(t, d, l.Pool, 30*time.Second)
 	rulesBefore := opsNetmapPresent(t, l, deleg)
 
 	capture, err := l.Capture(ctx, l.Upstream, testbed.UpstreamIface, "udp port 547")
@@ -737,7 +701,7 @@ func TestOpsRestartKeepsTheLease(t *testing.T) {
 	}
 	start := time.Now()
 	d = opsRestart(t, l, d)
-	got := opsWaitBound(t, d, l.Pool, 30*time.Second)
+	got := waitBoundWithin(t, d, l.Pool, 30*time.Second)
 	took := time.Since(start)
 	t.Logf("restart → bound: %v (status polled every 50 ms)", took.Round(time.Millisecond))
 	if first, _, ok := opsLogTime(d.Log(), "level="); ok {
@@ -901,7 +865,7 @@ func TestOpsRenumberingAtTheNextRenew(t *testing.T) {
 	ctx := t.Context()
 	host := l.Hosts[0]
 	d := opsRun(t, l, opsConfig(opsOptions{}), "")
-	old := opsWaitBound(t, d, l.Pool, 30*time.Second)
+	old := waitBoundWithin(t, d, l.Pool, 30*time.Second)
 	hostAddr, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -926,7 +890,7 @@ func TestOpsRenumberingAtTheNextRenew(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No `v6edge renew`: the client's own T1 (4 s) must find the change.
-	deleg := opsWaitBound(t, d, opsNewPool, 20*time.Second)
+	deleg := waitBoundWithin(t, d, opsNewPool, 20*time.Second)
 	t.Logf("moved from %s to %s %v after the upstream renumbered", old, deleg, time.Since(renumbered).Round(time.Millisecond))
 	pkts, err := replies.Stop()
 	if err != nil {
@@ -1062,7 +1026,7 @@ func TestOpsRestartDuringRenumberingKeepsDeprecatingTheOldPrefix(t *testing.T) {
 	host := l.Hosts[0]
 	config := opsConfig(opsOptions{advertise: "both"})
 	d := opsRun(t, l, config, "")
-	old := opsWaitBound(t, d, l.Pool, 30*time.Second)
+	old := waitBoundWithin(t, d, l.Pool, 30*time.Second)
 	oldLAN := opsSubnet(t, old, 1)
 	opsRA(t, l, host, 15*time.Second, "an RA with "+oldLAN.String()+" preferred", func(ra testbed.RA) bool {
 		pi, ok := opsPIO(ra, oldLAN)
@@ -1075,7 +1039,7 @@ func TestOpsRestartDuringRenumberingKeepsDeprecatingTheOldPrefix(t *testing.T) {
 	if out, code, err := d.Ctl(ctx, "renew"); err != nil || code != 0 {
 		t.Fatalf("v6edge renew: exit %d, %v: %s", code, err, out)
 	}
-	deleg := opsWaitBound(t, d, opsNewPool, 30*time.Second)
+	deleg := waitBoundWithin(t, d, opsNewPool, 30*time.Second)
 	newLAN := opsSubnet(t, deleg, 1)
 	deprecates := func(ra testbed.RA) bool {
 		o, okOld := opsPIO(ra, oldLAN)
@@ -1094,7 +1058,7 @@ func TestOpsRestartDuringRenumberingKeepsDeprecatingTheOldPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = opsRestart(t, l, d)
-	if got := opsWaitBound(t, d, opsNewPool, 30*time.Second); got != deleg {
+	if got := waitBoundWithin(t, d, opsNewPool, 30*time.Second); got != deleg {
 		t.Fatalf("prefix after the restart %s, want %s", got, deleg)
 	}
 	t.Run("after kill -9 and a restart the RA still deprecates the old /64", func(t *testing.T) {

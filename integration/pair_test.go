@@ -70,19 +70,8 @@ func pairSkew(advert time.Duration, priority int) time.Duration {
 // removed when the test ends.
 func pairNewLab(t *testing.T, routers int) *testbed.Lab {
 	t.Helper()
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
 	ctx := t.Context()
-	l, err := testbed.New(ctx, testbed.Options{Name: "v6pair", Routers: routers, Log: testLog{t}})
-	if err != nil {
-		t.Fatalf("testbed.New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	l := newLab(t, "v6pair", testbed.Options{Routers: routers})
 	// Down, new MAC, up: the kernel drops the old EUI-64 link-local with
 	// the link and derives a new one from the new MAC.
 	rt := l.Routers[0]
@@ -95,7 +84,7 @@ func pairNewLab(t *testing.T, routers int) *testbed.Lab {
 			t.Fatal(err)
 		}
 	}
-	err = l.WaitFor(ctx, 10*time.Second, "router 1's new WAN link-local to pass DAD", func() (bool, error) {
+	err := l.WaitFor(ctx, 10*time.Second, "router 1's new WAN link-local to pass DAD", func() (bool, error) {
 		addrs, err := l.IfaceAddrs(ctx, rt, testbed.WANIface, netip.MustParsePrefix("fe80::/10"))
 		if err != nil {
 			return false, err
@@ -124,53 +113,11 @@ type pairLab struct {
 // lease, and the host reaches the internet through fe80::1.
 func pairStart(t *testing.T, advert time.Duration) *pairLab {
 	t.Helper()
-	ctx := t.Context()
 	p := &pairLab{Lab: pairNewLab(t, 2), advert: advert}
-	for i, prio := range []int{150, pairBackupPriority} {
-		d, err := p.RunDaemonOn(ctx, p.Routers[i], bin, pairConfig(prio, advert))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.nodes = append(p.nodes, d)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, d := range p.nodes {
-				t.Logf("node %d log (last lines):\n%s", i+1, lastLines(d.Log(), 40))
-			}
-		}
-	})
-	doc, err := p.nodes[0].WaitStatus(ctx, 30*time.Second, "node 1 master and bound", func(doc map[string]any) bool {
-		return testbed.GetString(doc, "ha", "role") == "master" && testbed.GetString(doc, "wan", "state") == "bound"
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.deleg = netip.MustParsePrefix(testbed.GetString(doc, "wan", "prefix"))
-	if _, err := p.nodes[1].WaitStatus(ctx, 15*time.Second, "node 2 backup with the master's lease", func(doc map[string]any) bool {
-		return testbed.GetString(doc, "ha", "role") == "backup" && testbed.GetString(doc, "wan", "prefix") == p.deleg.String()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	host := p.Hosts[0]
-	if p.hostAddr, err = p.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	p.nodes = runNodes(t, p.Lab, func(prio int) string { return pairConfig(prio, advert) }, 150, pairBackupPriority)
+	p.deleg = waitMasterBound(t, p.nodes)
+	p.hostAddr = waitHostThroughPair(t, p.Lab)
 	p.mapped = testbed.MapAddr(p.hostAddr, internal, p.deleg)
-	err = p.WaitFor(ctx, 10*time.Second, "the host's default route via fe80::1", func() (bool, error) {
-		out, err := p.Exec(ctx, host, "ip", "-6", "route", "show", "default")
-		return strings.Contains(out, "via "+pairVirtualLL.String()+" "), err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = p.WaitFor(ctx, 10*time.Second, "the host reaching the internet through node 1", func() (bool, error) {
-		_, err := p.Exec(ctx, host, "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return p
 }
 
@@ -1050,15 +997,7 @@ func TestPairKeepalivedPeer(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("%v\n%s", err, lastLines(ka.Log(), 20))
 	}
-	d, err := l.RunDaemonOn(ctx, l.Routers[1], bin, pairConfig(pairBackupPriority, advert))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("v6edge log (last lines):\n%s", lastLines(d.Log(), 40))
-		}
-	})
+	d := runDaemonOn(t, l, l.Routers[1], pairConfig(pairBackupPriority, advert), 40)
 	if _, err := d.WaitStatus(ctx, 10*time.Second, "v6edge serving as backup", func(doc map[string]any) bool {
 		return testbed.GetString(doc, "ha", "role") == "backup"
 	}); err != nil {
@@ -1142,15 +1081,7 @@ func TestPairExternalRoles(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	l := pairNewLab(t, 1)
-	d, err := l.RunDaemon(ctx, bin, pairExternalConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("v6edge log (last lines):\n%s", lastLines(d.Log(), 40))
-		}
-	})
+	d := runDaemon(t, l, pairExternalConfig(), 40)
 	setRole := func(t *testing.T, role string) {
 		t.Helper()
 		// The role comes first: `v6edge ha ROLE -socket PATH`.

@@ -25,35 +25,39 @@ import (
 // altLab builds a lab that Close removes when the test ends.
 func altLab(t *testing.T, o testbed.Options) *testbed.Lab {
 	t.Helper()
-	if skipReason != "" {
-		t.Skip(skipReason)
+	return newLab(t, "v6alt", o)
+}
+
+// altDHCPDLab is altLab for a test against ISC dhcpd: it skips without
+// dhcpd, runs in parallel, and stops the lab's Kea, so the upstream is
+// free for the dhcpd the test starts.
+func altDHCPDLab(t *testing.T) *testbed.Lab {
+	t.Helper()
+	if _, err := exec.LookPath(testbed.AltDHCPDBinary); err != nil {
+		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
 	}
-	o.Name, o.Log = "v6alt", testLog{t}
-	l, err := testbed.New(t.Context(), o)
-	if err != nil {
-		t.Fatalf("testbed.New: %v", err)
+	t.Parallel()
+	l := altLab(t, testbed.Options{})
+	if err := l.StopKea(); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
 	return l
+}
+
+// altStartDHCPD starts ISC dhcpd -6 in l's upstream with o.
+func altStartDHCPD(t *testing.T, l *testbed.Lab, o testbed.AltDHCPDOptions) *testbed.AltDHCPD {
+	t.Helper()
+	srv, err := testbed.AltStartDHCPD(t.Context(), l, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
 }
 
 // altRun starts v6edge; its log goes to the test log if the test fails.
 func altRun(t *testing.T, l *testbed.Lab, config string) *testbed.Daemon {
 	t.Helper()
-	d, err := l.RunDaemon(t.Context(), bin, config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("v6edge log:\n%s", d.Log())
-		}
-	})
-	return d
+	return runDaemon(t, l, config, 0)
 }
 
 // altCmp compares netip values by ==.
@@ -130,16 +134,9 @@ func altDirEntries(t *testing.T, dir string) []string {
 }
 
 func TestAltISCDHCPDAsTheUpstream(t *testing.T) {
-	if _, err := exec.LookPath(testbed.AltDHCPDBinary); err != nil {
-		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
-	}
-	t.Parallel()
-	l := altLab(t, testbed.Options{})
+	l := altDHCPDLab(t)
 	ctx := t.Context()
 	hostDHCP := altDirEntries(t, "/var/lib/dhcp")
-	if err := l.StopKea(); err != nil {
-		t.Fatal(err)
-	}
 	// Short lifetimes and no T1/T2 options: dhcpd then sends T1 = T2 = 0,
 	// and the client picks 0.5 and 0.8 of the preferred lifetime (RFC 8415
 	// §21.21, §18.2.4), so a renewal of its own happens within the test.
@@ -149,10 +146,7 @@ func TestAltISCDHCPDAsTheUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := testbed.AltStartDHCPD(ctx, l, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := altStartDHCPD(t, l, o)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("dhcpd log:\n%s", srv.Log())
@@ -538,20 +532,10 @@ func TestAltUpstreamLossExpiresTheLeaseAndServiceComesBack(t *testing.T) {
 }
 
 func TestAltISCDHCPDRestartsOnBothSides(t *testing.T) {
-	if _, err := exec.LookPath(testbed.AltDHCPDBinary); err != nil {
-		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
-	}
-	t.Parallel()
-	l := altLab(t, testbed.Options{})
+	l := altDHCPDLab(t)
 	ctx := t.Context()
-	if err := l.StopKea(); err != nil {
-		t.Fatal(err)
-	}
 	o := testbed.AltDHCPDOptions{Preferred: 20 * time.Second, Valid: 30 * time.Second}
-	srv, err := testbed.AltStartDHCPD(ctx, l, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := altStartDHCPD(t, l, o)
 	d := altRun(t, l, altConfig("internal"))
 	deleg := waitBound(t, d, l.Pool)
 
@@ -652,19 +636,9 @@ func TestAltISCDHCPDRestartsOnBothSides(t *testing.T) {
 }
 
 func TestAltISCDHCPDRapidCommitAndRelease(t *testing.T) {
-	if _, err := exec.LookPath(testbed.AltDHCPDBinary); err != nil {
-		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
-	}
-	t.Parallel()
-	l := altLab(t, testbed.Options{})
+	l := altDHCPDLab(t)
 	ctx := t.Context()
-	if err := l.StopKea(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := testbed.AltStartDHCPD(ctx, l, testbed.AltDHCPDOptions{RapidCommit: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := altStartDHCPD(t, l, testbed.AltDHCPDOptions{RapidCommit: true})
 	d := altRun(t, l, rapidCommitConfig())
 	deleg := waitBound(t, d, l.Pool)
 
@@ -740,20 +714,10 @@ func TestAltISCDHCPDRapidCommitAndRelease(t *testing.T) {
 }
 
 func TestAltISCDHCPDRenumbersARebind(t *testing.T) {
-	if _, err := exec.LookPath(testbed.AltDHCPDBinary); err != nil {
-		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
-	}
-	t.Parallel()
-	l := altLab(t, testbed.Options{})
+	l := altDHCPDLab(t)
 	ctx := t.Context()
 	host := l.Hosts[0]
-	if err := l.StopKea(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := testbed.AltStartDHCPD(ctx, l, testbed.AltDHCPDOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := altStartDHCPD(t, l, testbed.AltDHCPDOptions{})
 	d := altRun(t, l, altConfig("both"))
 	old := waitBound(t, d, l.Pool)
 	ula, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
@@ -857,15 +821,8 @@ func TestAltISCDHCPDRenumbersARebind(t *testing.T) {
 }
 
 func TestAltISCDHCPDWithNoPrefixLeft(t *testing.T) {
-	if _, err := exec.LookPath(testbed.AltDHCPDBinary); err != nil {
-		t.Skipf("needs ISC dhcpd (apt-get install isc-dhcp-server, or make deps): %v", err)
-	}
-	t.Parallel()
-	l := altLab(t, testbed.Options{})
+	l := altDHCPDLab(t)
 	ctx := t.Context()
-	if err := l.StopKea(); err != nil {
-		t.Fatal(err)
-	}
 	// A range of one prefix, bound to another client already.
 	taken := netip.MustParsePrefix("2001:db8:100::/56")
 	full := testbed.AltDHCPDOptions{First: taken.Addr(), Last: taken.Addr(), Taken: []netip.Prefix{taken}}
@@ -873,10 +830,7 @@ func TestAltISCDHCPDWithNoPrefixLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := testbed.AltStartDHCPD(ctx, l, full)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := altStartDHCPD(t, l, full)
 	d := altRun(t, l, altConfig("internal"))
 	states, doc := altStates(t, d, 15*time.Second, "two Solicits answered without a prefix", func(doc map[string]any) bool {
 		return altMessages(doc, "sent:SOLICIT") >= 2 && altMessages(doc, "received:ADVERTISE") >= 1
