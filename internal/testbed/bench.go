@@ -169,26 +169,15 @@ func newNATProbe(ns string) (probe func() (bool, error), closeProbe func(), err 
 		if err != nil {
 			return false, err
 		}
-		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv6)
-		if err != nil {
-			return false, err
-		}
-		var snat, dnat bool
-		for _, ch := range chains {
-			rules, err := c.GetRules(ch.Table, ch)
-			if err != nil {
-				return false, err
-			}
-			for _, r := range rules {
-				for _, e := range r.Exprs {
-					if n, ok := e.(*expr.NAT); ok && n.Prefix {
-						snat = snat || n.Type == expr.NATTypeSourceNAT
-						dnat = dnat || n.Type == expr.NATTypeDestNAT
-					}
+		return ip6SNATAndDNAT(c, func(exprs []expr.Any) (snat, dnat bool) {
+			for _, e := range exprs {
+				if n, ok := e.(*expr.NAT); ok && n.Prefix {
+					snat = snat || n.Type == expr.NATTypeSourceNAT
+					dnat = dnat || n.Type == expr.NATTypeDestNAT
 				}
 			}
-		}
-		return snat && dnat, nil
+			return snat, dnat
+		})
 	}, func() { f.Close() }, nil
 }
 

@@ -437,6 +437,12 @@ func (w *benchNATWatch) wait(ctx context.Context, timeout time.Duration) (time.T
 // prefix inside pool and a prefix DNAT matching a destination inside pool:
 // v6edge's and the hook's NETMAP pair alike.
 func benchHasNetmapTo(c *nftables.Conn, pool netip.Prefix) (bool, error) {
+	return ip6SNATAndDNAT(c, func(exprs []expr.Any) (bool, bool) { return BenchNetmapTo(exprs, pool) })
+}
+
+// ip6SNATAndDNAT reports whether, over every rule of every ip6 chain,
+// match found both a rule that is a SNAT and one that is a DNAT.
+func ip6SNATAndDNAT(c *nftables.Conn, match func(exprs []expr.Any) (snat, dnat bool)) (bool, error) {
 	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv6)
 	if err != nil {
 		return false, err
@@ -448,7 +454,7 @@ func benchHasNetmapTo(c *nftables.Conn, pool netip.Prefix) (bool, error) {
 			return false, err
 		}
 		for _, r := range rules {
-			s, d := BenchNetmapTo(r.Exprs, pool)
+			s, d := match(r.Exprs)
 			snat, dnat = snat || s, dnat || d
 		}
 	}

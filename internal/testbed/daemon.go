@@ -46,8 +46,26 @@ func (l *Lab) RunDaemon(ctx context.Context, bin, configTOML string) (*Daemon, e
 // RunDaemonOn is RunDaemon in the router namespace router (one of
 // l.Routers), for HA pairs.
 func (l *Lab) RunDaemonOn(ctx context.Context, router, bin, configTOML string) (*Daemon, error) {
-	n := l.next()
-	name := fmt.Sprintf("v6edge-%d", n)
+	name := fmt.Sprintf("v6edge-%d", l.next())
+	d, err := l.newDaemon(router, bin, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(d.Config, []byte(WithControl(configTOML, d.Socket, d.StateDir)), 0o644); err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	p, err := l.Start(ctx, router, name, bin, "run", "-config", d.Config, "-log-level", "debug")
+	if err != nil {
+		return nil, err
+	}
+	d.Proc = p
+	return d, nil
+}
+
+// newDaemon returns a Daemon, not started, to run bin in the namespace
+// router with its socket, config and (created) state_dir named after name
+// in the lab directory.
+func (l *Lab) newDaemon(router, bin, name string) (*Daemon, error) {
 	d := &Daemon{
 		Bin:      bin,
 		Socket:   l.path(name + ".sock"),
@@ -59,14 +77,6 @@ func (l *Lab) RunDaemonOn(ctx context.Context, router, bin, configTOML string) (
 	if err := os.MkdirAll(d.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	if err := os.WriteFile(d.Config, []byte(WithControl(configTOML, d.Socket, d.StateDir)), 0o644); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
-	}
-	p, err := l.Start(ctx, router, name, bin, "run", "-config", d.Config, "-log-level", "debug")
-	if err != nil {
-		return nil, err
-	}
-	d.Proc = p
 	return d, nil
 }
 

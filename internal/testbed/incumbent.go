@@ -142,32 +142,9 @@ func (l *Lab) RunIncumbent(ctx context.Context) (*Incumbent, error) {
 	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	rapid := ""
-	if l.opts.RapidCommit {
-		rapid = "option rapid_commit\n"
-	}
-	conf := fmt.Sprintf(`# incumbent: dhcpcd as a DHCPv6-PD client only
-duid ll
-%sipv6only
-noipv6rs
-nohook resolv.conf
-script %s
-allowinterfaces %s
-interface %s
-	ia_pd 1/::/%d nosuch0/0/%d
-`, rapid, hook, WANIface, WANIface, l.opts.Delegated, l.opts.Delegated)
+	conf := incumbentDhcpcdConf("incumbent: dhcpcd as a DHCPv6-PD client only", hook, l.opts.RapidCommit, l.opts.Delegated)
 	radvdConf := l.path(fmt.Sprintf("incumbent-radvd-%d.conf", n))
-	rconf := fmt.Sprintf(`interface %s {
-	AdvSendAdvert on;
-	MinRtrAdvInterval 200;
-	MaxRtrAdvInterval 600;
-	prefix %s {
-		AdvOnLink on;
-		AdvAutonomous on;
-	};
-};
-`, LANIface, DefaultLANSubnet)
-	if err := os.WriteFile(radvdConf, []byte(rconf), 0o644); err != nil {
+	if err := os.WriteFile(radvdConf, []byte(incumbentRadvdConf("")), 0o644); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	name := fmt.Sprintf("incumbent-dhcpcd-%d", n)
@@ -182,4 +159,41 @@ interface %s
 		return nil, err
 	}
 	return &Incumbent{Dhcpcd: d, Radvd: r, lab: l, name: name, conf: conf}, nil
+}
+
+// incumbentDhcpcdConf is the incumbent's dhcpcd.conf, headed by the
+// comment title: a DHCPv6-PD client only on WANIface with a DUID-LL,
+// asking for a /delegated (with Rapid Commit when rapidCommit), and hook
+// as its script.
+func incumbentDhcpcdConf(title, hook string, rapidCommit bool, delegated int) string {
+	rapid := ""
+	if rapidCommit {
+		rapid = "option rapid_commit\n"
+	}
+	return fmt.Sprintf(`# %s
+duid ll
+%sipv6only
+noipv6rs
+nohook resolv.conf
+script %s
+allowinterfaces %s
+interface %s
+	ia_pd 1/::/%d nosuch0/0/%d
+`, title, rapid, hook, WANIface, WANIface, delegated, delegated)
+}
+
+// incumbentRadvdConf is the incumbent's radvd.conf: DefaultLANSubnet on
+// LANIface, with extra (lines ending in a newline) at the end of the
+// interface block.
+func incumbentRadvdConf(extra string) string {
+	return fmt.Sprintf(`interface %s {
+	AdvSendAdvert on;
+	MinRtrAdvInterval 200;
+	MaxRtrAdvInterval 600;
+	prefix %s {
+		AdvOnLink on;
+		AdvAutonomous on;
+	};
+%s};
+`, LANIface, DefaultLANSubnet, extra)
 }

@@ -328,10 +328,8 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	// Links are created inside the namespaces (peer moved at creation), so
 	// nothing ever appears in the host's namespace.
-	for _, s := range l.linkSteps() {
-		if _, err := run(ctx, s[0], s[1:]...); err != nil {
-			return err
-		}
+	if err := runAll(ctx, l.linkSteps()); err != nil {
+		return err
 	}
 	up := l.Upstream
 	// Upstream: forwarding on, as on a real ISP router (radvd insists on it).
@@ -340,10 +338,8 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	// Hosts: plain SLAAC hosts, set before the link comes up.
 	for _, h := range l.Hosts {
-		for k, v := range map[string]string{"forwarding": "0", "accept_ra": "1", "autoconf": "1", "use_tempaddr": "0"} {
-			if err := l.Sysctl(ctx, h, "net.ipv6.conf."+HostIface+"."+k, v); err != nil {
-				return err
-			}
+		if err := l.slaacHost(ctx, h); err != nil {
+			return err
 		}
 	}
 	ups := [][]string{{"ip", "-n", up, "link", "set", UpstreamIface, "up"}}
@@ -358,18 +354,42 @@ func (l *Lab) build(ctx context.Context) error {
 	for _, h := range l.Hosts {
 		ups = append(ups, []string{"ip", "-n", h, "link", "set", HostIface, "up"})
 	}
-	for _, s := range ups {
-		if _, err := run(ctx, s[0], s[1:]...); err != nil {
-			return err
-		}
+	if err := runAll(ctx, ups); err != nil {
+		return err
 	}
 	if err := l.routePool(ctx, l.Pool); err != nil {
 		return err
 	}
-	// Kea cannot bind a tentative link-local, and a ping started during DAD
-	// sources from the wrong address: wait until no address is tentative.
+	return l.waitDAD(ctx, l.namespaces())
+}
+
+// runAll runs each command (name first) in turn, up to the first error.
+func runAll(ctx context.Context, cmds [][]string) error {
+	for _, c := range cmds {
+		if _, err := run(ctx, c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// slaacHost makes the namespace h a plain SLAAC host on HostIface; set
+// before the link comes up.
+func (l *Lab) slaacHost(ctx context.Context, h string) error {
+	for k, v := range map[string]string{"forwarding": "0", "accept_ra": "1", "autoconf": "1", "use_tempaddr": "0"} {
+		if err := l.Sysctl(ctx, h, "net.ipv6.conf."+HostIface+"."+k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitDAD waits until no address in any of namespaces is tentative: Kea
+// cannot bind a tentative link-local, and a ping started during DAD
+// sources from the wrong address.
+func (l *Lab) waitDAD(ctx context.Context, namespaces []string) error {
 	return l.WaitFor(ctx, 10*time.Second, "duplicate address detection in every namespace", func() (bool, error) {
-		for _, ns := range l.namespaces() {
+		for _, ns := range namespaces {
 			out, err := l.Exec(ctx, ns, "ip", "-6", "addr", "show", "tentative")
 			if err != nil {
 				return false, err

@@ -202,15 +202,11 @@ func (m *Multi) build(ctx context.Context) error {
 			[]string{"ip", "-n", u.NS, "addr", "add", netip.PrefixFrom(InternetAddr, 128).String(), "dev", "lo"},
 		)
 	}
-	for _, s := range steps {
-		if _, err := run(ctx, s[0], s[1:]...); err != nil {
-			return err
-		}
+	if err := runAll(ctx, steps); err != nil {
+		return err
 	}
-	for k, v := range map[string]string{"forwarding": "0", "accept_ra": "1", "autoconf": "1", "use_tempaddr": "0"} {
-		if err := m.Sysctl(ctx, host, "net.ipv6.conf."+HostIface+"."+k, v); err != nil {
-			return err
-		}
+	if err := m.slaacHost(ctx, host); err != nil {
+		return err
 	}
 	ups := [][]string{
 		{"ip", "-n", m.Router, "link", "set", LANIface, "up"},
@@ -221,23 +217,10 @@ func (m *Multi) build(ctx context.Context) error {
 			[]string{"ip", "-n", u.NS, "link", "set", UpstreamIface, "up"},
 			[]string{"ip", "-n", m.Router, "link", "set", u.WAN, "up"})
 	}
-	for _, s := range ups {
-		if _, err := run(ctx, s[0], s[1:]...); err != nil {
-			return err
-		}
+	if err := runAll(ctx, ups); err != nil {
+		return err
 	}
-	return m.WaitFor(ctx, 10*time.Second, "duplicate address detection in every namespace", func() (bool, error) {
-		for _, ns := range m.namespaces() {
-			out, err := m.Exec(ctx, ns, "ip", "-6", "addr", "show", "tentative")
-			if err != nil {
-				return false, err
-			}
-			if strings.TrimSpace(out) != "" {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
+	return m.waitDAD(ctx, m.namespaces())
 }
 
 func (m *Multi) startUpstream(ctx context.Context, i int) error {

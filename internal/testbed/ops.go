@@ -15,18 +15,9 @@ import (
 // example `metrics = "[::1]:9430"`), which RunDaemon's WithControl would
 // otherwise drop along with the rest of the config's [control] table.
 func (l *Lab) OpsRunDaemon(ctx context.Context, bin, configTOML, controlExtra string) (*Daemon, error) {
-	n := l.next()
-	name := fmt.Sprintf("v6edge-ops-%d", n)
-	d := &Daemon{
-		Bin:      bin,
-		Socket:   l.path(name + ".sock"),
-		Config:   l.path(name + ".toml"),
-		StateDir: l.path(name + "-state"),
-		NS:       l.Router,
-		lab:      l,
-	}
-	if err := os.MkdirAll(d.StateDir, 0o755); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
+	d, err := l.newDaemon(l.Router, bin, fmt.Sprintf("v6edge-ops-%d", l.next()))
+	if err != nil {
+		return nil, err
 	}
 	if err := d.OpsWriteConfig(configTOML, controlExtra); err != nil {
 		return nil, err

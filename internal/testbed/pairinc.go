@@ -115,31 +115,14 @@ func (l *Lab) PairIncStart(ctx context.Context, i int, o PairIncOptions) (*PairI
 		hook: strings.NewReplacer("INTERNAL", DefaultInternal.String(), "WAN", WANIface).Replace(incumbentHook),
 		filepath.Join(dir, "notify.sh"): strings.NewReplacer("DIR", dir, "WAN", WANIface,
 			"SHARED", o.SharedMAC.String(), "OWN", o.OwnMAC.String()).Replace(pairIncNotify),
-		filepath.Join(dir, "dhcpcd.conf"): fmt.Sprintf(`# incumbent HA: dhcpcd as a DHCPv6-PD client only, DUID-LL from the shared MAC
-duid ll
-ipv6only
-noipv6rs
-nohook resolv.conf
-script %s
-allowinterfaces %s
-interface %s
-	ia_pd 1/::/%d nosuch0/0/%d
-`, hook, WANIface, WANIface, l.opts.Delegated, l.opts.Delegated),
+		filepath.Join(dir, "dhcpcd.conf"): incumbentDhcpcdConf("incumbent HA: dhcpcd as a DHCPv6-PD client only, DUID-LL from the shared MAC",
+			hook, false, l.opts.Delegated),
 		// radvd sends from "the first link-local address" of lan0 unless
 		// AdvRASrcAddress (radvd 2.19) lists acceptable sources: with the
 		// virtual fe80::1 listed, both nodes are the same router to the
 		// hosts. Without it the source is whichever link-local the kernel
 		// lists first, usually but not always keepalived's fe80::1.
-		filepath.Join(dir, "radvd.conf"): fmt.Sprintf(`interface %s {
-	AdvSendAdvert on;
-	MinRtrAdvInterval 200;
-	MaxRtrAdvInterval 600;
-	prefix %s {
-		AdvOnLink on;
-		AdvAutonomous on;
-	};
-%s};
-`, LANIface, DefaultLANSubnet, pairIncRASrc(o.RASource)),
+		filepath.Join(dir, "radvd.conf"):      incumbentRadvdConf(pairIncRASrc(o.RASource)),
 		filepath.Join(dir, "keepalived.conf"): pairIncKeepalivedConf(o, filepath.Join(dir, "notify.sh")),
 	}
 	for name, text := range files {
@@ -163,28 +146,44 @@ interface %s
 }
 
 func pairIncKeepalivedConf(o PairIncOptions, notify string) string {
-	var vips strings.Builder
+	k := KeepalivedConf{RouterID: "pairinc", ScriptUser: "root", VRID: o.VRID, Priority: o.Priority, Advert: o.Advert, Notify: notify}
 	for _, a := range o.VirtualAddrs {
-		fmt.Fprintf(&vips, "\t\t%s dev %s\n", a, LANIface)
+		k.VirtualIPs = append(k.VirtualIPs, fmt.Sprintf("%s dev %s", a, LANIface))
 	}
-	return fmt.Sprintf(`global_defs {
-	vrrp_version 3
-	router_id pairinc
-	script_user root
+	return k.String()
 }
-vrrp_instance lan {
-	state BACKUP
-	interface %s
-	virtual_router_id %d
-	priority %d
-	advert_int %s
-	virtual_ipaddress {
-%s	}
-	notify_master "%s master"
-	notify_backup "%s backup"
-	notify_fault "%s fault"
+
+// KeepalivedConf is a keepalived 2.2 config with one VRRPv3 instance on
+// LANIface that starts as BACKUP.
+type KeepalivedConf struct {
+	RouterID   string
+	ScriptUser string // global_defs script_user, when set
+	VRID       int
+	Priority   int
+	Advert     time.Duration
+	VirtualIPs []string // the virtual_ipaddress lines
+	Notify     string   // when set: notify_master runs "Notify master", and so on
 }
-`, LANIface, o.VRID, o.Priority, strconv.FormatFloat(o.Advert.Seconds(), 'f', -1, 64), vips.String(), notify, notify, notify)
+
+func (k KeepalivedConf) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global_defs {\n\tvrrp_version 3\n\trouter_id %s\n", k.RouterID)
+	if k.ScriptUser != "" {
+		fmt.Fprintf(&b, "\tscript_user %s\n", k.ScriptUser)
+	}
+	fmt.Fprintf(&b, "}\nvrrp_instance lan {\n\tstate BACKUP\n\tinterface %s\n\tvirtual_router_id %d\n\tpriority %d\n\tadvert_int %s\n\tvirtual_ipaddress {\n",
+		LANIface, k.VRID, k.Priority, strconv.FormatFloat(k.Advert.Seconds(), 'f', -1, 64))
+	for _, ip := range k.VirtualIPs {
+		fmt.Fprintf(&b, "\t\t%s\n", ip)
+	}
+	b.WriteString("\t}\n")
+	if k.Notify != "" {
+		for _, state := range []string{"master", "backup", "fault"} {
+			fmt.Fprintf(&b, "\tnotify_%s \"%s %s\"\n", state, k.Notify, state)
+		}
+	}
+	b.WriteString("}\n")
+	return b.String()
 }
 
 // Log is the node's notify, dhcpcd and radvd logs, for a failed test.
