@@ -372,27 +372,34 @@ func (p *pairPinger) Outage() pairOutage {
 	return o
 }
 
-// pairMeasure pings the internet from the host at 10 ms spacing, runs
-// failover once 50 replies have come back, waits until 100 replies came
-// back after it returned, and returns what the host saw. A capture on the
-// host tells by the replies' source MAC which node forwarded each.
+// pairMeasure is measureFailover in p, with 20 s for traffic to come back.
 func (p *pairLab) pairMeasure(t *testing.T, failover func()) pairOutage {
+	t.Helper()
+	return measureFailover(t, p.Lab, 20*time.Second, failover)
+}
+
+// measureFailover pings the internet from the host of the HA lab l at
+// 10 ms spacing, runs failover once 50 replies have come back, waits (up
+// to recover) until 100 replies came back after it returned, and returns
+// what the host saw. A capture on the host tells by the replies' source
+// MAC which node forwarded each.
+func measureFailover(t *testing.T, l *testbed.Lab, recover time.Duration, failover func()) pairOutage {
 	t.Helper()
 	ctx := t.Context()
 	var macs []string
-	for _, rt := range p.Routers {
-		out, err := p.Exec(ctx, rt, "cat", "/sys/class/net/"+testbed.LANIface+"/address")
+	for _, rt := range l.Routers {
+		out, err := l.Exec(ctx, rt, "cat", "/sys/class/net/"+testbed.LANIface+"/address")
 		if err != nil {
 			t.Fatal(err)
 		}
 		macs = append(macs, strings.TrimSpace(out))
 	}
-	c, err := p.Capture(ctx, p.Hosts[0], testbed.HostIface, "icmp6 and ip6[40] == 129")
+	c, err := l.Capture(ctx, l.Hosts[0], testbed.HostIface, "icmp6 and ip6[40] == 129")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pg := pairStartPinger(t, p.Hosts[0], testbed.InternetAddr, 10*time.Millisecond)
-	if err := p.WaitFor(ctx, 10*time.Second, "50 echo replies before the failover", func() (bool, error) {
+	pg := pairStartPinger(t, l.Hosts[0], testbed.InternetAddr, 10*time.Millisecond)
+	if err := l.WaitFor(ctx, 10*time.Second, "50 echo replies before the failover", func() (bool, error) {
 		return pg.Replies() >= 50, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -401,10 +408,11 @@ func (p *pairLab) pairMeasure(t *testing.T, failover func()) pairOutage {
 	// Counted from when failover returned: a stopped node 1 has exited by
 	// then, so these replies all come through node 2.
 	after := time.Now()
-	if err := p.WaitFor(ctx, 20*time.Second, "100 echo replies through node 2", func() (bool, error) {
+	if err := l.WaitFor(ctx, recover, "100 echo replies through node 2", func() (bool, error) {
 		return pg.RepliesSince(after) >= 100, nil
 	}); err != nil {
 		pg.Stop()
+		_, _ = c.Stop()
 		t.Fatalf("%v (%v)", err, pg.Outage())
 	}
 	pg.Stop()
@@ -868,22 +876,10 @@ func pairCheckStoppedNodeLetGo(t *testing.T, p *pairLab) {
 // pairConfig: same VRID and advert interval, and virtual_ipaddress listing
 // exactly the addresses v6edge advertises, in its order.
 func pairKeepalivedConf(priority int, advert time.Duration) string {
-	return fmt.Sprintf(`global_defs {
-	vrrp_version 3
-	router_id pair-keepalived
-}
-vrrp_instance lan {
-	state BACKUP
-	interface %s
-	virtual_router_id %d
-	priority %d
-	advert_int %s
-	virtual_ipaddress {
-		%s/64
-		%s
-	}
-}
-`, testbed.LANIface, pairVRID, priority, strconv.FormatFloat(advert.Seconds(), 'f', -1, 64), pairVirtualLL, pairRouterULA)
+	return testbed.KeepalivedConf{
+		RouterID: "pair-keepalived", VRID: pairVRID, Priority: priority, Advert: advert,
+		VirtualIPs: []string{pairVirtualLL.String() + "/64", pairRouterULA.String()},
+	}.String()
 }
 
 // pairKeepalived is a keepalived running in a router namespace with its

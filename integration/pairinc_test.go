@@ -115,53 +115,6 @@ func pairIncHostHas(t *testing.T, l *testbed.Lab, addr netip.Addr) bool {
 	return false
 }
 
-// pairIncMeasure is pairMeasure for any HA lab, with a bound on how long
-// traffic may take to come back: the host pings the internet at 10 ms
-// spacing, failover runs once 50 replies came back, and the result is
-// taken once 100 replies came back after it.
-func pairIncMeasure(t *testing.T, l *testbed.Lab, recover time.Duration, failover func()) pairOutage {
-	t.Helper()
-	ctx := t.Context()
-	var macs []string
-	for _, rt := range l.Routers {
-		out, err := l.Exec(ctx, rt, "cat", "/sys/class/net/"+testbed.LANIface+"/address")
-		if err != nil {
-			t.Fatal(err)
-		}
-		macs = append(macs, strings.TrimSpace(out))
-	}
-	c, err := l.Capture(ctx, l.Hosts[0], testbed.HostIface, "icmp6 and ip6[40] == 129")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pg := pairStartPinger(t, l.Hosts[0], testbed.InternetAddr, 10*time.Millisecond)
-	if err := l.WaitFor(ctx, 10*time.Second, "50 echo replies before the failover", func() (bool, error) {
-		return pg.Replies() >= 50, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	failover()
-	after := time.Now()
-	if err := l.WaitFor(ctx, recover, "100 echo replies through node 2", func() (bool, error) {
-		return pg.RepliesSince(after) >= 100, nil
-	}); err != nil {
-		pg.Stop()
-		_, _ = c.Stop()
-		t.Fatalf("%v (%v)", err, pg.Outage())
-	}
-	pg.Stop()
-	o := pg.Outage()
-	if _, err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.CommandContext(ctx, "tcpdump", "-r", c.File(), "-e", "-n", "-tt").Output()
-	if err != nil {
-		t.Fatalf("reading the capture: %v", err)
-	}
-	o.pairViaMACs(string(out), macs[0], macs[1])
-	return o
-}
-
 // pairIncRecover bounds the incumbent's recovery generously: node 2 must
 // win the election (Master_Down_Interval), bounce wan0 to take the shared
 // MAC (DAD of the new link-local, an RS for the default route), and run a
@@ -253,7 +206,7 @@ func pairIncRunIncumbent(t *testing.T, advert time.Duration, ownLL bool) pairInc
 		recover = pairIncOwnLLRecover
 	}
 	var killed time.Time
-	row.o = pairIncMeasure(t, l, recover, func() {
+	row.o = measureFailover(t, l, recover, func() {
 		if out, err := l.Exec(ctx, l.Hosts[0], "ip", "-6", "neigh", "show", "dev", testbed.HostIface); err == nil {
 			var fe80 []string
 			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -321,7 +274,7 @@ func pairIncRunV6edge(t *testing.T, advert time.Duration) pairIncRow {
 	p := pairStart(t, advert)
 	ras := pairCaptureRAs(t, p.Lab)
 	row := pairIncRow{setup: "v6edge", advert: advert, routersBefore: pairIncHostRouters(t, p.Lab)}
-	row.o = pairIncMeasure(t, p.Lab, 20*time.Second, func() { p.killNode1(t) })
+	row.o = p.pairMeasure(t, func() { p.killNode1(t) })
 	p.waitNode2Master(t, 5*time.Second)
 	doc, _, err := p.nodes[1].Status(ctx)
 	if err != nil {
