@@ -47,22 +47,27 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return 2
+	var cmd string
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
 	}
-	cmd, args := args[0], args[1:]
 	switch cmd {
 	case "demo", "bench":
+		return runLab(cmd, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
-	default:
-		fmt.Fprintf(stderr, "v6edge-lab: unknown command %q\n", cmd)
+	case "":
 		usage(stderr)
 		return 2
 	}
+	fmt.Fprintf(stderr, "v6edge-lab: unknown command %q\n", cmd)
+	usage(stderr)
+	return 2
+}
 
+// runLab runs the demo or the bench with its flags.
+func runLab(cmd string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("v6edge-lab "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stderr) }

@@ -8,7 +8,10 @@ import (
 	"testing"
 )
 
-func TestCLI(t *testing.T) {
+// TestCommandLine: usage, flags and the checks made before any lab is
+// built (neither needs root).
+func TestCommandLine(t *testing.T) {
+	demo := filepath.Join("..", "..", defaultConfig)
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "v6edge")
 	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
@@ -18,7 +21,6 @@ func TestCLI(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("[wan]\ninterface = \"wan0\"\nbogus = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	demo := filepath.Join("..", "..", defaultConfig)
 	for _, tc := range []struct {
 		name         string
 		args         []string
