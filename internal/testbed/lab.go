@@ -247,12 +247,7 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	defer func() {
 		if err != nil {
-			// An interrupted build fails in whatever step it was in; say
-			// that it was interrupted so callers can tell (errors.Is).
-			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-				err = fmt.Errorf("%w: %w", cerr, err)
-			}
-			err = errors.Join(err, l.Close())
+			err = l.abandon(ctx, err)
 			l = nil
 		}
 	}()
@@ -264,6 +259,17 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	l.logf("lab %s ready (dir %s)", base, l.Dir)
 	return l, nil
+}
+
+// abandon removes a lab whose build failed with err and returns err,
+// joined with what Close says. An interrupted build fails in whatever step
+// it was in; abandon says that it was interrupted so callers can tell
+// (errors.Is ctx.Err()).
+func (l *Lab) abandon(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w: %w", cerr, err)
+	}
+	return errors.Join(err, l.Close())
 }
 
 func (l *Lab) logf(format string, args ...any) {

@@ -149,10 +149,7 @@ func NewMulti(ctx context.Context, o MultiOptions) (m *Multi, err error) {
 	}
 	defer func() {
 		if err != nil {
-			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-				err = fmt.Errorf("%w: %w", cerr, err)
-			}
-			err = errors.Join(err, l.Close())
+			err = l.abandon(ctx, err)
 			m = nil
 		}
 	}()
