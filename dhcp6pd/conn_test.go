@@ -2,67 +2,36 @@ package dhcp6pd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // inNetns runs f on a locked thread switched into network namespace ns.
-func inNetns(t *testing.T, ns string, f func()) {
+func inNetns(t *testing.T, ns nstest.Netns, f func()) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		// The thread is left locked and dies with the goroutine, so a
-		// failed switch back can never leak the namespace to other code.
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			t.Errorf("opening netns %s: %v", ns, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			t.Errorf("entering netns %s: %v", ns, err)
-			return
-		}
-		f()
-	}()
-	<-done
+	nstest.In(t, ns, func() error { f(); return nil })
 }
 
 // TestListenUDPWaitsForDAD: a fresh link-local is tentative for a second
 // or two and binding it fails with EADDRNOTAVAIL; ListenUDP must wait it
 // out, and give up with ErrNoLinkLocal when there is none at all.
 func TestListenUDPWaitsForDAD(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) not installed")
-	}
-	suffix := make([]byte, 4)
-	rand.Read(suffix)
-	ns := "v6pd-" + hex.EncodeToString(suffix) + "-l"
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "-n", ns, "link", "add", "a0", "type", "veth", "peer", "name", "b0")
-	run(t, "ip", "-n", ns, "link", "add", "d0", "type", "veth", "peer", "name", "e0")
-	run(t, "ip", "-n", ns, "link", "set", "d0", "addrgenmode", "none")
-	run(t, "ip", "-n", ns, "link", "set", "e0", "up")
-	run(t, "ip", "-n", ns, "link", "set", "d0", "up")
-	run(t, "ip", "-n", ns, "link", "set", "b0", "up")
-	run(t, "ip", "-n", ns, "link", "set", "a0", "up")
+	nstest.RequireRoot(t)
+	ns := nstest.NewNetns(t, "v6pd-l")
+	nstest.Veth(t, ns, "a0", ns, "b0")
+	nstest.Veth(t, ns, "d0", ns, "e0")
+	ns.IP(t, "link", "set", "d0", "addrgenmode", "none")
+	ns.IP(t, "link", "set", "e0", "up")
+	ns.IP(t, "link", "set", "d0", "up")
+	ns.IP(t, "link", "set", "b0", "up")
+	ns.IP(t, "link", "set", "a0", "up")
 
 	// Subtests run on goroutines of their own, so each enters the
 	// namespace itself.

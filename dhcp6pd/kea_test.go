@@ -2,15 +2,12 @@ package dhcp6pd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,7 +15,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
-	"github.com/vishvananda/netns"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // countingConn records the type of every message the client sends.
@@ -49,36 +47,13 @@ func (c *countingConn) count(t dhcpv6.MessageType) int {
 	return n
 }
 
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // listenIn opens the client socket inside network namespace ns: the
 // socket stays in the namespace it was created in, so the thread switches
 // in, binds, and switches back.
-func listenIn(ns, ifname string, wrap func(Conn) Conn) func(ctx context.Context) (Conn, error) {
+func listenIn(ns nstest.Netns, ifname string, wrap func(Conn) Conn) func(ctx context.Context) (Conn, error) {
 	return func(ctx context.Context) (Conn, error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return nil, err
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			return nil, err
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			return nil, err
-		}
-		defer netns.Set(orig)
-		c, err := ListenUDP(ctx, ifname)
-		if err != nil {
+		var c Conn
+		if err := nstest.Do(ns, func() (err error) { c, err = ListenUDP(ctx, ifname); return err }); err != nil {
 			return nil, err
 		}
 		return wrap(c), nil
@@ -88,34 +63,17 @@ func listenIn(ns, ifname string, wrap func(Conn) Conn) func(ctx context.Context)
 // TestKea runs the Client against a real kea-dhcp6 across a veth pair
 // between two fresh network namespaces.
 func TestKea(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	kea, err := exec.LookPath("kea-dhcp6")
-	if err != nil {
-		kea = "/usr/sbin/kea-dhcp6"
-		if _, err := os.Stat(kea); err != nil {
-			t.Skip("kea-dhcp6 not installed")
-		}
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) not installed")
-	}
-	suffix := make([]byte, 4)
-	rand.Read(suffix)
-	nsS, nsC := "v6pd-"+hex.EncodeToString(suffix)+"-s", "v6pd-"+hex.EncodeToString(suffix)+"-c"
-	run(t, "ip", "netns", "add", nsS)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsS).Run() })
-	run(t, "ip", "netns", "add", nsC)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsC).Run() })
+	nstest.RequireRoot(t)
+	kea := nstest.Program(t, "kea-dhcp6")
+	nsS, nsC := nstest.NewNetns(t, "v6pd-s"), nstest.NewNetns(t, "v6pd-c")
 	// The server side skips DAD so Kea finds a usable link-local at once;
 	// the client side does DAD, so ListenUDP must wait for it.
-	run(t, "ip", "netns", "exec", nsS, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
+	nsS.Sysctl(t, "net.ipv6.conf.default.accept_dad=0")
 	mac := net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x01, 0x33}
-	run(t, "ip", "-n", nsS, "link", "add", "s0", "type", "veth", "peer", "name", "c0", "netns", nsC)
-	run(t, "ip", "-n", nsC, "link", "set", "c0", "address", mac.String())
-	run(t, "ip", "-n", nsS, "link", "set", "s0", "up")
-	run(t, "ip", "-n", nsC, "link", "set", "c0", "up")
+	nstest.Veth(t, nsS, "s0", nsC, "c0")
+	nsC.IP(t, "link", "set", "c0", "address", mac.String())
+	nsS.IP(t, "link", "set", "s0", "up")
+	nsC.IP(t, "link", "set", "c0", "up")
 
 	dir := t.TempDir()
 	leases := filepath.Join(dir, "leases.csv")
@@ -137,10 +95,10 @@ func TestKea(t *testing.T) {
 	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("ip", "netns", "exec", nsS, kea, "-t", cfgPath).CombinedOutput(); err != nil {
+	if out, err := exec.Command("ip", "netns", "exec", nsS.Name, kea, "-t", cfgPath).CombinedOutput(); err != nil {
 		t.Fatalf("kea-dhcp6 -t: %v\n%s", err, out)
 	}
-	keaCmd := exec.Command("ip", "netns", "exec", nsS, kea, "-c", cfgPath)
+	keaCmd := exec.Command("ip", "netns", "exec", nsS.Name, kea, "-c", cfgPath)
 	keaCmd.Env = append(os.Environ(), "KEA_PIDFILE_DIR="+dir, "KEA_LOCKFILE_DIR="+dir)
 	keaOut, _ := os.Create(filepath.Join(dir, "kea.out"))
 	keaCmd.Stdout, keaCmd.Stderr = keaOut, keaOut
@@ -204,24 +162,7 @@ func TestKea(t *testing.T) {
 				m.RebMaxRT = 2 * time.Second
 			},
 		})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- c.Run(ctx) }()
-		var once sync.Once
-		stop := func() {
-			once.Do(func() {
-				cancel()
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Errorf("Run: %v", err)
-					}
-				case <-time.After(5 * time.Second):
-					t.Error("Run did not return")
-				}
-			})
-		}
-		t.Cleanup(stop)
+		stop := nstest.RunTask(t, context.Background(), "Client", c.Run)
 		st.c, st.stop = c, stop
 		return st
 	}

@@ -2,21 +2,14 @@ package dhcp6srv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // This file holds the namespace plumbing shared by the root-only tests:
@@ -30,14 +23,7 @@ func requireRoot(t *testing.T, bins ...string) {
 	if testing.Short() {
 		t.Skip("namespace test: not with -short")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: builds network namespaces")
-	}
-	for _, b := range append([]string{"ip"}, bins...) {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("needs %s: %v", b, err)
-		}
-	}
+	nstest.RequireRoot(t, bins...)
 }
 
 // lanPair is two namespaces joined by a veth: lan0 in router, eth0 in
@@ -48,99 +34,37 @@ type lanPair struct {
 
 func run(t testing.TB, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return nstest.Run(t, args...)
 }
 
 func newLANPair(t testing.TB) *lanPair {
 	t.Helper()
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
+	router, client := nstest.NewNetns(t, "v6srv-r"), nstest.NewNetns(t, "v6srv-c")
+	for _, ns := range []nstest.Netns{router, client} {
+		ns.NoDAD(t)
+		ns.IP(t, "link", "set", "lo", "up")
 	}
-	suffix := hex.EncodeToString(b[:])
-	p := &lanPair{router: "v6srv-" + suffix + "-r", client: "v6srv-" + suffix + "-c"}
-	for _, ns := range []string{p.router, p.client} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { deleteNetns(t, ns) })
-		for _, k := range []string{"all", "default"} {
-			run(t, "ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf."+k+".accept_dad=0")
-		}
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	run(t, "ip", "-n", p.router, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", p.client)
-	run(t, "ip", "-n", p.router, "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "lan0", "nodad")
-	run(t, "ip", "-n", p.router, "link", "set", "lan0", "up")
-	run(t, "ip", "-n", p.client, "link", "set", "eth0", "up")
-	waitFor(t, 10*time.Second, "link-locals on both ends", func() bool {
-		r := run(t, "ip", "-n", p.router, "-6", "addr", "show", "dev", "lan0", "scope", "link")
-		c := run(t, "ip", "-n", p.client, "-6", "addr", "show", "dev", "eth0", "scope", "link")
-		return strings.Contains(r, "fe80::") && strings.Contains(c, "fe80::") &&
-			!strings.Contains(r, "tentative") && !strings.Contains(c, "tentative")
-	})
-	return p
-}
-
-// deleteNetns kills what is left in ns (only our own peers can be there:
-// the name is unique to this test) and removes it.
-func deleteNetns(t testing.TB, ns string) {
-	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-	for _, f := range strings.Fields(string(out)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-		t.Logf("deleting netns %s: %v: %s", ns, err, out)
-	}
+	nstest.Veth(t, router, "lan0", client, "eth0")
+	router.IP(t, "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "lan0", "nodad")
+	router.IP(t, "link", "set", "lan0", "up")
+	client.IP(t, "link", "set", "eth0", "up")
+	router.WaitLinkLocal(t, "lan0", 10*time.Second)
+	client.WaitLinkLocal(t, "eth0", 10*time.Second)
+	return &lanPair{router: router.Name, client: client.Name}
 }
 
 // waitFor polls cond every 50 ms until it holds or d passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	nstest.Eventually(t, d, 50*time.Millisecond, what, cond)
 }
 
 // listenIn opens the server socket inside namespace ns: from a locked OS
 // thread switched into it, then back. The socket stays in ns.
 func listenIn(ns, iface string) func(context.Context) (Conn, error) {
-	return func(ctx context.Context) (Conn, error) {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			return nil, err
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			return nil, err
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			return nil, err
-		}
-		c, lerr := ListenUDP(ctx, iface)
-		if err := netns.Set(orig); err != nil {
-			// The thread is stuck in ns: leave it locked so the runtime
-			// retires it with this goroutine.
-			return c, errors.Join(lerr, fmt.Errorf("returning to the original namespace: %w", err))
-		}
-		runtime.UnlockOSThread()
-		return c, lerr
+	return func(ctx context.Context) (c Conn, err error) {
+		err = nstest.DoNamed(ns, func() (err error) { c, err = ListenUDP(ctx, iface); return err })
+		return c, err
 	}
 }
 

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,8 +22,9 @@ import (
 
 	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // The tests in this file build network namespaces named v6ha-<random> joined
@@ -40,25 +39,6 @@ import (
 // own clock, from the advert it last received) and the figures are logged.
 const schedSlack = 2 * time.Second
 
-func needRoot(t *testing.T, bins ...string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and raw sockets")
-	}
-	for _, b := range append([]string{"ip"}, bins...) {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("needs %s: %v", b, err)
-		}
-	}
-}
-
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // lab is two namespaces, a and b, with veth ends va (in a) and vb (in b).
 type lab struct {
 	a, b string
@@ -66,48 +46,27 @@ type lab struct {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	suffix := strconv.FormatUint(rand.Uint64()&0xffffff, 36)
-	l := &lab{a: "v6ha-a-" + suffix, b: "v6ha-b-" + suffix}
-	for _, ns := range []string{l.a, l.b} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	a, b := nstest.NewNetns(t, "v6ha-a"), nstest.NewNetns(t, "v6ha-b")
+	for _, ns := range []nstest.Netns{a, b} {
 		// The test owns this link: skip DAD so the link-locals are usable at
 		// once (keepalived sends nothing from a tentative address).
-		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
+		ns.NoDAD(t)
 	}
-	run(t, "ip", "link", "add", "va", "netns", l.a, "type", "veth", "peer", "name", "vb", "netns", l.b)
-	run(t, "ip", "-n", l.a, "link", "set", "va", "up")
-	run(t, "ip", "-n", l.b, "link", "set", "vb", "up")
-	return l
+	nstest.Veth(t, a, "va", b, "vb")
+	a.IP(t, "link", "set", "va", "up")
+	b.IP(t, "link", "set", "vb", "up")
+	return &lab{a: a.Name, b: b.Name}
 }
 
 // inNetns runs f on a locked OS thread switched into the namespace, then
 // switches back. Sockets opened there stay in that namespace.
 func inNetns(t *testing.T, name string, f func() error) error {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return err
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		// This thread is stuck in the namespace: let it die with the
-		// goroutine instead of returning it to the scheduler.
-		runtime.LockOSThread()
+	err := nstest.DoNamed(name, f)
+	if errors.Is(err, nstest.ErrThreadRetired) {
 		t.Fatalf("switching back from %s: %v", name, err)
 	}
-	return ferr
+	return err
 }
 
 // listenIn opens a RawConn on ifname inside namespace ns, waiting (bounded)
@@ -139,17 +98,7 @@ func listenIn(t *testing.T, ns, ifname string) *RawConn {
 // diag, when given, describes the state on a timeout.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool, diag ...func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			var state []string
-			for _, f := range diag {
-				state = append(state, f())
-			}
-			t.Fatalf("timed out after %v waiting for %s %s", d, what, strings.Join(state, "; "))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	nstest.Eventually(t, d, 10*time.Millisecond, what, cond, diag...)
 }
 
 // mutableConn wraps a Conn so that a test can silence it (a crashed node)
@@ -237,24 +186,7 @@ func startLiveNode(t *testing.T, ns, ifname string, cfg Config) *liveNode {
 		},
 		Listen: func() (Conn, error) { return c, nil },
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Errorf("Run did not return within 5 s of cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := nstest.RunTask(t, context.Background(), "Node", n.Run)
 	return &liveNode{Node: n, conn: c, roles: roles, stop: stop}
 }
 
@@ -329,7 +261,7 @@ func vrrpConfig(priority uint8, interval time.Duration) Config {
 }
 
 func TestNodePairOnVeth(t *testing.T) {
-	needRoot(t)
+	nstest.RequireRoot(t)
 	for _, interval := range []time.Duration{100 * time.Millisecond, time.Second} {
 		t.Run(fmt.Sprintf("two nodes at %v elect one master and hand over", interval), func(t *testing.T) {
 			l := newLab(t)
@@ -414,31 +346,14 @@ func TestNodePairOnVeth(t *testing.T) {
 type keepalived struct {
 	dir   string
 	cmd   *exec.Cmd
-	log   *syncBuffer
+	log   *nstest.SyncBuffer
 	state string // the notify file
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startKeepalived(t *testing.T, ns, ifname string, priority int, advertInt string) *keepalived {
 	t.Helper()
 	dir := t.TempDir()
-	k := &keepalived{dir: dir, log: &syncBuffer{}, state: filepath.Join(dir, "state")}
+	k := &keepalived{dir: dir, log: &nstest.SyncBuffer{}, state: filepath.Join(dir, "state")}
 	notify := filepath.Join(dir, "notify.sh")
 	if err := os.WriteFile(notify, []byte("#!/bin/sh\necho \"$3\" >> "+k.state+"\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -511,7 +426,7 @@ func (k *keepalived) states() []string {
 }
 
 func TestNodeWithKeepalived(t *testing.T) {
-	needRoot(t, "keepalived")
+	nstest.RequireRoot(t, "keepalived")
 	const interval = 100 * time.Millisecond
 
 	t.Run("a higher priority keepalived is master and our node follows it, then takes over when it dies", func(t *testing.T) {
@@ -623,7 +538,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 func TestSyncOverLink(t *testing.T) {
-	needRoot(t)
+	nstest.RequireRoot(t)
 	l := newLab(t)
 	listen := func(ns, ifname string) *SyncConn {
 		var c *SyncConn
@@ -679,15 +594,15 @@ func TestSyncOverLink(t *testing.T) {
 }
 
 func TestOwnLinkLocal(t *testing.T) {
-	needRoot(t)
+	nstest.RequireRoot(t)
 	l := newLab(t)
 	var kernelLL netip.Addr
 	waitFor(t, 5*time.Second, "the kernel's link-local on va", func() bool {
 		err := inNetns(t, l.a, func() (err error) { kernelLL, err = OwnLinkLocal("va"); return err })
 		return err == nil
 	})
-	run(t, "ip", "-n", l.a, "addr", "add", "fe80::1/64", "dev", "va", "nodad")
-	run(t, "ip", "-n", l.a, "addr", "add", "fe80::5/64", "dev", "va")
+	nstest.Run(t, "ip", "-n", l.a, "addr", "add", "fe80::1/64", "dev", "va", "nodad")
+	nstest.Run(t, "ip", "-n", l.a, "addr", "add", "fe80::5/64", "dev", "va")
 	tests := []struct {
 		name    string
 		exclude []netip.Addr
@@ -709,9 +624,9 @@ func TestOwnLinkLocal(t *testing.T) {
 		})
 	}
 	t.Run("a link whose only link-local is tentative has none yet", func(t *testing.T) {
-		run(t, "ip", "netns", "exec", l.b, "sysctl", "-qw", "net.ipv6.conf.vb.accept_dad=1", "net.ipv6.conf.vb.dad_transmits=3")
-		run(t, "ip", "-n", l.b, "addr", "flush", "dev", "vb", "scope", "link")
-		run(t, "ip", "-n", l.b, "addr", "add", "fe80::77/64", "dev", "vb")
+		nstest.Run(t, "ip", "netns", "exec", l.b, "sysctl", "-qw", "net.ipv6.conf.vb.accept_dad=1", "net.ipv6.conf.vb.dad_transmits=3")
+		nstest.Run(t, "ip", "-n", l.b, "addr", "flush", "dev", "vb", "scope", "link")
+		nstest.Run(t, "ip", "-n", l.b, "addr", "add", "fe80::77/64", "dev", "vb")
 		err := inNetns(t, l.b, func() error { _, err := OwnLinkLocal("vb"); return err })
 		if !errors.Is(err, ErrNoLinkLocal) {
 			t.Errorf("OwnLinkLocal = %v, want ErrNoLinkLocal while fe80::77 is tentative", err)

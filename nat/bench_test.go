@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // benchSwap alternates r between two external prefixes on a fresh table in its own
 // namespace. ns/op is the whole Set (batch 1, read-back, batch 2); live-ns/op is the part
 // until the new mapping is in force (Status().LastSwapDuration).
 func benchSwap(b *testing.B, r Ruleset, s strategy) {
-	requireRoot(b, "nft")
+	nstest.RequireRoot(b, "nft")
 	ns := newNetns(b, "bench")
 	tbl := nsTable(b, ns)
 	tbl.SetConntrackFlusher(nil) // measure the rules alone
@@ -73,11 +75,8 @@ func BenchmarkSwap256(b *testing.B) {
 // BenchmarkSwapScript is the seed's approach for comparison: fork/exec `nft -f -` with a
 // flush-and-add script per swap, in the namespace, same one-uplink ruleset as BenchmarkSwap1.
 func BenchmarkSwapScript(b *testing.B) {
-	requireRoot(b, "nft")
-	nftPath, err := exec.LookPath("nft")
-	if err != nil {
-		b.Skip("skipping: nft is not installed")
-	}
+	nstest.RequireRoot(b)
+	nftPath := nstest.Program(b, "nft")
 	ns := newNetns(b, "bench")
 	r := Ruleset{Internal: internal, LANs: []string{"lan0"}, Hairpin: true, Uplinks: []Uplink{{WAN: "wan0", External: ext1}}}
 	scripts := make([]string, 2)
@@ -88,12 +87,13 @@ func BenchmarkSwapScript(b *testing.B) {
 	run := func(script string) {
 		// The child is forked from this thread, which sits in ns: no `ip netns exec`
 		// wrapper in the measurement.
-		inNetns(b, ns, func() {
+		nstest.In(b, ns, func() error {
 			cmd := exec.Command(nftPath, "-f", "-")
 			cmd.Stdin = strings.NewReader(script)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("nft -f: %v: %s", err, out)
 			}
+			return nil
 		})
 	}
 	run(scripts[0])

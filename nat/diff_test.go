@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // TestDifferentialGolden loads testdata/<name>.nft with nft -f into one fresh namespace,
@@ -16,7 +18,7 @@ import (
 // the kernel must hold exactly the rules an operator would have written. The listing must
 // also equal Format(Render(r)), the unit tests' golden form.
 func TestDifferentialGolden(t *testing.T) {
-	requireRoot(t, "nft")
+	nstest.RequireRoot(t, "nft")
 	for _, tc := range goldenRulesets {
 		path := filepath.Join("testdata", tc.name+".nft")
 		if _, err := os.Stat(path); err != nil {
@@ -28,7 +30,7 @@ func TestDifferentialGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			byNft := newNetns(t, "nft")
-			nsRun(t, byNft, "nft", "-f", script)
+			byNft.Run(t, "nft", "-f", script)
 			want := listTable(t, byNft)
 
 			bySet := newNetns(t, "set")
@@ -53,12 +55,12 @@ func TestDifferentialGolden(t *testing.T) {
 // TestTableKeepsToItself checks that Set, a restore and Remove never touch another table,
 // and that a table a previous run left behind (with a rule of its own) is replaced whole.
 func TestTableKeepsToItself(t *testing.T) {
-	requireRoot(t, "nft")
+	nstest.RequireRoot(t, "nft")
 	ns := newNetns(t, "own")
-	nsRun(t, ns, "nft", "add table inet filter; add chain inet filter input { type filter hook input priority 0; policy accept; }; add rule inet filter input counter accept")
-	foreign := nsRun(t, ns, "nft", "list", "table", "inet", "filter")
+	ns.Run(t, "nft", "add table inet filter; add chain inet filter input { type filter hook input priority 0; policy accept; }; add rule inet filter input counter accept")
+	foreign := ns.Run(t, "nft", "list", "table", "inet", "filter")
 	// A previous run's table with a stale rule in it.
-	nsRun(t, ns, "nft", "add table ip6 v6edge; add chain ip6 v6edge prerouting { type nat hook prerouting priority dstnat; policy accept; }; add rule ip6 v6edge prerouting iifname \"old0\" counter")
+	ns.Run(t, "nft", "add table ip6 v6edge; add chain ip6 v6edge prerouting { type nat hook prerouting priority dstnat; policy accept; }; add rule ip6 v6edge prerouting iifname \"old0\" counter")
 
 	r := goldenRulesets[2].r // hairpin-one-lan
 	tbl := nsTable(t, ns)
@@ -68,7 +70,7 @@ func TestTableKeepsToItself(t *testing.T) {
 	if diff := cmp.Diff(Format(DefaultName, Render(r)), listTable(t, ns)); diff != "" {
 		t.Errorf("the previous run's table was not replaced (-want +got):\n%s", diff)
 	}
-	nsRun(t, ns, "nft", "delete table ip6 v6edge")
+	ns.Run(t, "nft", "delete table ip6 v6edge")
 	if err := tbl.Check(); err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +80,10 @@ func TestTableKeepsToItself(t *testing.T) {
 	if err := tbl.Remove(); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := nsTry(ns, "nft", "list", "table", "ip6", DefaultName); err == nil {
+	if out, err := ns.Try("nft", "list", "table", "ip6", DefaultName); err == nil {
 		t.Errorf("table still listed after Remove:\n%s", out)
 	}
-	if diff := cmp.Diff(foreign, nsRun(t, ns, "nft", "list", "table", "inet", "filter")); diff != "" {
+	if diff := cmp.Diff(foreign, ns.Run(t, "nft", "list", "table", "inet", "filter")); diff != "" {
 		t.Errorf("the foreign table changed (-want +got):\n%s", diff)
 	}
 }
@@ -90,7 +92,7 @@ func TestTableKeepsToItself(t *testing.T) {
 // kernel: afterwards the table holds the rendered rules, no more and no fewer (new pairs
 // sit at the head of the chains, so only the order may differ from a fresh table).
 func TestSwapsLeaveExactlyTheRenderedRules(t *testing.T) {
-	requireRoot(t, "nft")
+	nstest.RequireRoot(t, "nft")
 	ns := newNetns(t, "swap")
 	tbl := nsTable(t, ns)
 	r := twoUplinks(ext1, ext2)
@@ -116,14 +118,14 @@ func TestSwapsLeaveExactlyTheRenderedRules(t *testing.T) {
 // TestCheckRemovesAnUnreadableForeignRule adds a rule google/nftables cannot parse (a ct
 // key with a direction) to our chain: Check must still notice and rebuild.
 func TestCheckRemovesAnUnreadableForeignRule(t *testing.T) {
-	requireRoot(t, "nft")
+	nstest.RequireRoot(t, "nft")
 	ns := newNetns(t, "foreign")
 	tbl := nsTable(t, ns)
 	r := goldenRulesets[2].r // hairpin-one-lan
 	if err := tbl.Set(r); err != nil {
 		t.Fatal(err)
 	}
-	nsRun(t, ns, "nft", "add rule ip6 v6edge postrouting ct original ip6 saddr ::1 counter")
+	ns.Run(t, "nft", "add rule ip6 v6edge postrouting ct original ip6 saddr ::1 counter")
 	if err := tbl.Check(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,14 +140,14 @@ func TestCheckRemovesAnUnreadableForeignRule(t *testing.T) {
 // TestCheckRestoresAChangedChainPolicy turns our prerouting chain's policy to drop behind
 // the Table's back: Check must put the accepting chain back.
 func TestCheckRestoresAChangedChainPolicy(t *testing.T) {
-	requireRoot(t, "nft")
+	nstest.RequireRoot(t, "nft")
 	ns := newNetns(t, "policy")
 	tbl := nsTable(t, ns)
 	r := goldenRulesets[1].r // one-uplink
 	if err := tbl.Set(r); err != nil {
 		t.Fatal(err)
 	}
-	nsRun(t, ns, "nft", "chain ip6 v6edge prerouting { policy drop; }")
+	ns.Run(t, "nft", "chain ip6 v6edge prerouting { policy drop; }")
 	if err := tbl.Check(); err != nil {
 		t.Fatal(err)
 	}
@@ -160,14 +162,14 @@ func TestCheckRestoresAChangedChainPolicy(t *testing.T) {
 // TestSetAfterTheTableVanished deletes our table behind the Table's back: the next Set
 // must rebuild it rather than fail until Watch notices.
 func TestSetAfterTheTableVanished(t *testing.T) {
-	requireRoot(t, "nft")
+	nstest.RequireRoot(t, "nft")
 	ns := newNetns(t, "vanish")
 	tbl := nsTable(t, ns)
 	r := goldenRulesets[1].r // one-uplink
 	if err := tbl.Set(r); err != nil {
 		t.Fatal(err)
 	}
-	nsRun(t, ns, "nft", "delete table ip6 v6edge")
+	ns.Run(t, "nft", "delete table ip6 v6edge")
 	r.Uplinks = []Uplink{{WAN: "wan0", External: ext2}}
 	if err := tbl.Set(r); err != nil {
 		t.Fatalf("Set: %v", err)

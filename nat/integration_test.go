@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,11 +15,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // lab is lan-host ↔ router ↔ upstream, each in its own namespace.
 type lab struct {
-	host, host2, router, upstream string
+	host, host2, router, upstream nstest.Netns
 	table                         *Table
 }
 
@@ -46,88 +47,48 @@ func mapped(t testing.TB, addr string, ext netip.Prefix) netip.Addr {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	requireRoot(t, "nft", "conntrack")
+	nstest.RequireRoot(t, "nft", "conntrack")
 	l := &lab{host: newNetns(t, "host"), host2: newNetns(t, "host2"), router: newNetns(t, "rtr"), upstream: newNetns(t, "up")}
-	for _, ns := range []string{l.host, l.host2, l.router, l.upstream} {
+	for _, ns := range []nstest.Netns{l.host, l.host2, l.router, l.upstream} {
 		// Addresses are ours alone: skip Duplicate Address Detection so nothing is tentative.
-		nsRun(t, ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-		nsRun(t, ns, "ip", "link", "set", "lo", "up")
+		ns.NoDAD(t)
+		ns.Run(t, "ip", "link", "set", "lo", "up")
 	}
-	nsRun(t, l.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-	run := func(args ...string) {
-		if out, err := execIP(args...); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("link", "add", "h0", "netns", l.host, "type", "veth", "peer", "name", "lan0", "netns", l.router)
-	run("link", "add", "h0", "netns", l.host2, "type", "veth", "peer", "name", "lan1", "netns", l.router)
-	run("link", "add", "wan0", "netns", l.router, "type", "veth", "peer", "name", "u0", "netns", l.upstream)
-	nsRun(t, l.host, "ip", "link", "set", "h0", "up")
-	nsRun(t, l.host, "ip", "-6", "addr", "add", hostA+"/64", "dev", "h0", "nodad")
-	nsRun(t, l.host, "ip", "-6", "addr", "add", hostB+"/64", "dev", "h0", "nodad")
-	nsRun(t, l.host, "ip", "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc01::1")
-	nsRun(t, l.host2, "ip", "link", "set", "h0", "up")
-	nsRun(t, l.host2, "ip", "-6", "addr", "add", hostC+"/64", "dev", "h0", "nodad")
-	nsRun(t, l.host2, "ip", "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc02::1")
-	nsRun(t, l.router, "ip", "link", "set", "lan0", "up")
-	nsRun(t, l.router, "ip", "link", "set", "lan1", "up")
-	nsRun(t, l.router, "ip", "-6", "addr", "add", "fd00:aaaa:bbbb:cc02::1/64", "dev", "lan1", "nodad")
-	nsRun(t, l.router, "ip", "link", "set", "wan0", "up")
-	nsRun(t, l.router, "ip", "-6", "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "lan0", "nodad")
-	nsRun(t, l.router, "ip", "-6", "addr", "add", routerUp+"/64", "dev", "wan0", "nodad")
-	nsRun(t, l.upstream, "ip", "link", "set", "u0", "up")
-	nsRun(t, l.upstream, "ip", "-6", "addr", "add", upstream+"/64", "dev", "u0", "nodad")
+	l.router.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	nstest.Veth(t, l.host, "h0", l.router, "lan0")
+	nstest.Veth(t, l.host2, "h0", l.router, "lan1")
+	nstest.Veth(t, l.router, "wan0", l.upstream, "u0")
+	l.host.Run(t, "ip", "link", "set", "h0", "up")
+	l.host.Run(t, "ip", "-6", "addr", "add", hostA+"/64", "dev", "h0", "nodad")
+	l.host.Run(t, "ip", "-6", "addr", "add", hostB+"/64", "dev", "h0", "nodad")
+	l.host.Run(t, "ip", "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc01::1")
+	l.host2.Run(t, "ip", "link", "set", "h0", "up")
+	l.host2.Run(t, "ip", "-6", "addr", "add", hostC+"/64", "dev", "h0", "nodad")
+	l.host2.Run(t, "ip", "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc02::1")
+	l.router.Run(t, "ip", "link", "set", "lan0", "up")
+	l.router.Run(t, "ip", "link", "set", "lan1", "up")
+	l.router.Run(t, "ip", "-6", "addr", "add", "fd00:aaaa:bbbb:cc02::1/64", "dev", "lan1", "nodad")
+	l.router.Run(t, "ip", "link", "set", "wan0", "up")
+	l.router.Run(t, "ip", "-6", "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "lan0", "nodad")
+	l.router.Run(t, "ip", "-6", "addr", "add", routerUp+"/64", "dev", "wan0", "nodad")
+	l.upstream.Run(t, "ip", "link", "set", "u0", "up")
+	l.upstream.Run(t, "ip", "-6", "addr", "add", upstream+"/64", "dev", "u0", "nodad")
 	// Every external prefix the tests use lies in 2001:db8::/32, delegated to the router.
-	nsRun(t, l.upstream, "ip", "-6", "route", "add", "2001:db8::/32", "via", routerUp)
+	l.upstream.Run(t, "ip", "-6", "route", "add", "2001:db8::/32", "via", routerUp)
 	l.table = nsTable(t, l.router)
 	return l
 }
 
-func execIP(args ...string) (string, error) {
-	out, err := execCommand("ip", args...)
-	return out, err
-}
-
-// inNetns runs fn on a thread switched into ns: sockets fn opens live in ns.
-func inNetns(t testing.TB, ns string, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("setns %s: %v", ns, err)
-	}
-	defer func() {
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: the runtime then retires it with its namespace.
-			t.Errorf("setns back: %v", err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	fn()
-}
-
-func listenUDP(t testing.TB, ns, addr string) *net.UDPConn {
+func listenUDP(t testing.TB, ns nstest.Netns, addr string) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	inNetns(t, ns, func() {
+	nstest.In(t, ns, func() error {
 		var err error
 		c, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), 0)))
 		if err != nil {
 			t.Fatalf("listen udp in %s on %s: %v", ns, addr, err)
 		}
+		return nil
 	})
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -232,10 +193,10 @@ func TestIntegration(t *testing.T) {
 		}()
 		before := l.table.Status().Restores
 		want := listTable(t, l.router)
-		nsRun(t, l.router, "nft", "flush", "ruleset")
+		l.router.Run(t, "nft", "flush", "ruleset")
 		start := time.Now()
 		for {
-			if out, err := nsTry(l.router, "nft", "list", "table", "ip6", DefaultName); err == nil && out == want {
+			if out, err := l.router.Try("nft", "list", "table", "ip6", DefaultName); err == nil && out == want {
 				break
 			}
 			if time.Since(start) > 2*time.Second {
@@ -259,7 +220,7 @@ func TestIntegration(t *testing.T) {
 // socket in the upstream namespace sees the source of every UDP datagram that arrives.
 func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) Ruleset {
 	var raw *net.IPConn
-	inNetns(t, l.upstream, func() {
+	nstest.In(t, l.upstream, func() error {
 		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 		if err != nil {
 			t.Fatalf("raw socket: %v", err)
@@ -271,15 +232,17 @@ func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) Ruleset {
 			t.Fatalf("raw socket: %v", err)
 		}
 		raw = pc.(*net.IPConn)
+		return nil
 	})
 	defer raw.Close()
 	var sender *net.UDPConn
-	inNetns(t, l.host, func() {
+	nstest.In(t, l.host, func() error {
 		var err error
 		sender, err = net.ListenUDP("udp6", &net.UDPAddr{IP: net.ParseIP(hostA)})
 		if err != nil {
 			t.Fatal(err)
 		}
+		return nil
 	})
 	defer sender.Close()
 
@@ -397,7 +360,7 @@ func (l *lab) renumberUnderLoad(t *testing.T, r Ruleset) Ruleset {
 	if l.table.Status().ConntrackFlushed == 0 {
 		t.Error("no conntrack entry was flushed across 20 renumberings")
 	}
-	out := nsRun(t, l.router, "conntrack", "-L", "-f", "ipv6")
+	out := l.router.Run(t, "conntrack", "-L", "-f", "ipv6")
 	if !strings.Contains(out, strings.TrimSuffix(cur.Uplinks[0].External.Addr().String(), "::")) {
 		t.Errorf("conntrack holds no entry of the current prefix %v: the check below proves nothing:\n%s", cur.Uplinks[0].External, out)
 	}

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // TestIntegrationMultihoming adds a second uplink to the lab: each uplink translates to its
@@ -13,16 +15,14 @@ import (
 func TestIntegrationMultihoming(t *testing.T) {
 	l := newLab(t)
 	up1 := newNetns(t, "up1")
-	nsRun(t, up1, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
-	if out, err := execIP("link", "add", "wan1", "netns", l.router, "type", "veth", "peer", "name", "u1", "netns", up1); err != nil {
-		t.Fatalf("ip link add: %v: %s", err, out)
-	}
-	nsRun(t, l.router, "ip", "link", "set", "wan1", "up")
-	nsRun(t, l.router, "ip", "-6", "addr", "add", "2001:db8:eeee::1/64", "dev", "wan1", "nodad")
-	nsRun(t, up1, "ip", "link", "set", "lo", "up")
-	nsRun(t, up1, "ip", "link", "set", "u1", "up")
-	nsRun(t, up1, "ip", "-6", "addr", "add", "2001:db8:eeee::2/64", "dev", "u1", "nodad")
-	nsRun(t, up1, "ip", "-6", "route", "add", "2001:db8::/32", "via", "2001:db8:eeee::1")
+	up1.NoDAD(t)
+	nstest.Veth(t, l.router, "wan1", up1, "u1")
+	l.router.Run(t, "ip", "link", "set", "wan1", "up")
+	l.router.Run(t, "ip", "-6", "addr", "add", "2001:db8:eeee::1/64", "dev", "wan1", "nodad")
+	up1.Run(t, "ip", "link", "set", "lo", "up")
+	up1.Run(t, "ip", "link", "set", "u1", "up")
+	up1.Run(t, "ip", "-6", "addr", "add", "2001:db8:eeee::2/64", "dev", "u1", "nodad")
+	up1.Run(t, "ip", "-6", "route", "add", "2001:db8::/32", "via", "2001:db8:eeee::1")
 
 	r := Ruleset{Internal: internal, LANs: []string{"lan0", "lan1"}, Hairpin: true,
 		Uplinks: []Uplink{{WAN: "wan0", External: ext1, Mark: 1}, {WAN: "wan1", External: ext2, Mark: 2}}}
@@ -48,7 +48,7 @@ func TestIntegrationMultihoming(t *testing.T) {
 		if seen != netip.MustParseAddr("2001:db8:eeee::2") {
 			t.Errorf("host saw %v", seen)
 		}
-		out := nsRun(t, l.router, "conntrack", "-L", "-f", "ipv6")
+		out := l.router.Run(t, "conntrack", "-L", "-f", "ipv6")
 		// The entry whose original direction is upstream 1 → the host's external address.
 		line := regexp.MustCompile(`(?m)^udp\s+\d+\s+\d+\s+src=2001:db8:eeee::2 dst=` +
 			regexp.QuoteMeta(mapped(t, hostA, ext2).String()) + ` .*$`).FindString(out)
@@ -60,7 +60,7 @@ func TestIntegrationMultihoming(t *testing.T) {
 	t.Run("renumbering the second uplink leaves the first uplink's rules alone", func(t *testing.T) {
 		handles := func() []string {
 			var hs []string
-			for _, line := range strings.Split(nsRun(t, l.router, "nft", "-a", "list", "table", "ip6", DefaultName), "\n") {
+			for _, line := range strings.Split(l.router.Run(t, "nft", "-a", "list", "table", "ip6", DefaultName), "\n") {
 				if strings.Contains(line, `"wan0"`) || strings.Contains(line, "2001:db8:100::/56") || strings.Contains(line, "chain hairpin") ||
 					strings.Contains(line, `iifname "lan`) {
 					hs = append(hs, strings.TrimSpace(line))

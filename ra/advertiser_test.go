@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/ipv6"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // lanHost is the host end of the link in the shared Advertiser test: a
@@ -263,7 +265,7 @@ func (h *realHost) solicit(t *testing.T) {
 func listenHost(t *testing.T, l *vethLab) *realHost {
 	t.Helper()
 	var c *ndp.Conn
-	err := in(l.hostNS, func() error {
+	err := nstest.DoHandle(l.hostNS, func() error {
 		ifi, err := net.InterfaceByName(l.hostIf)
 		if err != nil {
 			return err
@@ -288,7 +290,7 @@ func listenHost(t *testing.T, l *vethLab) *realHost {
 }
 
 func TestAdvertiserVeth(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	// The host's kernel must not solicit on its own: its RSs would get
 	// unicast answers the test could mistake for the answer to its RS.
 	l := newVethLab(t, map[string]string{"router_solicitations": "0", "accept_ra": "0"})

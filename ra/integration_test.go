@@ -11,11 +11,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mdlayher/ndp"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // startAdvertiser runs an Advertiser for cfg inside the lab's router
@@ -24,29 +25,10 @@ func startAdvertiser(t *testing.T, l *vethLab, cfg Config, tune func(*Schedule))
 	t.Helper()
 	cfg.Interface = l.routerIf
 	cfg.Enabled = true
-	a = NewAdvertiser(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	a = NewAdvertiser(cfg, nstest.Logger(t, slog.LevelWarn))
 	a.link = nsLink{l.routerNS}
 	a.tune = tune
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5s of cancel")
-		}
-	}
-	t.Cleanup(stop)
+	stop = nstest.RunTask(t, context.Background(), "Advertiser", a.Run)
 	return a, stop
 }
 
@@ -75,7 +57,7 @@ func labConfig(t *testing.T, mode Mode, prefix string) Config {
 var spaces = regexp.MustCompile(`[ \t]+`)
 
 func TestIntegrationRdisc6Modes(t *testing.T) {
-	requireRoot(t, "rdisc6")
+	nstest.RequireRoot(t, "rdisc6")
 	tests := []struct {
 		mode                Mode
 		managed, other, aut string
@@ -88,7 +70,7 @@ func TestIntegrationRdisc6Modes(t *testing.T) {
 		t.Run(fmt.Sprintf("rdisc6 on the host shows the %s flags, prefix and DNS options", tt.mode), func(t *testing.T) {
 			l := newVethLab(t, map[string]string{"accept_ra": "0"})
 			startAdvertiser(t, l, labConfig(t, tt.mode, "2001:db8:100:1::/64"), nil)
-			out := run(t, "ip", "netns", "exec", l.host, "rdisc6", "-1", "-n", "-w", "2000", l.hostIf)
+			out := nstest.Run(t, "ip", "netns", "exec", l.host, "rdisc6", "-1", "-n", "-w", "2000", l.hostIf)
 			norm := spaces.ReplaceAllString(out, " ")
 			for _, want := range []string{
 				"Stateful address conf. : " + tt.managed,
@@ -115,7 +97,7 @@ func TestIntegrationRdisc6Modes(t *testing.T) {
 // TestIntegrationDecoders checks that independent decoders read every
 // option: radvdump (when installed) and tcpdump.
 func TestIntegrationDecoders(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	wantOpts := []string{"source link-address option", "mtu option", "prefix info option", "route info option", "rdnss option", "dnssl option"}
 	t.Run("radvdump decodes every option", func(t *testing.T) {
 		if _, err := exec.LookPath("radvdump"); err != nil {
@@ -125,7 +107,7 @@ func TestIntegrationDecoders(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.host, "radvdump", "-d", "1")
-		var buf syncBuffer
+		var buf nstest.SyncBuffer
 		cmd.Stdout, cmd.Stderr = &buf, &buf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -145,7 +127,7 @@ func TestIntegrationDecoders(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.host, "tcpdump", "-l", "-n", "-vv", "-i", l.hostIf, "-c", "1", "icmp6 and ip6[40] == 134")
-		var buf syncBuffer
+		var buf nstest.SyncBuffer
 		cmd.Stdout, cmd.Stderr = &buf, &buf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -169,7 +151,7 @@ func TestIntegrationDecoders(t *testing.T) {
 // hostAddrs returns the host's global addresses as "address preferred_lft"
 // lines.
 func hostAddrs(t *testing.T, l *vethLab) string {
-	return run(t, "ip", "-n", l.host, "-6", "addr", "show", "dev", l.hostIf, "scope", "global")
+	return nstest.Run(t, "ip", "-n", l.host, "-6", "addr", "show", "dev", l.hostIf, "scope", "global")
 }
 
 var addrLine = regexp.MustCompile(`inet6 (\S+)/64 [^\n]*\n\s+valid_lft (\S+) preferred_lft (\S+)`)
@@ -186,7 +168,7 @@ func addrPreferred(out string, p netip.Prefix) map[string]string {
 }
 
 func TestIntegrationSLAACAndRenumbering(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	l := newVethLab(t, map[string]string{"accept_ra": "1", "autoconf": "1", "forwarding": "0"})
 	oldP, newP := pfx("2001:db8:100:1::/64"), pfx("2001:db8:200:1::/64")
 	cfg := labConfig(t, SLAAC, oldP.String())
@@ -199,7 +181,7 @@ func TestIntegrationSLAACAndRenumbering(t *testing.T) {
 		return len(addrPreferred(out, oldP)) > 0 && !strings.Contains(out, "tentative")
 	})
 	waitFor(t, 5*time.Second, "a default route via the router", func() bool {
-		out := run(t, "ip", "-n", l.host, "-6", "route", "show", "default")
+		out := nstest.Run(t, "ip", "-n", l.host, "-6", "route", "show", "default")
 		return strings.Contains(out, "via fe80::5eff:fe10:1 ") && strings.Contains(out, l.hostIf)
 	})
 
@@ -273,7 +255,7 @@ func summarize(ds []time.Duration) string {
 // TestIntegrationRSLatency measures RS→RA latency for this package and for
 // radvd in the same lab, and requires ours to stay within 0.6 s.
 func TestIntegrationRSLatency(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	const n = 20
 	l := newVethLab(t, map[string]string{"accept_ra": "0", "router_solicitations": "0"})
 	host := listenHost(t, l)
@@ -299,7 +281,7 @@ func TestIntegrationRSLatency(t *testing.T) {
 		return
 	}
 	// radvd refuses to run unless forwarding is on.
-	run(t, "ip", "netns", "exec", l.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	nstest.Run(t, "ip", "netns", "exec", l.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "radvd.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`interface %s {
@@ -312,7 +294,7 @@ func TestIntegrationRSLatency(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.router, radvd, "-C", conf, "-p", filepath.Join(dir, "radvd.pid"), "-n", "-m", "stderr")
-	var logs syncBuffer
+	var logs nstest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -341,7 +323,7 @@ func rdisc6Latency(t *testing.T, l *vethLab, cfg Config) (walls, wire []time.Dur
 		return nil, nil
 	}
 	var dump *exec.Cmd
-	var buf syncBuffer
+	var buf nstest.SyncBuffer
 	if _, err := exec.LookPath("tcpdump"); err == nil {
 		dump = exec.Command("ip", "netns", "exec", l.host, "tcpdump", "-l", "-n", "-tt", "-i", l.hostIf, "icmp6 and (ip6[40] == 133 or ip6[40] == 134)")
 		dump.Stdout, dump.Stderr = &buf, &buf
@@ -355,7 +337,7 @@ func rdisc6Latency(t *testing.T, l *vethLab, cfg Config) (walls, wire []time.Dur
 	time.Sleep(100 * time.Millisecond) // let the first RA pass
 	for range 5 {
 		start := time.Now()
-		run(t, "ip", "netns", "exec", l.host, "rdisc6", "-1", "-n", "-w", "1000", "-r", "1", l.hostIf)
+		nstest.Run(t, "ip", "netns", "exec", l.host, "rdisc6", "-1", "-n", "-w", "1000", "-r", "1", l.hostIf)
 		walls = append(walls, time.Since(start))
 	}
 	stop()
@@ -389,24 +371,6 @@ func rdisc6Latency(t *testing.T, l *vethLab, cfg Config) (walls, wire []time.Dur
 	return walls, wire
 }
 
-// syncBuffer is a strings.Builder safe for a writer process and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // checkRSLatency wants answers within 0.6 s (MAX_RA_DELAY_TIME plus
 // delivery). On this shared machine (load average up to 15 on two CPUs
 // while other suites run) the scheduler sometimes adds up to ~200 ms, so
@@ -433,7 +397,7 @@ func checkRSLatency(t *testing.T, ds []time.Duration) {
 // missing, RAs from it once it is added, silence within seconds once it is
 // removed, and RAs again when it comes back.
 func TestIntegrationVirtualSource(t *testing.T) {
-	requireRoot(t)
+	nstest.RequireRoot(t)
 	l := newVethLab(t, map[string]string{"accept_ra": "0", "router_solicitations": "0"})
 	host := listenHost(t, l)
 	vip := netip.MustParseAddr("fe80::1")
@@ -458,7 +422,7 @@ func TestIntegrationVirtualSource(t *testing.T) {
 		t.Fatal("an RA went out before the virtual link-local existed")
 	}
 
-	run(t, "ip", "-n", l.router, "addr", "add", "fe80::1/64", "dev", l.routerIf, "nodad")
+	nstest.Run(t, "ip", "-n", l.router, "addr", "add", "fe80::1/64", "dev", l.routerIf, "nodad")
 	added := time.Now()
 	if !sawFrom(retryDelay + time.Second) {
 		t.Fatal("no RA within 2s of adding the virtual link-local")
@@ -468,7 +432,7 @@ func TestIntegrationVirtualSource(t *testing.T) {
 		t.Fatalf("Status.Source = %s, want %s", src, vip)
 	}
 
-	run(t, "ip", "-n", l.router, "addr", "del", "fe80::1/64", "dev", l.routerIf)
+	nstest.Run(t, "ip", "-n", l.router, "addr", "del", "fe80::1/64", "dev", l.routerIf)
 	removed := time.Now()
 	waitFor(t, sourceCheckInterval+2*time.Second, "the lost source to be reported", func() bool {
 		return len(a.Status().Problems) > 0
@@ -481,7 +445,7 @@ func TestIntegrationVirtualSource(t *testing.T) {
 		t.Fatal("RAs continued after the virtual link-local was removed")
 	}
 
-	run(t, "ip", "-n", l.router, "addr", "add", "fe80::1/64", "dev", l.routerIf, "nodad")
+	nstest.Run(t, "ip", "-n", l.router, "addr", "add", "fe80::1/64", "dev", l.routerIf, "nodad")
 	if !sawFrom(retryDelay + time.Second) {
 		t.Fatal("no RA within 2s of the virtual link-local coming back")
 	}

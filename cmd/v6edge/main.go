@@ -21,6 +21,7 @@ import (
 
 	"github.com/v6edge/v6edge/configs"
 	"github.com/v6edge/v6edge/internal/control"
+	"github.com/v6edge/v6edge/internal/daemon"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -122,8 +123,25 @@ func cmdRun(args []string, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	d := newDaemon(*path, cfg, log)
-	if err := d.Run(ctx, hup); err != nil {
+	d, err := daemon.New(daemon.Options{
+		Path: *path, Config: cfg, Log: log, Version: version,
+		Kernel: daemon.Linux, Drivers: daemon.LinuxDrivers(log),
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "v6edge: %v\n", err)
+		return 1
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = d.Reload() // the daemon logs the outcome
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
 		log.Error("v6edge stopped with an error", "err", err)
 		return 1
 	}

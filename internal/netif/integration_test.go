@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,36 +15,19 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // These tests run the Tracker and Routes against the real kernel in a pair
-// of fresh network namespaces, v6nif-<random>-r (the router) and
-// v6nif-<random>-h (a host on the same veth link). They touch nothing
+// of fresh network namespaces, v6nif-r-<random> (the router) and
+// v6nif-h-<random> (a host on the same veth link). They touch nothing
 // outside those namespaces.
 
 type lab struct {
-	router, host string // namespace names
+	router, host nstest.Netns
 	rns          netns.NsHandle
 	h            *netlink.Handle // netlink in the router namespace
-}
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip to build the lab")
-	}
-}
-
-func ipCmd(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 // newLab builds router r0 <-veth-> h0 host. routerMAC may be empty.
@@ -53,25 +35,16 @@ func ipCmd(t *testing.T, args ...string) string {
 // prepare a conflict before the router's DAD starts.
 func newLab(t *testing.T, routerMAC string) *lab {
 	t.Helper()
-	needRoot(t)
-	id := fmt.Sprintf("v6nif-%06x", rand.IntN(1<<24))
-	l := &lab{router: id + "-r", host: id + "-h"}
-	for _, ns := range []string{l.router, l.host} {
-		ipCmd(t, "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	ipCmd(t, "link", "add", "r0", "netns", l.router, "type", "veth", "peer", "name", "h0", "netns", l.host)
+	nstest.RequireRoot(t)
+	l := &lab{router: nstest.NewNetns(t, "v6nif-r"), host: nstest.NewNetns(t, "v6nif-h")}
+	l.rns = l.router.Handle
+	nstest.Veth(t, l.router, "r0", l.host, "h0")
 	if routerMAC != "" {
-		ipCmd(t, "-n", l.router, "link", "set", "r0", "address", routerMAC)
+		l.router.IP(t, "link", "set", "r0", "address", routerMAC)
 	}
-	ipCmd(t, "-n", l.host, "link", "set", "h0", "up")
-	ipCmd(t, "-n", l.router, "link", "set", "lo", "up")
+	l.host.IP(t, "link", "set", "h0", "up")
+	l.router.IP(t, "link", "set", "lo", "up")
 	var err error
-	l.rns, err = netns.GetFromName(l.router)
-	if err != nil {
-		t.Fatalf("opening namespace %s: %v", l.router, err)
-	}
-	t.Cleanup(func() { l.rns.Close() })
 	l.h, err = netlink.NewHandleAt(l.rns)
 	if err != nil {
 		t.Fatalf("netlink handle in %s: %v", l.router, err)
@@ -84,40 +57,19 @@ func (l *lab) tracker(t *testing.T, opts TrackerOptions) (*Tracker, context.Canc
 	t.Helper()
 	opts.Watcher = NetlinkWatcher{Namespace: &l.rns}
 	opts.Sysctls = ProcSys{Namespace: &l.rns}
-	tr := NewTracker(l.h, slog.New(slog.NewTextHandler(t.Output(), nil)), opts)
+	tr := NewTracker(l.h, nstest.Logger(t, slog.LevelInfo), opts)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tr.Run(ctx) }()
-	stop := func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Errorf("Run did not end within 5s of cancel")
-		}
-	}
-	t.Cleanup(stop)
+	nstest.RunTask(t, ctx, "Tracker", tr.Run)
 	return tr, cancel
 }
 
 // eventually polls cond every 50 ms until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
-	start := time.Now()
 	var last string
-	for time.Since(start) < timeout {
-		ok, s := cond()
-		if ok {
-			return time.Since(start)
-		}
-		last = s
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v; last seen:\n%s", what, timeout, last)
-	return 0
+	return nstest.Eventually(t, timeout, 50*time.Millisecond, what,
+		func() (ok bool) { ok, last = cond(); return ok },
+		func() string { return "last seen:\n" + last })
 }
 
 func statusOf(tr *Tracker, p netip.Prefix) AddrStatus {
@@ -141,8 +93,8 @@ func TestIntegrationDADFailureIsRemovedAndRetried(t *testing.T) {
 	l := newLab(t, "")
 	taken := netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64")
 	free := netip.MustParsePrefix("fd00:aaaa:bbbb:cc02::1/64")
-	ipCmd(t, "-n", l.host, "addr", "add", taken.String(), "dev", "h0", "nodad")
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	l.host.IP(t, "addr", "add", taken.String(), "dev", "h0", "nodad")
+	l.router.IP(t, "link", "set", "r0", "up")
 
 	start := time.Now()
 	tr, _ := l.tracker(t, TrackerOptions{RetryMin: 500 * time.Millisecond, RetryMax: 2 * time.Second})
@@ -161,8 +113,8 @@ func TestIntegrationDADFailureIsRemovedAndRetried(t *testing.T) {
 	// The failed address and its prefix route are gone from the router
 	// while it waits for the retry (500 ms, then 1 s, 2 s, 2 s ...).
 	eventually(t, 2*time.Second, "no dadfailed leftover and no route for the failed /64", func() (bool, string) {
-		addrs := ipCmd(t, "-n", l.router, "-6", "addr", "show", "dev", "r0")
-		routes := ipCmd(t, "-n", l.router, "-6", "route", "show", "table", "all")
+		addrs := l.router.IP(t, "-6", "addr", "show", "dev", "r0")
+		routes := l.router.IP(t, "-6", "route", "show", "table", "all")
 		ok := !strings.Contains(addrs, "dadfailed") && !strings.Contains(routes, "cc01") && strings.Contains(routes, "cc02::/64")
 		return ok, addrs + routes
 	})
@@ -171,12 +123,12 @@ func TestIntegrationDADFailureIsRemovedAndRetried(t *testing.T) {
 	}
 
 	// The conflict goes away: the address comes back by itself.
-	ipCmd(t, "-n", l.host, "addr", "del", taken.String(), "dev", "h0")
+	l.host.IP(t, "addr", "del", taken.String(), "dev", "h0")
 	back := eventually(t, 10*time.Second, "the address back after the host dropped it", func() (bool, string) {
 		return statusOf(tr, taken).State == StateOK, dump(tr)
 	})
 	t.Logf("address ok again %v after the conflict ended", back.Round(time.Millisecond))
-	addrs := ipCmd(t, "-n", l.router, "-6", "addr", "show", "dev", "r0")
+	addrs := l.router.IP(t, "-6", "addr", "show", "dev", "r0")
 	if !strings.Contains(addrs, "fd00:aaaa:bbbb:cc01::1/64") || strings.Contains(addrs, "tentative") && strings.Contains(addrs, "cc01::1/64 scope global tentative") {
 		t.Errorf("router addresses:\n%s", addrs)
 	}
@@ -200,8 +152,8 @@ func TestIntegrationClonedLinkLocal(t *testing.T) {
 	// situation of a cloned VM.
 	l := newLab(t, "02:00:00:00:00:01")
 	clone := netip.MustParsePrefix("fe80::ff:fe00:1/64")
-	ipCmd(t, "-n", l.host, "addr", "add", clone.String(), "dev", "h0", "nodad")
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	l.host.IP(t, "addr", "add", clone.String(), "dev", "h0", "nodad")
+	l.router.IP(t, "link", "set", "r0", "up")
 	lan := Want{Interface: "r0", Prefix: netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64"), NoDAD: true}
 
 	t.Run("the failed link-local is reported with its likely cause", func(t *testing.T) {
@@ -235,7 +187,7 @@ func TestIntegrationClonedLinkLocal(t *testing.T) {
 		if got == clone.Addr() {
 			t.Fatalf("link-local is still the cloned %s", got)
 		}
-		addrs := ipCmd(t, "-n", l.router, "-6", "addr", "show", "dev", "r0")
+		addrs := l.router.IP(t, "-6", "addr", "show", "dev", "r0")
 		if strings.Contains(addrs, "dadfailed") || !strings.Contains(addrs, "stable-privacy") {
 			t.Errorf("router addresses:\n%s", addrs)
 		}
@@ -270,14 +222,14 @@ func TestIntegrationClonedLinkLocal(t *testing.T) {
 
 func TestIntegrationUnreachableRoutes(t *testing.T) {
 	l := newLab(t, "")
-	r := NewRoutes(l.h, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	r := NewRoutes(l.h, nstest.Logger(t, slog.LevelInfo))
 	want := []netip.Prefix{netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56"), netip.MustParsePrefix("2001:db8:100::/56")}
 	for range 2 {
 		if err := r.SetUnreachable(want); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out := ipCmd(t, "-n", l.router, "-6", "route", "show", "type", "unreachable")
+	out := l.router.IP(t, "-6", "route", "show", "type", "unreachable")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 || !strings.Contains(out, "unreachable fd00:aaaa:bbbb:cc00::/56") ||
 		!strings.Contains(out, "unreachable 2001:db8:100::/56") || strings.Count(out, "proto 118") != 2 {
@@ -286,15 +238,15 @@ func TestIntegrationUnreachableRoutes(t *testing.T) {
 	if err := r.SetUnreachable(want[:1]); err != nil {
 		t.Fatal(err)
 	}
-	out = ipCmd(t, "-n", l.router, "-6", "route", "show", "type", "unreachable")
+	out = l.router.IP(t, "-6", "route", "show", "type", "unreachable")
 	if strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, "fd00:aaaa:bbbb:cc00::/56") {
 		t.Errorf("after dropping one, ip -6 route show type unreachable:\n%s", out)
 	}
 	// A restarted daemon (new Routes) removes what the old one left.
-	if err := NewRoutes(l.h, slog.New(slog.NewTextHandler(t.Output(), nil))).SetUnreachable(nil); err != nil {
+	if err := NewRoutes(l.h, nstest.Logger(t, slog.LevelInfo)).SetUnreachable(nil); err != nil {
 		t.Fatal(err)
 	}
-	if out := ipCmd(t, "-n", l.router, "-6", "route", "show", "type", "unreachable"); strings.TrimSpace(out) != "" {
+	if out := l.router.IP(t, "-6", "route", "show", "type", "unreachable"); strings.TrimSpace(out) != "" {
 		t.Errorf("leftovers after a restart:\n%s", out)
 	}
 }
@@ -303,8 +255,8 @@ func TestIntegrationStuckTentative(t *testing.T) {
 	l := newLab(t, "")
 	// The host end is down, so the router's end has no carrier and the
 	// kernel cannot run DAD: the address stays tentative.
-	ipCmd(t, "-n", l.host, "link", "set", "h0", "down")
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	l.host.IP(t, "link", "set", "h0", "down")
+	l.router.IP(t, "link", "set", "r0", "up")
 	p := netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64")
 	tr, _ := l.tracker(t, TrackerOptions{StuckAfter: time.Second})
 	tr.Set([]Want{{Interface: "r0", Prefix: p}})
@@ -312,7 +264,7 @@ func TestIntegrationStuckTentative(t *testing.T) {
 		return slicesContains(tr.Problems(), "r0: fd00:aaaa:bbbb:cc01::1 is still tentative after") &&
 			slicesContains(tr.Problems(), "r0 has no carrier"), dump(tr)
 	})
-	ipCmd(t, "-n", l.host, "link", "set", "h0", "up")
+	l.host.IP(t, "link", "set", "h0", "up")
 	eventually(t, 5*time.Second, "ok once the link has carrier", func() (bool, string) {
 		return statusOf(tr, p).State == StateOK && len(tr.Problems()) == 0, dump(tr)
 	})
@@ -320,19 +272,19 @@ func TestIntegrationStuckTentative(t *testing.T) {
 
 func TestIntegrationLinkFlapReAddsTheAddress(t *testing.T) {
 	l := newLab(t, "")
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	l.router.IP(t, "link", "set", "r0", "up")
 	p := netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64")
 	tr, _ := l.tracker(t, TrackerOptions{})
 	tr.Set([]Want{{Interface: "r0", Prefix: p}})
 	eventually(t, 5*time.Second, "address ok", func() (bool, string) { return statusOf(tr, p).State == StateOK, dump(tr) })
 	// With keep_addr_on_down=0 (the default) the kernel flushes the
 	// address when the link goes down; the Tracker puts it back.
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "down")
+	l.router.IP(t, "link", "set", "r0", "down")
 	eventually(t, 2*time.Second, "address back (tentative) while the link is down", func() (bool, string) {
-		out := ipCmd(t, "-n", l.router, "-6", "addr", "show", "dev", "r0")
+		out := l.router.IP(t, "-6", "addr", "show", "dev", "r0")
 		return strings.Contains(out, "fd00:aaaa:bbbb:cc01::1/64"), out
 	})
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	l.router.IP(t, "link", "set", "r0", "up")
 	eventually(t, 5*time.Second, "address ok after the flap", func() (bool, string) {
 		return statusOf(tr, p).State == StateOK, dump(tr)
 	})
@@ -343,8 +295,8 @@ func TestIntegrationDuplicateMACDisablesIPv6(t *testing.T) {
 	if err := (ProcSys{Namespace: &l.rns}).Set("r0", "accept_dad", "2"); err != nil {
 		t.Fatal(err)
 	}
-	ipCmd(t, "-n", l.host, "addr", "add", "fe80::ff:fe00:7/64", "dev", "h0", "nodad")
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	l.host.IP(t, "addr", "add", "fe80::ff:fe00:7/64", "dev", "h0", "nodad")
+	l.router.IP(t, "link", "set", "r0", "up")
 	tr, _ := l.tracker(t, TrackerOptions{})
 	tr.Set([]Want{{Interface: "r0", Prefix: netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64"), NoDAD: true}})
 	eventually(t, 5*time.Second, "disabled IPv6 reported", func() (bool, string) {
@@ -355,7 +307,7 @@ func TestIntegrationDuplicateMACDisablesIPv6(t *testing.T) {
 
 func TestIntegrationSysctlsAndDefaultRouter(t *testing.T) {
 	l := newLab(t, "")
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	l.router.IP(t, "link", "set", "r0", "up")
 	sys := ProcSys{Namespace: &l.rns}
 	// The plain helpers act on the caller's namespace: run them inside the
 	// router's, as the daemon (started in its namespace) does.
@@ -373,7 +325,7 @@ func TestIntegrationSysctlsAndDefaultRouter(t *testing.T) {
 	if _, ok, err := DefaultRouter(l.h, "r0"); ok || err != nil {
 		t.Fatalf("before any RA: ok=%v err=%v", ok, err)
 	}
-	ipCmd(t, "-n", l.router, "-6", "route", "add", "default", "via", "fe80::1", "dev", "r0", "proto", "ra")
+	l.router.IP(t, "-6", "route", "add", "default", "via", "fe80::1", "dev", "r0", "proto", "ra")
 	gw, ok, err := DefaultRouter(l.h, "r0")
 	if err != nil || !ok || gw != netip.MustParseAddr("fe80::1") {
 		t.Errorf("DefaultRouter = %v, %v, %v; want fe80::1", gw, ok, err)
@@ -385,26 +337,26 @@ func TestIntegrationUnusedSubnetIsAnsweredUnreachable(t *testing.T) {
 	if _, err := exec.LookPath("ping"); err != nil {
 		t.Skip("needs ping")
 	}
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
-	ipCmd(t, "-n", l.router, "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "r0", "nodad")
-	ipCmd(t, "-n", l.host, "addr", "add", "fd00:aaaa:bbbb:cc01::2/64", "dev", "h0", "nodad")
-	ipCmd(t, "-n", l.host, "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc01::1")
+	l.router.IP(t, "link", "set", "r0", "up")
+	l.router.IP(t, "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "r0", "nodad")
+	l.host.IP(t, "addr", "add", "fd00:aaaa:bbbb:cc01::2/64", "dev", "h0", "nodad")
+	l.host.IP(t, "-6", "route", "add", "default", "via", "fd00:aaaa:bbbb:cc01::1")
 	if err := InNamespace(l.rns, func() error { return SetForwardingAll(true) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := NewRoutes(l.h, slog.New(slog.NewTextHandler(t.Output(), nil))).SetUnreachable(
+	if err := NewRoutes(l.h, nstest.Logger(t, slog.LevelInfo)).SetUnreachable(
 		[]netip.Prefix{netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56")}); err != nil {
 		t.Fatal(err)
 	}
 	// cc05::/64 is inside the internal /56 but on no LAN: the router answers
 	// ICMPv6 "no route" (RFC 7084 WPD-5) instead of sending it anywhere.
-	out, _ := exec.Command("ip", "netns", "exec", l.host, "ping", "-6", "-n", "-c", "1", "-W", "2",
+	out, _ := exec.Command("ip", "netns", "exec", l.host.Name, "ping", "-6", "-n", "-c", "1", "-W", "2",
 		"fd00:aaaa:bbbb:cc05::1").CombinedOutput()
 	if !strings.Contains(string(out), "Destination unreachable: No route") {
 		t.Errorf("ping into an unused /64:\n%s", out)
 	}
 	// The LAN's own /64 is more specific and still reachable.
-	if out, err := exec.Command("ip", "netns", "exec", l.host, "ping", "-6", "-n", "-c", "1", "-W", "2",
+	if out, err := exec.Command("ip", "netns", "exec", l.host.Name, "ping", "-6", "-n", "-c", "1", "-W", "2",
 		"fd00:aaaa:bbbb:cc01::1").CombinedOutput(); err != nil {
 		t.Errorf("ping the router's LAN address: %v\n%s", err, out)
 	}
@@ -412,22 +364,22 @@ func TestIntegrationUnusedSubnetIsAnsweredUnreachable(t *testing.T) {
 
 func TestIntegrationOwnedRoutesInATable(t *testing.T) {
 	l := newLab(t, "")
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
-	r := NewRoutes(l.h, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	l.router.IP(t, "link", "set", "r0", "up")
+	r := NewRoutes(l.h, nstest.Logger(t, slog.LevelInfo))
 	pd := Route{Dst: netip.MustParsePrefix("fd00:aaaa:bbbb:cc10::/60"), Gw: netip.MustParseAddr("fe80::2"), Interface: "r0", Table: 100}
 	for range 2 {
 		if err := r.SetRoutes([]Route{pd}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out := ipCmd(t, "-n", l.router, "-6", "route", "show", "table", "100")
+	out := l.router.IP(t, "-6", "route", "show", "table", "100")
 	if strings.Count(out, "\n") != 1 || !strings.Contains(out, "fd00:aaaa:bbbb:cc10::/60 via fe80::2 dev r0 proto 118") {
 		t.Errorf("table 100 after setting twice:\n%s", out)
 	}
 	if err := r.SetRoutes(nil); err != nil {
 		t.Fatal(err)
 	}
-	if out := ipCmd(t, "-n", l.router, "-6", "route", "show", "table", "100"); strings.TrimSpace(out) != "" {
+	if out := l.router.IP(t, "-6", "route", "show", "table", "100"); strings.TrimSpace(out) != "" {
 		t.Errorf("table 100 after SetRoutes(nil):\n%s", out)
 	}
 }
@@ -444,8 +396,8 @@ func TestIntegrationNetlinkWatcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ipCmd(t, "-n", l.router, "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "r0", "nodad")
-	ipCmd(t, "-n", l.router, "link", "set", "r0", "up")
+	l.router.IP(t, "addr", "add", "fd00:aaaa:bbbb:cc01::1/64", "dev", "r0", "nodad")
+	l.router.IP(t, "link", "set", "r0", "up")
 	want := netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::1/64")
 	sawAddr, sawLink := false, false
 	deadline := time.After(5 * time.Second)

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"time"
 
@@ -110,7 +111,36 @@ type Desired struct {
 	// Preferred is the interface of the uplink new flows leave by; "" when
 	// none is usable.
 	Preferred string
-	Problems  []string
+	// WANs is each uplink's DHCPv6 client as this node should run it, in
+	// config order.
+	WANs []WAN
+	// HA is what an HA node does beyond its LAN addresses; nil when
+	// standalone.
+	HA *HA
+	// ProbeSource is the source of the uplink health probes: the router's
+	// own first LAN address that does not depend on a lease, which NETMAP
+	// maps into every uplink's prefix so each upstream's BCP 38 filter
+	// accepts it. Invalid when the config has none.
+	ProbeSource netip.Addr
+	Problems    []string
+}
+
+// WAN is one uplink's DHCPv6 client.
+type WAN struct {
+	Interface string
+	// Standby: the client holds the lease it has (or was synced) and sends
+	// nothing; an HA node that is not master must not talk to the upstream.
+	Standby bool
+}
+
+// HA is an HA node's part beyond its addresses.
+type HA struct {
+	// VirtualAddrs are the VRRP addresses in advert order (RFC 5798
+	// §5.2.9): the virtual link-local, then each LAN's router address that
+	// does not depend on a lease. A keepalived peer lists the same ones.
+	VirtualAddrs []netip.Addr
+	// HoldWANMAC: this node wears the pair's shared WAN MAC (master only).
+	HoldWANMAC bool
 }
 
 // fittedUplink is an uplink with a usable lease, its delegated prefix fitted
@@ -190,9 +220,21 @@ func Compute(in Input) Desired {
 	}
 
 	serving := in.Role.Serving()
+	for _, w := range cfg.WANs {
+		d.WANs = append(d.WANs, WAN{Interface: w.Interface, Standby: cfg.HA != nil && in.Role != Master})
+	}
+	static := staticAddresses(cfg)
+	for _, a := range static {
+		if a.Is6() && !a.IsLinkLocalUnicast() {
+			d.ProbeSource = a
+			break
+		}
+	}
 	var source netip.Addr
 	if cfg.HA != nil {
 		source = cfg.HA.VirtualLinkLocal
+		d.HA = &HA{VirtualAddrs: append([]netip.Addr{cfg.HA.VirtualLinkLocal}, static...),
+			HoldWANMAC: cfg.HA.WANMAC != nil && in.Role == Master}
 		if serving {
 			d.Addresses = append(d.Addresses, Address{Interface: cfg.HA.Interface, Prefix: netip.PrefixFrom(cfg.HA.VirtualLinkLocal, 64), NoDAD: true})
 		}
@@ -240,6 +282,28 @@ func Compute(in Input) Desired {
 		d.LANs = append(d.LANs, lan)
 	}
 	return d
+}
+
+// staticAddresses are the router's LAN addresses that do not depend on a
+// lease (a configured address, or the ULA router address), in LAN order
+// without repeats.
+func staticAddresses(cfg *configs.Config) []netip.Addr {
+	var out []netip.Addr
+	for _, lc := range cfg.LANs {
+		var a netip.Addr
+		switch {
+		case lc.Address.IsValid():
+			a = lc.Address.Addr()
+		case lc.Advertise == configs.AdvertiseInternal || lc.Advertise == configs.AdvertiseBoth:
+			if ula := Subnet64(cfg.NAT.InternalPrefix, lc.Subnet); ula.IsValid() {
+				a = ula.Addr().Next()
+			}
+		}
+		if a.IsValid() && !slices.Contains(out, a) && (cfg.HA == nil || a != cfg.HA.VirtualLinkLocal) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // lanDHCP plans the DHCPv6 service of one LAN.

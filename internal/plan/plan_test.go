@@ -235,3 +235,51 @@ func TestComputeLANDHCP(t *testing.T) {
 		}
 	})
 }
+
+func TestComputeHARoleParts(t *testing.T) {
+	cfg := baseConfig()
+	cfg.LANs = append(cfg.LANs, configs.LAN{Interface: "lan1", Subnet: 2, Advertise: configs.AdvertiseExternal,
+		Address: pfx("2001:db8:ffff::1/64")})
+	cfg.HA = &configs.HA{Mode: "vrrp", VRID: 51, Priority: 150, Interface: "lan0", VirtualLinkLocal: netip.MustParseAddr("fe80::1")}
+	cfg.HA.WANMAC = []byte{2, 0x76, 0x65, 0, 0, 1}
+	up := Uplink{Interface: "wan0", Delegated: pfx("2001:db8:100::/56"), ValidUntil: t0.Add(time.Hour), Healthy: true}
+	wantVirtual := []netip.Addr{netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fd00:aaaa:bbbb:cc01::1"), netip.MustParseAddr("2001:db8:ffff::1")}
+	for _, tc := range []struct {
+		role    Role
+		standby bool
+		hold    bool
+	}{
+		{Master, false, true},
+		{Backup, true, false},
+		{Fault, true, false},
+	} {
+		t.Run(string(tc.role), func(t *testing.T) {
+			// The same with and without a lease: none of it may depend on one.
+			for _, ups := range [][]Uplink{nil, {up}} {
+				d := Compute(Input{Config: cfg, Uplinks: ups, Role: tc.role, Now: t0})
+				if diff := cmp.Diff([]WAN{{Interface: "wan0", Standby: tc.standby}}, d.WANs); diff != "" {
+					t.Errorf("WANs (-want +got):\n%s", diff)
+				}
+				if d.HA == nil {
+					t.Fatal("no HA part")
+				}
+				if diff := cmp.Diff(wantVirtual, d.HA.VirtualAddrs, netipOpt); diff != "" {
+					t.Errorf("virtual addresses (-want +got):\n%s", diff)
+				}
+				if d.HA.HoldWANMAC != tc.hold {
+					t.Errorf("HoldWANMAC = %v, want %v", d.HA.HoldWANMAC, tc.hold)
+				}
+				if want := netip.MustParseAddr("fd00:aaaa:bbbb:cc01::1"); d.ProbeSource != want {
+					t.Errorf("probe source %v, want %v", d.ProbeSource, want)
+				}
+			}
+		})
+	}
+	t.Run("standalone", func(t *testing.T) {
+		cfg := baseConfig()
+		d := Compute(Input{Config: cfg, Role: Standalone, Now: t0})
+		if d.HA != nil || len(d.WANs) != 1 || d.WANs[0].Standby {
+			t.Errorf("standalone: HA %+v, WANs %+v", d.HA, d.WANs)
+		}
+	})
+}

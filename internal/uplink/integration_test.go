@@ -2,12 +2,8 @@ package uplink
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -20,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/v6edge/v6edge/internal/nstest"
 	"github.com/v6edge/v6edge/nat"
 )
 
@@ -39,61 +36,17 @@ const (
 var delegated = []netip.Prefix{netip.MustParsePrefix("2001:db8:100::/56"), netip.MustParsePrefix("2001:db8:200::/56")}
 
 type lab struct {
-	host, router string
-	up           [2]string
+	host, router nstest.Netns
+	up           [2]nstest.Netns
 	routerNS     netns.NsHandle
 	routerFd     int
 	router6      *Router
 	nat          *nat.Table
 }
 
-func requireRoot(t *testing.T) {
+func newNetns(t *testing.T, role string) nstest.Netns {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to create network namespaces, routes and nftables rules")
-	}
-	for _, b := range []string{"ip", "nft", "ping"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("skipping: %s is not installed", b)
-		}
-	}
-}
-
-func newNetns(t *testing.T, role string) string {
-	t.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := nsPrefix + role + "-" + hex.EncodeToString(b[:])
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	return name
-}
-
-func nsTry(ns string, args ...string) (string, error) {
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
-	return string(out), err
-}
-
-func nsRun(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	out, err := nsTry(ns, args...)
-	if err != nil {
-		t.Fatalf("ip netns exec %s %s: %v: %s", ns, strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func ipRun(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
+	return nstest.NewNetns(t, nsPrefix+role)
 }
 
 // mappedHost is the LAN host's address translated into prefix p.
@@ -106,23 +59,23 @@ func mappedHost(p netip.Prefix) netip.Addr {
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	requireRoot(t)
-	l := &lab{host: newNetns(t, "host"), router: newNetns(t, "rtr"), up: [2]string{newNetns(t, "up1"), newNetns(t, "up2")}}
-	for _, ns := range []string{l.host, l.router, l.up[0], l.up[1]} {
+	nstest.RequireRoot(t, "nft", "ping")
+	l := &lab{host: newNetns(t, "host"), router: newNetns(t, "rtr"), up: [2]nstest.Netns{newNetns(t, "up1"), newNetns(t, "up2")}}
+	for _, ns := range []nstest.Netns{l.host, l.router, l.up[0], l.up[1]} {
 		// The addresses are ours alone: no Duplicate Address Detection, nothing tentative.
 		// Addresses survive a link going down (including carrier loss on the peer's
 		// side), as on an ISP's interface with configured addresses.
-		nsRun(t, ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+		ns.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
 			"net.ipv6.conf.default.keep_addr_on_down=1")
-		nsRun(t, ns, "ip", "link", "set", "lo", "up")
+		ns.Run(t, "ip", "link", "set", "lo", "up")
 	}
-	nsRun(t, l.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-	ipRun(t, "link", "add", "h0", "netns", l.host, "type", "veth", "peer", "name", "lan0", "netns", l.router)
-	nsRun(t, l.host, "ip", "link", "set", "h0", "up")
-	nsRun(t, l.host, "ip", "-6", "addr", "add", hostAddr+"/64", "dev", "h0", "nodad")
-	nsRun(t, l.host, "ip", "-6", "route", "add", "default", "via", routerLAN)
-	nsRun(t, l.router, "ip", "link", "set", "lan0", "up")
-	nsRun(t, l.router, "ip", "-6", "addr", "add", routerLAN+"/64", "dev", "lan0", "nodad")
+	l.router.Run(t, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	nstest.Veth(t, l.host, "h0", l.router, "lan0")
+	l.host.Run(t, "ip", "link", "set", "h0", "up")
+	l.host.Run(t, "ip", "-6", "addr", "add", hostAddr+"/64", "dev", "h0", "nodad")
+	l.host.Run(t, "ip", "-6", "route", "add", "default", "via", routerLAN)
+	l.router.Run(t, "ip", "link", "set", "lan0", "up")
+	l.router.Run(t, "ip", "-6", "addr", "add", routerLAN+"/64", "dev", "lan0", "nodad")
 	for i, up := range l.up {
 		wan := "wan" + strconv.Itoa(i)
 		// A fixed MAC gives the WAN a known EUI-64 link-local, which the upstream routes
@@ -130,25 +83,21 @@ func newLab(t *testing.T) *lab {
 		// down, whatever keep_addr_on_down says, and regenerates this same one.)
 		mac := fmt.Sprintf("02:00:00:00:%02x:02", i+1)
 		routerLL := fmt.Sprintf("fe80::ff:fe00:%x02", i+1)
-		ipRun(t, "link", "add", wan, "address", mac, "netns", l.router, "type", "veth", "peer", "name", "u0", "netns", up)
-		nsRun(t, l.router, "ip", "link", "set", wan, "up")
+		nstest.Veth(t, l.router, wan, up, "u0")
+		l.router.IP(t, "link", "set", wan, "address", mac)
+		l.router.Run(t, "ip", "link", "set", wan, "up")
 		// What the RAs of both upstreams would leave in main: a default route per WAN.
-		nsRun(t, l.router, "ip", "-6", "route", "add", "default", "via", upstreamLL, "dev", wan, "metric", strconv.Itoa(1024+i))
-		nsRun(t, up, "ip", "link", "set", "u0", "up")
-		nsRun(t, up, "ip", "-6", "addr", "add", upstreamLL+"/64", "dev", "u0", "nodad")
-		nsRun(t, up, "ip", "-6", "addr", "add", internet+"/128", "dev", "lo")
-		nsRun(t, up, "ip", "-6", "route", "add", delegated[i].String(), "via", routerLL, "dev", "u0")
+		l.router.Run(t, "ip", "-6", "route", "add", "default", "via", upstreamLL, "dev", wan, "metric", strconv.Itoa(1024+i))
+		up.Run(t, "ip", "link", "set", "u0", "up")
+		up.Run(t, "ip", "-6", "addr", "add", upstreamLL+"/64", "dev", "u0", "nodad")
+		up.Run(t, "ip", "-6", "addr", "add", internet+"/128", "dev", "lo")
+		up.Run(t, "ip", "-6", "route", "add", delegated[i].String(), "via", routerLL, "dev", "u0")
 		// BCP 38, with counters: what arrives from the delegated prefix, and what is dropped.
-		nsRun(t, up, "nft", fmt.Sprintf(`table ip6 bcp38 { counter own { }; counter foreign { }; chain input { type filter hook input priority 0; policy accept; iifname "u0" ip6 saddr %v counter name own accept; iifname "u0" ip6 saddr != fe80::/10 counter name foreign drop; }; }`, delegated[i]))
+		up.Run(t, "nft", fmt.Sprintf(`table ip6 bcp38 { counter own { }; counter foreign { }; chain input { type filter hook input priority 0; policy accept; iifname "u0" ip6 saddr %v counter name own accept; iifname "u0" ip6 saddr != fe80::/10 counter name foreign drop; }; }`, delegated[i]))
 	}
 
-	f, err := os.Open("/run/netns/" + l.router)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	l.routerFd = int(f.Fd())
-	l.routerNS = netns.NsHandle(l.routerFd)
+	l.routerFd = l.router.Fd()
+	l.routerNS = l.router.Handle
 	h, err := netlink.NewHandleAt(l.routerNS)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +150,7 @@ var packetsRE = regexp.MustCompile(`packets (\d+)`)
 // counter reads a BCP 38 counter of upstream i.
 func (l *lab) counter(t *testing.T, i int, name string) int {
 	t.Helper()
-	m := packetsRE.FindStringSubmatch(nsRun(t, l.up[i], "nft", "list", "counter", "ip6", "bcp38", name))
+	m := packetsRE.FindStringSubmatch(l.up[i].Run(t, "nft", "list", "counter", "ip6", "bcp38", name))
 	if m == nil {
 		t.Fatalf("no packet count for counter %s of upstream %d", name, i+1)
 	}
@@ -210,23 +159,14 @@ func (l *lab) counter(t *testing.T, i int, name string) int {
 }
 
 // ping sends one echo request from ns and reports whether it was answered within wait.
-func ping(ns, dst string, wait time.Duration) bool {
-	_, err := nsTry(ns, "ping", "-6", "-n", "-q", "-c", "1", "-W", fmt.Sprintf("%.1f", wait.Seconds()), dst)
+func ping(ns nstest.Netns, dst string, wait time.Duration) bool {
+	_, err := ns.Try("ping", "-6", "-n", "-q", "-c", "1", "-W", fmt.Sprintf("%.1f", wait.Seconds()), dst)
 	return err == nil
 }
 
 // waitFor polls cond every 20 ms until it holds or timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return nstest.Poll(timeout, 20*time.Millisecond, cond)
 }
 
 func TestIntegrationPolicy(t *testing.T) {
@@ -234,7 +174,7 @@ func TestIntegrationPolicy(t *testing.T) {
 	l.set(t, l.policy(true, true))
 
 	t.Run("the kernel lists the rendered marks table", func(t *testing.T) {
-		got := nsRun(t, l.router, "nft", "list", "table", "ip6", MarksTable)
+		got := l.router.Run(t, "nft", "list", "table", "ip6", MarksTable)
 		if want := FormatMarks(RenderMarks(l.policy(true, true))); got != want {
 			t.Errorf("nft list table ip6 %s:\n%s\nwant:\n%s", MarksTable, got, want)
 		}
@@ -247,7 +187,7 @@ func TestIntegrationPolicy(t *testing.T) {
 			want = append(want, r.String())
 		}
 		var got []string
-		for _, line := range strings.Split(strings.TrimSpace(nsRun(t, l.router, "ip", "-6", "rule")), "\n") {
+		for _, line := range strings.Split(strings.TrimSpace(l.router.Run(t, "ip", "-6", "rule")), "\n") {
 			if n, _, ok := strings.Cut(line, ":"); ok && n >= "30000" && n <= "30099" && len(n) == 5 {
 				got = append(got, line)
 			}
@@ -256,7 +196,7 @@ func TestIntegrationPolicy(t *testing.T) {
 			t.Errorf("ip -6 rule (-want +got):\n%s", diff)
 		}
 		for _, r := range routes {
-			got := strings.TrimSpace(nsRun(t, l.router, "ip", "-6", "route", "show", "table", strconv.Itoa(r.Table)))
+			got := strings.TrimSpace(l.router.Run(t, "ip", "-6", "route", "show", "table", strconv.Itoa(r.Table)))
 			if got != r.String() {
 				t.Errorf("ip -6 route show table %d:\n%s\nwant:\n%s", r.Table, got, r.String())
 			}
@@ -307,7 +247,7 @@ func TestIntegrationPolicy(t *testing.T) {
 		if got := l.counter(t, 0, "foreign") - foreign1; got != 0 {
 			t.Errorf("upstream 1 dropped %d packets with a foreign source: the reply left by the wrong uplink", got)
 		}
-		ct := nsRun(t, l.router, "conntrack", "-L", "-f", "ipv6", "-p", "icmpv6")
+		ct := l.router.Run(t, "conntrack", "-L", "-f", "ipv6", "-p", "icmpv6")
 		if !strings.Contains(ct, "mark="+strconv.Itoa(int(mark(1)))) {
 			t.Errorf("no conntrack entry with uplink 2's mark:\n%s", ct)
 		}
@@ -317,7 +257,7 @@ func TestIntegrationPolicy(t *testing.T) {
 		if !ping(l.host, routerLAN, 2*time.Second) {
 			t.Error("the host cannot reach the router's LAN address")
 		}
-		out := nsRun(t, l.router, "ip", "-6", "route", "get", "fd00:aaaa:bbbb:cc01::200", "from", hostAddr, "iif", "lan0")
+		out := l.router.Run(t, "ip", "-6", "route", "get", "fd00:aaaa:bbbb:cc01::200", "from", hostAddr, "iif", "lan0")
 		if !strings.Contains(out, "dev lan0") {
 			t.Errorf("LAN to LAN is not routed on the LAN: %s", out)
 		}
@@ -329,7 +269,7 @@ func TestIntegrationPolicy(t *testing.T) {
 		h.Lease(time.Now(), true)
 
 		fault := time.Now()
-		nsRun(t, l.router, "ip", "link", "set", "wan0", "down")
+		l.router.Run(t, "ip", "link", "set", "wan0", "down")
 		h.Link(time.Now(), false)
 		l.failover(t, h)
 		own2 := l.counter(t, 1, "own")
@@ -350,7 +290,7 @@ func TestIntegrationPolicy(t *testing.T) {
 		long := make(chan pingResult, 1)
 		started := l.counter(t, 1, "own")
 		go func() {
-			out, err := nsTry(l.host, "ping", "-6", "-n", "-q", "-i", "0.1", "-c", "25", "-W", "1", internet)
+			out, err := l.host.Try("ping", "-6", "-n", "-q", "-i", "0.1", "-c", "25", "-W", "1", internet)
 			long <- pingResult{out, err}
 		}()
 		if !waitFor(2*time.Second, func() bool { return l.counter(t, 1, "own") >= started+2 }) {
@@ -358,7 +298,7 @@ func TestIntegrationPolicy(t *testing.T) {
 		}
 		foreign1 := l.counter(t, 0, "foreign")
 
-		nsRun(t, l.router, "ip", "link", "set", "wan0", "up")
+		l.router.Run(t, "ip", "link", "set", "wan0", "up")
 		back := time.Now()
 		h.Link(back, true)
 		p := l.policy(h.Healthy(time.Now()), true)
@@ -392,7 +332,7 @@ func TestIntegrationPolicy(t *testing.T) {
 		if got := l.counter(t, 0, "foreign") - foreign1; got != 0 {
 			t.Errorf("upstream 1 dropped %d packets from prefix 2: an established flow moved uplinks", got)
 		}
-		if out := nsRun(t, l.host, "ip", "-6", "addr", "show", "dev", "h0", "scope", "global"); !strings.Contains(out, hostAddr+"/64") {
+		if out := l.host.Run(t, "ip", "-6", "addr", "show", "dev", "h0", "scope", "global"); !strings.Contains(out, hostAddr+"/64") {
 			t.Errorf("the host's address changed:\n%s", out)
 		}
 	})
@@ -431,7 +371,7 @@ func TestIntegrationPolicy(t *testing.T) {
 		h := NewHealth(HealthConfig{Interval: time.Second, Misses: 3}, time.Now())
 		h.Link(time.Now(), true)
 		h.Lease(time.Now(), true)
-		nsRun(t, l.up[0], "nft", "insert rule ip6 bcp38 input icmpv6 type echo-request drop")
+		l.up[0].Run(t, "nft", "insert rule ip6 bcp38 input icmpv6 type echo-request drop")
 		silent := time.Now()
 		deadline := time.After(6 * time.Second)
 		for h.Healthy(time.Now()) {
@@ -451,7 +391,7 @@ func TestIntegrationPolicy(t *testing.T) {
 		if took > 4*time.Second {
 			t.Errorf("noticed after %v, want within ~3 s (3 probes 1 s apart)", took)
 		}
-		nsRun(t, l.up[0], "nft", "flush chain ip6 bcp38 input")
+		l.up[0].Run(t, "nft", "flush chain ip6 bcp38 input")
 	})
 }
 
@@ -485,13 +425,13 @@ func TestIntegrationFailoverTime(t *testing.T) {
 		long := make(chan pingResult, 1)
 		started := l.counter(t, 0, "own")
 		go func() {
-			out, err := nsTry(l.host, "ping", "-6", "-n", "-q", "-i", "0.05", "-c", "30", "-W", "1", internet)
+			out, err := l.host.Try("ping", "-6", "-n", "-q", "-i", "0.05", "-c", "30", "-W", "1", internet)
 			long <- pingResult{out, err}
 		}()
 		if !waitFor(2*time.Second, func() bool { return l.counter(t, 0, "own") >= started+3 }) {
 			t.Fatal("the ping did not start through uplink 1")
 		}
-		nsRun(t, l.router, "ip", "link", "set", "wan0", "down")
+		l.router.Run(t, "ip", "link", "set", "wan0", "down")
 		l.set(t, l.policy(false, true))
 		n, err := FlushUplinkIn(l.routerFd, mark(0))
 		if err != nil || n == 0 {
@@ -515,7 +455,7 @@ func TestIntegrationFailoverTime(t *testing.T) {
 		if l.counter(t, 1, "own") == own2 {
 			t.Error("the flow did not continue through uplink 2")
 		}
-		nsRun(t, l.router, "ip", "link", "set", "wan0", "up")
+		l.router.Run(t, "ip", "link", "set", "wan0", "up")
 		l.set(t, l.policy(true, true))
 	})
 
@@ -524,7 +464,7 @@ func TestIntegrationFailoverTime(t *testing.T) {
 		// An established flow on uplink 1, as a host would have.
 		_ = ping(l.host, internet, 200*time.Millisecond)
 		fault := time.Now()
-		nsRun(t, l.router, "ip", "link", "set", "wan0", "down")
+		l.router.Run(t, "ip", "link", "set", "wan0", "down")
 		l.set(t, l.policy(false, true))
 		if _, err := FlushUplinkIn(l.routerFd, mark(0)); err != nil {
 			t.Errorf("FlushUplink: %v", err)
@@ -533,7 +473,7 @@ func TestIntegrationFailoverTime(t *testing.T) {
 			t.Fatalf("run %d: no new flow through uplink 2 within 2 s", run)
 		}
 		times = append(times, time.Since(fault))
-		nsRun(t, l.router, "ip", "link", "set", "wan0", "up")
+		l.router.Run(t, "ip", "link", "set", "wan0", "up")
 		l.set(t, l.policy(true, true))
 		if !waitFor(2*time.Second, func() bool { return ping(l.host, internet, 100*time.Millisecond) }) {
 			t.Fatalf("run %d: no flow after uplink 1 came back", run)
@@ -549,12 +489,12 @@ func (l *lab) dump(t *testing.T) {
 	t.Helper()
 	for _, c := range [][]string{{"ip", "-6", "rule"}, {"ip", "-6", "route", "show", "table", "all"}, {"ip", "-6", "addr"},
 		{"ip", "-6", "neigh"}, {"conntrack", "-L", "-f", "ipv6"}} {
-		out, _ := nsTry(l.router, c...)
+		out, _ := l.router.Try(c...)
 		t.Logf("router: %s\n%s", strings.Join(c, " "), out)
 	}
 	for i, up := range l.up {
 		for _, c := range [][]string{{"ip", "-6", "route"}, {"ip", "-6", "addr"}, {"nft", "list", "ruleset"}} {
-			out, _ := nsTry(up, c...)
+			out, _ := up.Try(c...)
 			t.Logf("upstream %d: %s\n%s", i+1, strings.Join(c, " "), out)
 		}
 	}

@@ -1,45 +1,77 @@
-package main
+package daemon
 
 import (
 	"maps"
 	"slices"
 	"time"
 
+	"github.com/v6edge/v6edge/configs"
 	"github.com/v6edge/v6edge/dhcp6pd"
+	"github.com/v6edge/v6edge/dhcp6srv"
 	"github.com/v6edge/v6edge/internal/control"
-	"github.com/v6edge/v6edge/internal/netif"
+	"github.com/v6edge/v6edge/internal/plan"
 )
 
-// buildStatus assembles the SPEC.md status document from every part's own
-// status. It only reads snapshots, so the control socket never waits on the
-// kernel or the network.
-func (d *daemon) buildStatus() control.Status {
-	d.mu.Lock()
-	cfg, des, role, roleWhy, roleAt, natErr := d.cfg, d.desired, d.role, d.roleWhy, d.roleAt, d.natErr
-	snaps := make(map[string]dhcp6pd.Snapshot, len(d.snaps))
-	for k, v := range d.snaps {
-		snaps[k] = v
-	}
-	prefixChanges := maps.Clone(d.prefixChanges)
-	healthy := maps.Clone(d.healthy)
-	failoverAt, failoverWhy := d.failoverAt, d.failoverWhy
-	messages := map[string]map[string]uint64{}
-	for k, v := range d.messages {
-		messages[k] = maps.Clone(v)
-	}
-	d.mu.Unlock()
+// view is what the status reader sees: an immutable copy of the loop's
+// state, published after every pass.
+type view struct {
+	cfg         *configs.Config
+	desired     plan.Desired
+	role        plan.Role
+	roleWhy     string
+	roleAt      time.Time
+	transitions uint64
+	natErr      string
+	snaps       map[string]dhcp6pd.Snapshot
+	prefixes    map[string]uint64
+	healthy     map[string]bool
+	unhealthy   map[string]string
+	failoverAt  time.Time
+	failoverWhy string
+	servers     map[string]LANServer
+	delegations map[string][]dhcp6srv.Delegation
+}
 
-	st := control.Status{Version: version, Started: d.started.UTC().Format(time.RFC3339), Problems: []string{}}
+// publish replaces the view with the loop's state now.
+func (d *Daemon) publish() {
+	st := &d.st
+	v := &view{
+		cfg: st.cfg, desired: st.desired, role: st.role, roleWhy: st.roleWhy, roleAt: st.roleAt,
+		transitions: st.transitions, natErr: st.natErr,
+		snaps: make(map[string]dhcp6pd.Snapshot, len(st.snaps)), prefixes: maps.Clone(st.prefixes),
+		healthy: maps.Clone(st.healthy), unhealthy: maps.Clone(st.unhealthy),
+		failoverAt: st.failoverAt, failoverWhy: st.failoverWhy, delegations: maps.Clone(st.delegations),
+	}
+	for k, s := range st.snaps {
+		s.Lease = s.Lease.Clone()
+		v.snaps[k] = s
+	}
+	if d.servers != nil {
+		v.servers = d.servers.servers()
+	}
+	d.view.Store(v)
+}
+
+// Status implements control.Handler: the SPEC.md status document, built on
+// demand from the published view and each part's own status, so lifetimes
+// are current and the control socket never waits on the loop, the kernel or
+// the network.
+func (d *Daemon) Status() control.Status {
+	v := d.view.Load()
+	cfg, des := v.cfg, v.desired
+	st := control.Status{Version: d.opts.Version, Started: d.started.UTC().Format(time.RFC3339), Problems: []string{}}
 	st.Problems = append(st.Problems, des.Problems...)
+	messages := d.stats.snapshot()
 	for _, w := range cfg.WANs {
-		s := snaps[w.Interface]
+		s := v.snaps[w.Interface]
 		ws := control.WAN{Interface: w.Interface, State: string(s.State), DUID: dhcp6pd.FormatDUID(s.DUID),
-			Healthy: healthy == nil || healthy[w.Interface], Preferred: des.Preferred == w.Interface}
-		if d.uplinks != nil {
-			ws.Unhealthy = d.uplinks.reason(w.Interface)
-		}
+			Healthy: v.healthy == nil || v.healthy[w.Interface], Preferred: des.Preferred == w.Interface,
+			Unhealthy: v.unhealthy[w.Interface]}
 		if ws.State == "" {
 			ws.State = "init"
+		}
+		if c := d.clients[w.Interface]; c != nil && ws.DUID == "" {
+			ws.DUID = dhcp6pd.FormatDUID(c.Snapshot().DUID)
 		}
 		if l := s.Lease; l != nil {
 			chosen, ok := l.Chosen(w.PrefixLength)
@@ -55,8 +87,8 @@ func (d *daemon) buildStatus() control.Status {
 			}
 			ws.ServerDUID = dhcp6pd.FormatDUID(l.ServerID)
 		}
-		if d.nl != nil {
-			if gw, ok, err := netif.DefaultRouter(d.nl, w.Interface); err == nil && ok {
+		if d.k != nil && d.k.DefaultRouter != nil {
+			if gw, ok := d.k.DefaultRouter(w.Interface); ok {
 				ws.DefaultRouter = gw.String()
 			}
 		}
@@ -75,11 +107,14 @@ func (d *daemon) buildStatus() control.Status {
 		} else {
 			ws.RecentProblems = probs
 		}
-		ws.PrefixChanges = prefixChanges[w.Interface]
-		if !failoverAt.IsZero() {
-			ws.LastFailover, ws.LastFailoverWhy = failoverAt.UTC().Format(time.RFC3339), failoverWhy
+		ws.PrefixChanges = v.prefixes[w.Interface]
+		if !v.failoverAt.IsZero() {
+			ws.LastFailover, ws.LastFailoverWhy = v.failoverAt.UTC().Format(time.RFC3339), v.failoverWhy
 		}
 		ws.Messages = messages[w.Interface]
+		if why := v.unhealthy[w.Interface]; why != "" {
+			st.Problems = append(st.Problems, w.Interface+": uplink unhealthy: "+why)
+		}
 		st.WANs = append(st.WANs, ws)
 	}
 	st.WAN = st.WANs[0]
@@ -98,9 +133,9 @@ func (d *daemon) buildStatus() control.Status {
 			}
 		}
 	}
-	if d.table != nil {
-		ns := d.table.Status()
-		st.NAT.Installed = ns.Installed && natErr == ""
+	if d.k != nil && d.k.NAT != nil {
+		ns := d.k.NAT.Status()
+		st.NAT.Installed = ns.Installed && v.natErr == ""
 		st.NAT.Swaps, st.NAT.Restores = ns.Swaps, ns.Restores
 		if !ns.LastSwap.IsZero() {
 			st.NAT.LastSwap = ns.LastSwap.UTC().Format(time.RFC3339Nano)
@@ -108,9 +143,9 @@ func (d *daemon) buildStatus() control.Status {
 		st.NAT.Problem = ns.Problem
 		st.NAT.LastSwapSeconds = ns.LastSwapDuration.Seconds()
 	}
-	if natErr != "" {
-		st.NAT.Problem = natErr
-		st.Problems = append(st.Problems, "nat: "+natErr)
+	if v.natErr != "" {
+		st.NAT.Problem = v.natErr
+		st.Problems = append(st.Problems, "nat: "+v.natErr)
 	}
 
 	for _, l := range cfg.LANs {
@@ -129,36 +164,36 @@ func (d *daemon) buildStatus() control.Status {
 				st.Problems = append(st.Problems, l.Interface+": "+p)
 			}
 		}
-		if d.servers != nil {
-			ls.DHCP = d.servers.status(l.Interface)
+		if srv := v.servers[l.Interface]; srv != nil {
+			s := srv.Stats()
+			ls.DHCP = &control.DHCP{Leases: s.Leases, Received: s.Received, Replied: s.Replied, Dropped: s.Dropped}
+			for _, dl := range v.delegations[l.Interface] {
+				ls.DHCP.Delegations = append(ls.DHCP.Delegations, dl.Prefix.String()+" via "+dl.Via.String())
+			}
 		}
 		st.LAN = append(st.LAN, ls)
 	}
 
-	st.HA = control.HA{Role: string(role)}
+	st.HA = control.HA{Role: string(v.role)}
 	if cfg.HA != nil {
 		st.HA.VRID, st.HA.Priority = int(cfg.HA.VRID), int(cfg.HA.Priority)
-		st.HA.Reason = roleWhy
-		st.HA.LastTransition = roleAt.UTC().Format(time.RFC3339)
-		st.HA.Transitions = d.transitions.Load()
+		st.HA.Reason = v.roleWhy
+		st.HA.LastTransition = v.roleAt.UTC().Format(time.RFC3339)
+		st.HA.Transitions = v.transitions
 		if d.pair != nil && d.pair.node != nil {
-			ns := d.pair.node.Status()
-			if ns.Master.IsValid() {
+			if ns := d.pair.node.Status(); ns.Master.IsValid() {
 				st.HA.Peer = ns.Master.String()
 			}
 		}
 	}
 
 	st.Addresses = []control.Address{}
-	if d.tracker != nil {
-		for _, a := range d.tracker.Status() {
+	if d.k != nil && d.k.Addresses != nil {
+		for _, a := range d.k.Addresses.Status() {
 			st.Addresses = append(st.Addresses, control.Address{Interface: a.Interface, Address: a.Address.String(), State: string(a.State), Detail: a.Detail})
 		}
-		st.Problems = append(st.Problems, d.tracker.Problems()...)
-		st.DADFailures = d.tracker.DADFailures()
-	}
-	if d.uplinks != nil {
-		st.Problems = append(st.Problems, d.uplinks.problems(cfg)...)
+		st.Problems = append(st.Problems, d.k.Addresses.Problems()...)
+		st.DADFailures = d.k.Addresses.DADFailures()
 	}
 	slices.Sort(st.Problems)
 	st.Problems = slices.Compact(st.Problems)

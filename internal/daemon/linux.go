@@ -1,0 +1,244 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/ndp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/configs"
+	"github.com/v6edge/v6edge/dhcp6pd"
+	"github.com/v6edge/v6edge/dhcp6srv"
+	"github.com/v6edge/v6edge/ha"
+	"github.com/v6edge/v6edge/internal/hook"
+	"github.com/v6edge/v6edge/internal/netif"
+	"github.com/v6edge/v6edge/internal/uplink"
+	"github.com/v6edge/v6edge/nat"
+	"github.com/v6edge/v6edge/ra"
+)
+
+// Linux builds the real kernel owners in the caller's network namespace.
+func Linux(cfg *configs.Config, log *slog.Logger, changed func()) (*Kernel, error) {
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("opening netlink: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			nl.Close()
+		}
+	}()
+	table, err := nat.NewTable("v6edge", log.With("part", "nat"))
+	if err != nil {
+		return nil, fmt.Errorf("opening nftables: %w", err)
+	}
+	// One link and address subscription for the Tracker and the loop.
+	links := &netif.Fanout{Source: netif.NetlinkWatcher{OnError: func(err error) {
+		log.Warn("netlink event subscription failed", "err", err)
+	}}}
+	tracker := netif.NewTracker(nl, log.With("part", "addr"), netif.TrackerOptions{
+		RetryMin: cfg.DAD.RetryMin, RetryMax: cfg.DAD.RetryMax,
+		HealLinkLocal: cfg.DAD.HealLinkLocal, StateDir: cfg.Control.StateDir,
+		OnChange: changed, Watcher: links,
+	})
+	k := &Kernel{
+		Links:     nl,
+		Addresses: &releasingTracker{Tracker: tracker, h: nl},
+		Routes:    netif.NewRoutes(nl, log.With("part", "routes")),
+		NAT:       table,
+		Watcher:   links,
+		Prepare:   func() error { return prepareKernel(cfg) },
+		DefaultRouter: func(iface string) (netip.Addr, bool) {
+			gw, ok, err := netif.DefaultRouter(nl, iface)
+			return gw, ok && err == nil
+		},
+		FlushFlows: uplink.FlushUplink,
+		Tasks:      []Task{links, &natWatch{table}},
+		Close:      func() { nl.Close() },
+	}
+	if len(cfg.WANs) > 1 {
+		router := uplink.NewRouter(nl, log.With("part", "uplinks"))
+		marks, err := uplink.NewMarks(-1, log.With("part", "uplinks"))
+		if err != nil {
+			return nil, fmt.Errorf("setting up uplink policy: %w", err)
+		}
+		router.UseMarks(marks)
+		k.Policy = router
+	}
+	if cfg.HA != nil && cfg.HA.WANMAC != nil {
+		k.SharedMAC = netif.NewSharedMAC(nl, cfg.WANs[0].Interface, cfg.HA.WANMAC, log.With("part", "ha"))
+	}
+	ok = true
+	return k, nil
+}
+
+// natWatch restores table ip6 v6edge when someone else changes it.
+type natWatch struct{ t *nat.Table }
+
+func (w *natWatch) String() string                { return "nat drift watch" }
+func (w *natWatch) Run(ctx context.Context) error { return w.t.Watch(ctx, time.Second) }
+
+// releasingTracker gives the Tracker the Release the daemon needs at an HA
+// stop: the floating addresses it added go, now.
+type releasingTracker struct {
+	*netif.Tracker
+	h netif.Handle
+
+	mu    sync.Mutex
+	wants []netif.Want
+}
+
+func (r *releasingTracker) String() string { return "address tracker" }
+
+func (r *releasingTracker) Set(wants []netif.Want) {
+	r.mu.Lock()
+	r.wants = append([]netif.Want(nil), wants...)
+	r.mu.Unlock()
+	r.Tracker.Set(wants)
+}
+
+func (r *releasingTracker) Release(match func(netif.Want) bool) error {
+	r.mu.Lock()
+	wants := r.wants
+	r.mu.Unlock()
+	var errs []error
+	for _, w := range wants {
+		if !match(w) {
+			continue
+		}
+		link, err := r.h.LinkByName(w.Interface)
+		if err != nil {
+			continue
+		}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: w.Prefix.Addr().AsSlice(), Mask: net.CIDRMask(w.Prefix.Bits(), 128)}}
+		if err := r.h.AddrDel(link, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			errs = append(errs, fmt.Errorf("%s %s: %w", w.Interface, w.Prefix, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// prepareKernel switches on what a router needs: forwarding, and RAs on the
+// WAN despite forwarding (accept_ra=2), so the default route is learned from
+// the upstream as ISPs expect.
+func prepareKernel(cfg *configs.Config) error {
+	var errs []error
+	// The kernel forwards IPv6 only when the global switch is on; setting it
+	// also sets every interface's "forwarding" (router behaviour).
+	if err := netif.SetForwardingAll(true); err != nil {
+		errs = append(errs, err)
+	}
+	for _, w := range cfg.WANs {
+		if err := netif.SetAcceptRA(w.Interface, 2); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", w.Interface, err))
+		}
+		if err := netif.SetForwarding(w.Interface, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range cfg.LANs {
+		if err := netif.SetForwarding(l.Interface, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("preparing the kernel: %w", err)
+	}
+	return nil
+}
+
+// LinuxDrivers are the real sockets.
+func LinuxDrivers(log *slog.Logger) Drivers {
+	return Drivers{
+		NewClient: func(c dhcp6pd.Config) Client { return dhcp6pd.NewClient(c) },
+		ListenDHCP: func(ctx context.Context, iface string, from netip.Addr) (dhcp6pd.Conn, error) {
+			if from.IsValid() {
+				return dhcp6pd.ListenUDPFrom(ctx, iface, from)
+			}
+			return dhcp6pd.ListenUDP(ctx, iface)
+		},
+		NewAdvertiser: func(c ra.Config, log *slog.Logger) Advertiser { return ra.NewAdvertiser(c, log) },
+		NewServer:     func(c dhcp6srv.Config) LANServer { return dhcp6srv.NewServer(c) },
+		NewVRRP:       func(c ha.NodeConfig) VRRP { return ha.NewNode(c) },
+		ListenSync:    func(iface string) (SyncConn, error) { return ha.ListenSync(iface) },
+		NewProber: func(iface string, target netip.Addr, source func() netip.Addr, mark uint32, log *slog.Logger, result func(bool)) Task {
+			return uplink.NewProber(iface, target, source, mark, time.Second, log, result)
+		},
+		SolicitRouter: func(ctx context.Context, iface string) { solicitRouter(ctx, iface, log) },
+		NewHook: func(path, iface string, log *slog.Logger) HookRunner {
+			return &hook.Runner{Path: path, Log: log}
+		},
+		Announce: ha.Announce,
+	}
+}
+
+// RFC 4861 §10 host constants for soliciting routers.
+const (
+	maxRtrSolicitations     = 3
+	rtrSolicitationInterval = 4 * time.Second
+)
+
+// solicitRouter makes the kernel learn the WAN default route now rather than
+// at the upstream's next periodic RA, which can be many minutes away. The
+// kernel solicits only when a link-local finishes DAD, long before v6edge
+// switched on accept_ra=2, so v6edge sends the Router Solicitations itself
+// (RFC 4861 §6.3.7) and lets the kernel process the answer.
+func solicitRouter(ctx context.Context, iface string, log *slog.Logger) {
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return
+	}
+	defer nl.Close()
+	hasRoute := func() bool {
+		_, ok, err := netif.DefaultRouter(nl, iface)
+		return err == nil && ok
+	}
+	for range maxRtrSolicitations {
+		if hasRoute() {
+			return
+		}
+		if err := sendRS(ctx, nl, iface); err != nil && ctx.Err() == nil {
+			log.Debug("sending router solicitation", "iface", iface, "err", err)
+		}
+		// Poll for the route instead of sleeping the whole interval: the
+		// answer usually comes within milliseconds.
+		deadline := time.Now().Add(rtrSolicitationInterval)
+		for time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if hasRoute() {
+				return
+			}
+		}
+	}
+	log.Warn("no router answered on the WAN; the default route will come with the upstream's next RA", "iface", iface)
+}
+
+func sendRS(ctx context.Context, h netif.Handle, iface string) error {
+	if _, err := netif.WaitLinkLocal(ctx, h, iface); err != nil {
+		return err
+	}
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return err
+	}
+	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rs := &ndp.RouterSolicitation{Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: ifi.HardwareAddr}}}
+	return c.WriteTo(rs, nil, netip.IPv6LinkLocalAllRouters())
+}
