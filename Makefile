@@ -4,6 +4,7 @@
 SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin/v6edge
+LAB       := bin/v6edge-lab
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
@@ -13,12 +14,17 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 DEB_PACKAGES := iproute2 nftables kea-dhcp6-server kea-admin ndisc6 radvd radvdump dhcpcd-base keepalived \
                 conntrack tcpdump iputils-ping procps isc-dhcp-server curl util-linux
 
-.PHONY: all build deps demo test unit lint fuzz bench deb clean
+.PHONY: all build lab deps demo test unit lint fuzz bench deb clean
 
 all: build
 
-build:
+# build: the daemon, and beside it the lab tool (demo, bench) that runs it;
+# the lab is not linked into bin/v6edge.
+build: lab
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/v6edge
+
+lab:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(LAB) ./cmd/v6edge-lab
 
 # deps installs the Debian packages that are missing (nothing when all are there).
 # Their services must not start on install (the lab runs every peer itself, in its own
@@ -41,7 +47,7 @@ deps:
 	@for s in kea-dhcp6-server radvd keepalived; do (command -v systemctl >/dev/null && systemctl disable --now $$s >/dev/null 2>&1) || true; done
 
 demo: deps build
-	./$(BIN) demo
+	./$(LAB) demo
 
 lint:
 	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || { echo "gofmt -s would change:"; gofmt -s -l $$(git ls-files '*.go'); exit 1; }
@@ -68,7 +74,7 @@ fuzz:
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./nat/ ./ra/ ./dhcp6pd/ ./dhcp6srv/ 2>&1 | tee bench.out
-	./$(BIN) bench
+	./$(LAB) bench
 	@# the LAN DHCPv6 server against Kea under perfdhcp:
 	$(GO) test -tags perf -count=1 -run TestPerf -v ./dhcp6srv/ 2>&1 | grep -E '^\|' || true
 

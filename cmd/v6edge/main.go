@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,7 +22,6 @@ import (
 	"github.com/v6edge/v6edge/configs"
 	"github.com/v6edge/v6edge/internal/control"
 	"github.com/v6edge/v6edge/internal/daemon"
-	"github.com/v6edge/v6edge/internal/lab"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -44,8 +42,6 @@ commands:
   renew    [-socket PATH]                                              renew the delegated prefix now
   release  [-socket PATH]                                              release the delegated prefix
   ha       master|backup|fault [-socket PATH]                          set the HA role (ha.mode = "external")
-  demo                                                                 build a network-namespace lab and show v6edge working
-  bench    [-runs N]                                                   measure start-to-serving against dhcpcd + nft hook + radvd in the lab
   version                                                              print the version
 `)
 }
@@ -71,10 +67,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdSimple(cmd, args, stdout, stderr)
 	case "ha":
 		return cmdHA(args, stdout, stderr)
-	case "demo":
-		return cmdDemo(args, stdout, stderr)
-	case "bench":
-		return cmdBench(args, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "v6edge", version)
 		return 0
@@ -257,52 +249,4 @@ func cmdHA(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "role %s set\n", role)
 	}
 	return code
-}
-
-// inLab runs fn with the path of this binary and a context ended by
-// SIGTERM/SIGINT, after checking that a lab can be built here (root, the
-// peer programs installed). It returns the exit code.
-func inLab(what string, stderr io.Writer, fn func(ctx context.Context, bin string) error) int {
-	if os.Geteuid() != 0 {
-		fmt.Fprintf(stderr, "v6edge %s builds network namespaces and must run as root\n", what)
-		return 1
-	}
-	if missing := lab.Missing(); len(missing) > 0 {
-		fmt.Fprintf(stderr, "v6edge %s needs these programs: %v (make deps installs them)\n", what, missing)
-		return 1
-	}
-	bin, err := os.Executable()
-	if err != nil {
-		fmt.Fprintf(stderr, "v6edge: %v\n", err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := fn(ctx, bin); err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintf(stderr, "%s interrupted; lab removed\n", what)
-			return 130
-		}
-		fmt.Fprintf(stderr, "%s failed: %v\n", what, err)
-		return 1
-	}
-	return 0
-}
-
-func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("demo", stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	lab.DemoConfig = configs.Default()
-	return inLab("demo", stderr, func(ctx context.Context, bin string) error { return lab.Demo(ctx, stdout, bin) })
-}
-
-func cmdBench(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("bench", stderr)
-	runs := fs.Int("runs", 5, "runs per contender")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	return inLab("bench", stderr, func(ctx context.Context, bin string) error { return lab.Bench(ctx, stdout, bin, *runs) })
 }

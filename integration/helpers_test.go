@@ -1,0 +1,228 @@
+package integration
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/v6edge/v6edge/internal/testbed"
+)
+
+// Helpers every system test here shares: building a lab, running the
+// daemon in it with its log kept for a failure, waiting for a lease.
+
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// newLab builds a lab called name whose progress goes to the test log and
+// that Close removes when the test ends, also when it fails. It skips the
+// test where no lab can be built (skipReason).
+func newLab(t *testing.T, name string, o testbed.Options) *testbed.Lab {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	o.Name, o.Log = name, testLog{t}
+	l, err := testbed.New(t.Context(), o)
+	if err != nil {
+		t.Fatalf("testbed.New: %v", err)
+	}
+	closeAtEnd(t, l)
+	return l
+}
+
+// closeAtEnd closes c (a lab) when the test ends and fails the test if
+// that does not remove everything.
+func closeAtEnd(t *testing.T, c interface{ Close() error }) {
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+}
+
+// runDaemon starts bin in l's router namespace with config; see
+// logOnFailure for lines.
+func runDaemon(t *testing.T, l *testbed.Lab, config string, lines int) *testbed.Daemon {
+	t.Helper()
+	return runDaemonOn(t, l, l.Router, config, lines)
+}
+
+// runDaemonOn is runDaemon in the router namespace router.
+func runDaemonOn(t *testing.T, l *testbed.Lab, router, config string, lines int) *testbed.Daemon {
+	t.Helper()
+	d, err := l.RunDaemonOn(t.Context(), router, bin, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logOnFailure(t, d, lines)
+	return d
+}
+
+// runNodes starts one v6edge per router of l, node i with
+// config(priorities[i]); their logs go to the test log on failure.
+func runNodes(t *testing.T, l *testbed.Lab, config func(priority int) string, priorities ...int) []*testbed.Daemon {
+	t.Helper()
+	var nodes []*testbed.Daemon
+	for i, prio := range priorities {
+		d, err := l.RunDaemonOn(t.Context(), l.Routers[i], bin, config(prio))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, d)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, d := range nodes {
+				t.Logf("node %d log (last lines):\n%s", i+1, lastLines(d.Log(), 40))
+			}
+		}
+	})
+	return nodes
+}
+
+// logOnFailure puts d's log into the test log if the test fails: the last
+// lines lines, or all of it when lines is 0.
+func logOnFailure(t *testing.T, d *testbed.Daemon, lines int) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if lines == 0 {
+			t.Logf("%s log:\n%s", d.Name, d.Log())
+			return
+		}
+		t.Logf("%s log (last lines):\n%s", d.Name, lastLines(d.Log(), lines))
+	})
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitBound waits until the daemon is bound to a prefix from pool.
+func waitBound(t *testing.T, d *testbed.Daemon, pool netip.Prefix) netip.Prefix {
+	t.Helper()
+	return waitBoundWithin(t, d, pool, 30*time.Second)
+}
+
+// waitBoundWithin is waitBound with a deadline.
+func waitBoundWithin(t *testing.T, d *testbed.Daemon, pool netip.Prefix, timeout time.Duration) netip.Prefix {
+	t.Helper()
+	var deleg netip.Prefix
+	_, err := d.WaitStatus(t.Context(), timeout, "a delegated prefix from "+pool.String()+" in status", func(doc map[string]any) bool {
+		p, err := netip.ParsePrefix(testbed.GetString(doc, "wan", "prefix"))
+		deleg = p
+		return err == nil && testbed.GetString(doc, "wan", "state") == "bound" && pool.Contains(p.Addr())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deleg
+}
+
+// waitMasterBound waits until the first node of a pair is master and
+// bound, then until the second is backup with the master's lease (ha
+// sync), and returns the delegated prefix.
+func waitMasterBound(t *testing.T, nodes []*testbed.Daemon) netip.Prefix {
+	t.Helper()
+	ctx := t.Context()
+	doc, err := nodes[0].WaitStatus(ctx, 30*time.Second, "node 1 master and bound", func(doc map[string]any) bool {
+		return testbed.GetString(doc, "ha", "role") == "master" && testbed.GetString(doc, "wan", "state") == "bound"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleg := netip.MustParsePrefix(testbed.GetString(doc, "wan", "prefix"))
+	// The backup learns the master's lease, so that after a takeover it
+	// translates at once instead of asking the server again.
+	syncStart := time.Now()
+	if _, err := nodes[1].WaitStatus(ctx, 15*time.Second, "node 2 backup with the master's lease", func(doc map[string]any) bool {
+		return testbed.GetString(doc, "ha", "role") == "backup" && testbed.GetString(doc, "wan", "prefix") == deleg.String()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node 2 showed the master's lease %v after node 1 was bound", time.Since(syncStart).Round(time.Millisecond))
+	return deleg
+}
+
+// waitHostThroughPair waits until the LAN host has a SLAAC address in
+// subnet1, a default route via the pair's virtual link-local, and reaches
+// the internet through the master; it returns the host's address.
+func waitHostThroughPair(t *testing.T, l *testbed.Lab) netip.Addr {
+	t.Helper()
+	ctx := t.Context()
+	host := l.Hosts[0]
+	hostAddr, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.WaitFor(ctx, 10*time.Second, "the host's default route via "+pairVirtualLL.String(), func() (bool, error) {
+		out, err := l.Exec(ctx, host, "ip", "-6", "route", "show", "default")
+		return strings.Contains(out, "via "+pairVirtualLL.String()+" "), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.WaitFor(ctx, 10*time.Second, "the host reaching the internet through node 1", func() (bool, error) {
+		_, err := l.Exec(ctx, host, "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hostAddr
+}
+
+// pingUpstream pings the internet address from host and returns the
+// sources the upstream saw; it fails the test if the upstream saw none.
+func pingUpstream(t *testing.T, l *testbed.Lab, host string) []netip.Addr {
+	t.Helper()
+	seen := pingSources(t, l, host, netip.Addr{})
+	if len(seen) == 0 {
+		t.Fatal("the upstream saw no echo request")
+	}
+	return seen
+}
+
+// pingSources pings the internet address from host, from src when it is
+// valid, and returns the sources the upstream saw the echo requests come
+// from.
+func pingSources(t *testing.T, l *testbed.Lab, host string, src netip.Addr) []netip.Addr {
+	t.Helper()
+	ctx := t.Context()
+	c, err := l.Capture(ctx, l.Upstream, testbed.UpstreamIface, "icmp6 and ip6[40] == 128")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"ping", "-c", "2", "-i", "0.2", "-W", "2"}
+	from := host
+	if src.IsValid() {
+		args, from = append(args, "-I", src.String()), src.String()
+	}
+	out, perr := l.Exec(ctx, host, append(args, testbed.InternetAddr.String())...)
+	pkts, err := c.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perr != nil {
+		t.Fatalf("ping from %s: %v\n%s", from, perr, out)
+	}
+	var seen []netip.Addr
+	for _, p := range pkts {
+		if p.Dst == testbed.InternetAddr {
+			seen = append(seen, p.Src)
+		}
+	}
+	return seen
+}

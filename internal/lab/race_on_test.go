@@ -1,7 +1,0 @@
-//go:build race
-
-package lab_test
-
-// raceEnabled: the tests were built with -race, so the daemon they run is
-// too, and any data race it hits fails the run (see TestMain).
-const raceEnabled = true
