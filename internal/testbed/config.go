@@ -95,12 +95,15 @@ func (c Config) TOML() string {
 		w.addr("check", wan.Check)
 		w.str("hook", wan.Hook)
 	}
-	w.table("[nat]")
-	if c.NAT.InternalPrefix.IsValid() {
-		w.str("internal_prefix", c.NAT.InternalPrefix.String())
-	}
-	if c.NAT.Hairpin {
-		w.line("hairpin = true")
+	// A zero NAT is routed mode: no [nat] table at all.
+	if c.NAT != (NAT{}) {
+		w.table("[nat]")
+		if c.NAT.InternalPrefix.IsValid() {
+			w.str("internal_prefix", c.NAT.InternalPrefix.String())
+		}
+		if c.NAT.Hairpin {
+			w.line("hairpin = true")
+		}
 	}
 	for _, lan := range c.LANs {
 		w.table("[[lan]]")
