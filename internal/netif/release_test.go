@@ -141,6 +141,25 @@ func TestTrackerRelease(t *testing.T) {
 			t.Errorf("a restart owns %d addresses, want 1", n)
 		}
 	})
+	t.Run("a wanted address the Tracker did not add stays in the kernel but is no longer wanted", func(t *testing.T) {
+		f := NewFakeHandle("lan0")
+		f.PutAddr("lan0", floatAddr, unix.IFA_F_PERMANENT|unix.IFA_F_NODAD) // e.g. added by hand
+		tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
+		tr.Set([]Want{{Interface: "lan0", Prefix: floatAddr, NoDAD: true}})
+		calls := 0
+		if err := tr.Release(func(w Want) bool { calls++; return w.NoDAD }); err != nil {
+			t.Fatal(err)
+		}
+		if calls != 1 {
+			t.Errorf("match called %d times, want once", calls)
+		}
+		if f.Calls["AddrDel"] != 0 || len(f.Addrs("lan0")) != 1 {
+			t.Errorf("AddrDel called %d times, kernel %v: want the address left alone", f.Calls["AddrDel"], f.Addrs("lan0"))
+		}
+		if st := tr.Status(); len(st) != 0 {
+			t.Errorf("status = %+v, want nothing wanted", st)
+		}
+	})
 	t.Run("nothing matches: nothing changes", func(t *testing.T) {
 		f := NewFakeHandle("lan0")
 		f.PutAddr("lan0", lanAddr, unix.IFA_F_PERMANENT)

@@ -293,7 +293,6 @@ func (t *Tracker) relevant(ev Event) bool {
 // actions and returns the next deadline.
 func (t *Tracker) reconcile() time.Time {
 	t.kernelMu.Lock()
-	defer t.kernelMu.Unlock()
 	t.mu.Lock()
 	ifaces := t.m.interfaces()
 	t.mu.Unlock()
@@ -347,6 +346,7 @@ func (t *Tracker) reconcile() time.Time {
 	if err := t.saveOwned(); err != nil {
 		t.log.Error("saving the list of added addresses", "err", err)
 	}
+	t.kernelMu.Unlock()
 	if !slices.Equal(before, after) && t.opts.OnChange != nil {
 		t.opts.OnChange()
 	}
@@ -495,8 +495,10 @@ func (t *Tracker) saveOwned() error {
 //
 // match sees each address as a Want: Interface and Prefix as added, NoDAD
 // as wanted or, for an address added by an earlier run and not wanted now,
-// as the kernel reports it (IFA_F_NODAD). E.g. the floating HA addresses, at
-// HA stop:
+// as the kernel reports it (IFA_F_NODAD). It is called once per address
+// while Release holds the lock that serializes kernel changes, so it must
+// not call Release (the other methods are fine). E.g. the floating HA
+// addresses, at HA stop:
 //
 //	tr.Release(func(w netif.Want) bool { return w.NoDAD })
 //
@@ -506,6 +508,15 @@ func (t *Tracker) saveOwned() error {
 // the errors are returned joined; an address or interface that is already
 // gone is no error.
 func (t *Tracker) Release(match func(Want) bool) error {
+	changed, err := t.release(match)
+	if changed && t.opts.OnChange != nil {
+		t.opts.OnChange()
+	}
+	return err
+}
+
+// release is Release under kernelMu; it reports whether the status changed.
+func (t *Tracker) release(match func(Want) bool) (bool, error) {
 	t.kernelMu.Lock()
 	defer t.kernelMu.Unlock()
 
@@ -552,16 +563,24 @@ func (t *Tracker) Release(match func(Want) bool) error {
 	}
 
 	var released, unwanted []key
+	for _, k := range sortedKeys(wanted) {
+		if match(wanted[k]) {
+			unwanted = append(unwanted, k)
+		}
+	}
 	for _, k := range sortedKeys(owned) {
-		w, ok := wanted[k]
-		if !ok {
-			w = Want{Interface: k.iface, Prefix: owned[k]}
+		if _, ok := wanted[k]; ok {
+			if !slices.Contains(unwanted, k) {
+				continue
+			}
+		} else {
+			w := Want{Interface: k.iface, Prefix: owned[k]}
 			if ka, ok := flags[k]; ok {
 				w.NoDAD = ka.flags&unix.IFA_F_NODAD != 0
 			}
-		}
-		if !match(w) {
-			continue
+			if !match(w) {
+				continue
+			}
 		}
 		if slices.Contains(gone, k.iface) {
 			released = append(released, k)
@@ -582,11 +601,6 @@ func (t *Tracker) Release(match func(Want) bool) error {
 		}
 		released = append(released, k)
 	}
-	for k, w := range wanted {
-		if match(w) {
-			unwanted = append(unwanted, k)
-		}
-	}
 
 	t.mu.Lock()
 	for _, k := range released {
@@ -604,10 +618,7 @@ func (t *Tracker) Release(match func(Want) bool) error {
 	if err := t.saveOwned(); err != nil {
 		errs = append(errs, fmt.Errorf("saving the list of added addresses: %w", err))
 	}
-	if len(unwanted)+len(released) > 0 && t.opts.OnChange != nil {
-		t.opts.OnChange()
-	}
-	return errors.Join(errs...)
+	return len(unwanted)+len(released) > 0, errors.Join(errs...)
 }
 
 // ownedFile (in StateDir) lists the addresses a Tracker added, one
