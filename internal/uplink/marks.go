@@ -248,13 +248,17 @@ func (m *Marks) Set(p Policy) error {
 		if err == nil && what == "" {
 			return nil
 		}
+		// A kernel that could not be read is rebuilt too, to be safe, but that
+		// is no restore.
 		if err != nil {
-			what = err.Error()
+			m.log.Warn("policy marks table unreadable, rebuilding", "table", MarksTable, "err", err)
 		}
 		if err := m.install(rules, text); err != nil {
 			return err
 		}
-		m.keeper.Restored(what)
+		if what != "" {
+			m.keeper.Restored(what)
+		}
 		return nil
 	}
 	if err := m.install(rules, text); err != nil {
