@@ -1,6 +1,7 @@
 package netif
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -176,3 +177,12 @@ func TestTrackerRelease(t *testing.T) {
 		}
 	})
 }
+
+// The daemon runs the Tracker as a task and calls Release at an HA stop: *Tracker must
+// satisfy that without a wrapper.
+var _ interface {
+	Run(ctx context.Context) error
+	String() string
+	Set(wants []Want)
+	Release(match func(Want) bool) error
+} = (*Tracker)(nil)

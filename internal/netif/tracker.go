@@ -184,6 +184,9 @@ func (t *Tracker) Set(wants []Want) {
 	}
 }
 
+// String names the Tracker in logs and task lists.
+func (t *Tracker) String() string { return "address tracker" }
+
 // Status lists every managed address and the link-locals of the managed
 // interfaces, sorted by interface.
 func (t *Tracker) Status() []AddrStatus {
