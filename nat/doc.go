@@ -43,7 +43,8 @@
 //
 // Watch (or Check) compares the kernel with what was installed — chains, their hooks, rule
 // handles and expression counts — and rebuilds the table in one batch when something else
-// removed or changed it, e.g. `nft flush ruleset`.
+// removed or changed it, e.g. `nft flush ruleset`; internal/nft does the watching, for the
+// policy marks table of internal/uplink too.
 //
 // Limits of google/nftables v0.3.0 that shaped the rules: it cannot read back ct keys that
 // carry a direction (so no `ct original ip6 daddr`), and it writes anonymous ifname sets

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/internal/nft"
 )
 
 // DefaultName is the name of v6edge's own table.
@@ -56,8 +56,8 @@ type Table struct {
 	now      func() time.Time
 	strategy strategy
 	close    func() error
-	// monitor subscribes to nftables change events; nil: Watch polls.
-	monitor func() (events <-chan struct{}, stop func(), err error)
+	// keeper runs Watch and counts the restores (Status.Restores).
+	keeper *nft.Keeper
 
 	mu        sync.Mutex
 	flushCT   func(old netip.Prefix) (int, error)
@@ -91,47 +91,18 @@ func NewTable(name string, log *slog.Logger) (*Table, error) {
 // NewTableNetNS is NewTable for the network namespace open at nsFd (-1: the current one),
 // e.g. a lab router's.
 func NewTableNetNS(name string, nsFd int, log *slog.Logger) (*Table, error) {
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigReadBuffer)}
-	if nsFd >= 0 {
-		opts = append(opts, nftables.WithNetNSFd(nsFd))
-	}
-	c, err := nftables.New(opts...)
+	c, err := nft.Open(nsFd)
 	if err != nil {
-		return nil, fmt.Errorf("nat: opening nftables netlink connection: %w", err)
+		return nil, fmt.Errorf("nat: %w", err)
 	}
 	t := NewTableConn(name, c, log)
 	t.close = c.CloseLasting
-	t.monitor = func() (<-chan struct{}, func(), error) { return monitorChanges(nsFd) }
+	t.keeper.SetMonitor(nft.MonitorIn(nsFd))
 	t.flushCT = FlushConntrack
 	if nsFd >= 0 {
 		t.flushCT = func(old netip.Prefix) (int, error) { return FlushConntrackIn(nsFd, old) }
 	}
 	return t, nil
-}
-
-// readBufferSize holds the kernel's echo of every rule of a large batch (google/nftables
-// asks for NLM_F_ECHO): with the default buffer a batch of a few hundred rules fails with
-// ENOBUFS.
-const readBufferSize = 8 << 20
-
-func bigReadBuffer(c *netlink.Conn) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		// SO_RCVBUFFORCE ignores net.core.rmem_max (needs CAP_NET_ADMIN, which
-		// changing nftables needs anyway); fall back to the capped SO_RCVBUF.
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBufferSize)
-		if serr != nil {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, readBufferSize)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return serr
 }
 
 // NewTableConn returns a Table that talks through c (a *nftables.Conn, possibly opened in
@@ -146,7 +117,7 @@ func NewTableConn(name string, c Conn, log *slog.Logger) *Table {
 	}
 	tbl := &nftables.Table{Name: name, Family: nftables.TableFamilyIPv6}
 	accept := nftables.ChainPolicyAccept
-	return &Table{
+	t := &Table{
 		conn:  c,
 		log:   log,
 		table: tbl,
@@ -160,6 +131,8 @@ func NewTableConn(name string, c Conn, log *slog.Logger) *Table {
 		now:   time.Now,
 		close: func() error { return nil },
 	}
+	t.keeper = nft.NewKeeper("nat table", name, log, t.restore)
+	return t
 }
 
 // SetConntrackFlusher sets what is called with an external prefix that is no longer mapped
@@ -224,6 +197,7 @@ func (t *Table) Status() Status {
 	defer t.mu.Unlock()
 	s := t.status
 	s.External = slices.Clone(s.External)
+	s.Restores = t.keeper.Restores()
 	return s
 }
 
@@ -232,138 +206,45 @@ func (t *Table) Status() Status {
 // (change events), and every 30 intervals as a backstop; where events are not available it
 // compares every interval (1 s when every <= 0). It returns nil when ctx is done.
 func (t *Table) Watch(ctx context.Context, every time.Duration) error {
-	if every <= 0 {
-		every = time.Second
-	}
-	var events <-chan struct{}
-	if t.monitor != nil {
-		ev, stop, err := t.monitor()
-		if err != nil {
-			t.log.Warn("nat: no nftables change events; checking the table periodically instead", "err", err)
-		} else {
-			defer stop()
-			events = ev
-			// With change events a periodic check is only a backstop: an
-			// idle router then costs no netlink traffic at all.
-			every *= monitorBackstop
-		}
-	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case _, ok := <-events:
-			if !ok {
-				// The monitor died (socket error): poll from now on.
-				events = nil
-				tick.Reset(every / monitorBackstop)
-				t.log.Warn("nat: nftables change events stopped; checking the table periodically instead")
-				continue
-			}
-			// A transaction by anyone, ours included: let a burst settle,
-			// then compare once.
-			settle := time.NewTimer(monitorSettle)
-		drain:
-			for {
-				select {
-				case _, ok := <-events:
-					if !ok {
-						events = nil
-						tick.Reset(every / monitorBackstop)
-						t.log.Warn("nat: nftables change events stopped; checking the table periodically instead")
-					}
-				case <-settle.C:
-					break drain
-				case <-ctx.Done():
-					settle.Stop()
-					return nil
-				}
-			}
-		case <-tick.C:
-		}
-		if err := t.Check(); err != nil {
-			t.log.Error("nat table check failed", "err", err)
-		}
-	}
-}
-
-// With change events, Watch still compares the table every monitorBackstop
-// intervals, in case an event was lost; monitorSettle lets the events of
-// one burst of transactions arrive before the comparison.
-const (
-	monitorBackstop = 30
-	monitorSettle   = 20 * time.Millisecond
-)
-
-// monitorChanges subscribes to nftables' change notifications in the
-// namespace at nsFd (-1: the current one) and signals once per transaction.
-func monitorChanges(nsFd int) (<-chan struct{}, func(), error) {
-	opts := []nftables.ConnOption{nftables.AsLasting()}
-	if nsFd >= 0 {
-		opts = append(opts, nftables.WithNetNSFd(nsFd))
-	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Unfiltered on purpose: google/nftables v0.3.0 hands events over at
-	// each generation message, which a narrowed monitor drops as well.
-	mon := nftables.NewMonitor(nftables.WithMonitorEventBuffer(64))
-	gens, err := c.AddGenerationalMonitor(mon)
-	if err != nil {
-		c.CloseLasting()
-		return nil, nil, err
-	}
-	out := make(chan struct{}, 1)
-	go func() {
-		defer close(out)
-		for range gens {
-			select {
-			case out <- struct{}{}:
-			default: // one pending signal is enough
-			}
-		}
-	}()
-	return out, func() { mon.Close(); c.CloseLasting() }, nil
+	return t.keeper.Watch(ctx, every)
 }
 
 // Check compares the kernel's table with what Set installed and rebuilds it in one batch
-// when they differ. Watch calls it periodically.
-func (t *Table) Check() error {
+// when they differ. Watch calls it after every nftables transaction.
+func (t *Table) Check() error { return t.keeper.Check() }
+
+// restore is Check's work for the keeper: it returns what it restored.
+func (t *Table) restore() (string, error) {
 	defer t.flushStale()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.desired == nil {
-		return nil
+		return "", nil
 	}
 	what, err := t.drift()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if what == "" {
 		if t.applied {
-			return nil
+			return "", nil
 		}
 		// The last Set failed with the kernel untouched: try it again.
 		if err := t.swap(groupRules(*t.desired)); err != nil {
 			t.status.Problem = err.Error()
-			return err
+			return "", err
 		}
 		t.applied = true
 		t.updateStatus()
-		return nil
+		return "", nil
 	}
 	if err := t.rebuild(groupRules(*t.desired)); err != nil {
 		t.status.Problem = err.Error()
-		return fmt.Errorf("nat: restoring table after %s: %w", what, err)
+		return "", fmt.Errorf("nat: restoring table after %s: %w", what, err)
 	}
-	t.status.Restores++
 	t.applied = true
 	t.updateStatus()
-	t.log.Warn("nat table restored", "table", t.table.Name, "problem", what)
-	return nil
+	return what, nil
 }
 
 // drift says what differs between the kernel and t.installed ("" when nothing does).
@@ -371,67 +252,23 @@ func (t *Table) drift() (string, error) {
 	if !t.synced {
 		return "the last change did not complete", nil
 	}
-	chains, err := t.conn.ListChainsOfTableFamily(nftables.TableFamilyIPv6)
-	if err != nil {
-		return "", fmt.Errorf("nat: listing chains: %w", err)
-	}
-	var problems []string
-	for _, want := range t.chains() {
-		i := slices.IndexFunc(chains, func(c *nftables.Chain) bool {
-			return c.Table != nil && c.Table.Name == t.table.Name && c.Name == want.Name
-		})
-		if i < 0 {
-			problems = append(problems, fmt.Sprintf("chain %s missing", want.Name))
-			continue
-		}
-		if c := chains[i]; c.Type != want.Type || !samePtr(c.Hooknum, want.Hooknum) ||
-			!samePtr(c.Priority, want.Priority) || !samePtr(c.Policy, want.Policy) {
-			problems = append(problems, fmt.Sprintf("chain %s has the wrong type, hook, priority or policy", want.Name))
-			continue
-		}
-		got, err := t.conn.GetRules(t.table, want)
-		if err != nil {
-			// Also what a foreign rule google/nftables cannot parse looks like: rebuilding
-			// removes it.
-			problems = append(problems, fmt.Sprintf("chain %s unreadable: %v", want.Name, err))
-			continue
-		}
-		wantLen := map[uint64]int{}
+	var want []nft.Chain
+	for _, c := range t.chains() {
+		w := nft.Chain{Chain: c}
 		for _, g := range t.installed {
 			for _, r := range g.rules {
-				if r.spec.Chain == want.Name {
-					wantLen[r.handle] = len(r.spec.exprs)
+				if r.spec.Chain == c.Name {
+					w.Rules = append(w.Rules, nft.Rule{Handle: r.handle, Exprs: len(r.spec.exprs)})
 				}
 			}
 		}
-		var extra, changed int
-		for _, r := range got {
-			n, ok := wantLen[r.Handle]
-			switch {
-			case !ok:
-				extra++
-			case n != len(r.Exprs):
-				changed++
-			}
-			delete(wantLen, r.Handle)
-		}
-		if extra+changed+len(wantLen) > 0 {
-			problems = append(problems, fmt.Sprintf("chain %s: %d rules missing, %d foreign, %d changed",
-				want.Name, len(wantLen), extra, changed))
-		}
+		want = append(want, w)
 	}
-	if len(problems) == len(t.chains()) && !slices.ContainsFunc(problems, func(p string) bool { return !strings.HasSuffix(p, "missing") }) {
-		return "table " + t.table.Name + " missing", nil
+	what, err := nft.Drift(t.conn, t.table, want)
+	if err != nil {
+		return "", fmt.Errorf("nat: %w", err)
 	}
-	return strings.Join(problems, "; "), nil
-}
-
-// samePtr compares optional chain attributes: both unset (a regular chain) or equal.
-func samePtr[T comparable](a, b *T) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return *a == *b
+	return what, nil
 }
 
 // chains lists our chains; the regular hairpin chain comes first so that it exists when a

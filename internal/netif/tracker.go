@@ -127,12 +127,17 @@ type Tracker struct {
 
 	mu sync.Mutex
 	m  *machine
+	// kernelMu serializes the changes of the kernel and of the owned file:
+	// a reconcile pass, stop and Release. Held across I/O, never while
+	// waiting for events; taken before mu.
+	kernelMu sync.Mutex
+	// savedOwned is the owned file's content; kernelMu guards it.
+	savedOwned string
 	// Only the Run goroutine uses these two.
 	// secretsApplied lists interfaces whose saved stable_secret was applied.
 	secretsApplied map[string]bool
 	// indexes holds the link indexes of the managed interfaces.
-	indexes    map[int]bool
-	savedOwned string
+	indexes map[int]bool
 }
 
 // NewTracker returns a Tracker that works through h. With a StateDir it
@@ -178,6 +183,9 @@ func (t *Tracker) Set(wants []Want) {
 	default:
 	}
 }
+
+// String names the Tracker in logs and task lists.
+func (t *Tracker) String() string { return "address tracker" }
 
 // Status lists every managed address and the link-locals of the managed
 // interfaces, sorted by interface.
@@ -287,6 +295,7 @@ func (t *Tracker) relevant(ev Event) bool {
 // reconcile observes the managed interfaces, steps the machine, applies its
 // actions and returns the next deadline.
 func (t *Tracker) reconcile() time.Time {
+	t.kernelMu.Lock()
 	t.mu.Lock()
 	ifaces := t.m.interfaces()
 	t.mu.Unlock()
@@ -335,16 +344,12 @@ func (t *Tracker) reconcile() time.Time {
 	t.mu.Lock()
 	after := t.m.status()
 	next := t.m.deadline()
-	owned := formatOwned(t.m.owned)
 	t.mu.Unlock()
 
-	if owned != t.savedOwned && t.opts.StateDir != "" {
-		if err := statefile.Write(filepath.Join(t.opts.StateDir, ownedFile), []byte(owned), 0o600); err != nil {
-			t.log.Error("saving the list of added addresses", "err", err)
-		} else {
-			t.savedOwned = owned
-		}
+	if err := t.saveOwned(); err != nil {
+		t.log.Error("saving the list of added addresses", "err", err)
 	}
+	t.kernelMu.Unlock()
 	if !slices.Equal(before, after) && t.opts.OnChange != nil {
 		t.opts.OnChange()
 	}
@@ -431,6 +436,8 @@ func (t *Tracker) stop() error {
 	if !t.opts.RemoveOnStop {
 		return nil
 	}
+	t.kernelMu.Lock()
+	defer t.kernelMu.Unlock()
 	t.mu.Lock()
 	owned := sortedKeys(t.m.owned)
 	prefixes := make([]netip.Prefix, len(owned))
@@ -457,15 +464,164 @@ func (t *Tracker) stop() error {
 		delete(t.m.owned, k)
 		t.mu.Unlock()
 	}
-	if t.opts.StateDir != "" {
-		t.mu.Lock()
-		owned := formatOwned(t.m.owned)
-		t.mu.Unlock()
-		if err := statefile.Write(filepath.Join(t.opts.StateDir, ownedFile), []byte(owned), 0o600); err != nil {
-			errs = append(errs, fmt.Errorf("saving the list of added addresses: %w", err))
-		}
+	if err := t.saveOwned(); err != nil {
+		errs = append(errs, fmt.Errorf("saving the list of added addresses: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// saveOwned writes the owned file when it changed (nothing without a
+// StateDir). The caller holds kernelMu.
+func (t *Tracker) saveOwned() error {
+	if t.opts.StateDir == "" {
+		return nil
+	}
+	t.mu.Lock()
+	owned := formatOwned(t.m.owned)
+	t.mu.Unlock()
+	if owned == t.savedOwned {
+		return nil
+	}
+	if err := statefile.Write(filepath.Join(t.opts.StateDir, ownedFile), []byte(owned), 0o600); err != nil {
+		return err
+	}
+	t.savedOwned = owned
+	return nil
+}
+
+// Release gives up the addresses that match: it removes from the kernel
+// every address this Tracker added (in this run or, via StateDir, an
+// earlier one) for which match returns true, stops wanting every wanted
+// address that matches (so that Run does not add it again; a later Set that
+// wants it adds it again), forgets them and rewrites the owned file, so
+// that a restart does not act on them either.
+//
+// match sees each address as a Want: Interface and Prefix as added, NoDAD
+// as wanted or, for an address added by an earlier run and not wanted now,
+// as the kernel reports it (IFA_F_NODAD). It is called once per address
+// while Release holds the lock that serializes kernel changes, so it must
+// not call Release (the other methods are fine). E.g. the floating HA
+// addresses, at HA stop:
+//
+//	tr.Release(func(w netif.Want) bool { return w.NoDAD })
+//
+// Release is synchronous: when it returns the addresses are gone. It may
+// be called while Run runs (it waits for a reconcile pass in progress) and
+// after Run returned. Addresses that could not be removed stay owned, and
+// the errors are returned joined; an address or interface that is already
+// gone is no error.
+func (t *Tracker) Release(match func(Want) bool) error {
+	changed, err := t.release(match)
+	if changed && t.opts.OnChange != nil {
+		t.opts.OnChange()
+	}
+	return err
+}
+
+// release is Release under kernelMu; it reports whether the status changed.
+func (t *Tracker) release(match func(Want) bool) (bool, error) {
+	t.kernelMu.Lock()
+	defer t.kernelMu.Unlock()
+
+	t.mu.Lock()
+	wanted := map[key]Want{}
+	for k, w := range t.m.wants {
+		wanted[k] = w
+	}
+	owned := map[key]netip.Prefix{}
+	for k, p := range t.m.owned {
+		owned[k] = p
+	}
+	t.mu.Unlock()
+
+	// Each address as a Want, with NoDAD from the kernel where no Want says.
+	var errs []error
+	links := map[string]netlink.Link{}
+	flags := map[key]kernelAddr{}
+	var gone []string // interfaces that do not exist: nothing to remove there
+	for _, k := range sortedKeys(owned) {
+		if _, ok := links[k.iface]; ok || slices.Contains(gone, k.iface) {
+			continue
+		}
+		link, err := t.h.LinkByName(k.iface)
+		if isLinkNotFound(err) {
+			gone = append(gone, k.iface)
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("looking up %s: %w", k.iface, err))
+			continue
+		}
+		addrs, err := addrList(t.h, link)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		links[k.iface] = link
+		for _, a := range addrs {
+			if p, ok := prefixOf(a.IPNet); ok {
+				flags[key{k.iface, p.Addr()}] = kernelAddr{prefix: p, flags: a.Flags}
+			}
+		}
+	}
+
+	var released, unwanted []key
+	for _, k := range sortedKeys(wanted) {
+		if match(wanted[k]) {
+			unwanted = append(unwanted, k)
+		}
+	}
+	for _, k := range sortedKeys(owned) {
+		if _, ok := wanted[k]; ok {
+			if !slices.Contains(unwanted, k) {
+				continue
+			}
+		} else {
+			w := Want{Interface: k.iface, Prefix: owned[k]}
+			if ka, ok := flags[k]; ok {
+				w.NoDAD = ka.flags&unix.IFA_F_NODAD != 0
+			}
+			if !match(w) {
+				continue
+			}
+		}
+		if slices.Contains(gone, k.iface) {
+			released = append(released, k)
+			continue
+		}
+		link, ok := links[k.iface]
+		if !ok {
+			continue // its interface could not be read: keep it owned, to try again
+		}
+		if ka, ok := flags[k]; ok {
+			// The kernel keys the deletion by address and prefix length: use
+			// the length it holds.
+			if err := delAddr(t.h, link, ka.prefix); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			t.log.Info("released an address", "iface", k.iface, "prefix", ka.prefix)
+		}
+		released = append(released, k)
+	}
+
+	t.mu.Lock()
+	for _, k := range released {
+		delete(t.m.owned, k)
+	}
+	for _, k := range unwanted {
+		if t.m.wants[k] != wanted[k] {
+			continue // a Set meanwhile: that one wins
+		}
+		delete(t.m.wants, k)
+		delete(t.m.entries, k)
+	}
+	t.mu.Unlock()
+
+	if err := t.saveOwned(); err != nil {
+		errs = append(errs, fmt.Errorf("saving the list of added addresses: %w", err))
+	}
+	return len(unwanted)+len(released) > 0, errors.Join(errs...)
 }
 
 // ownedFile (in StateDir) lists the addresses a Tracker added, one

@@ -59,7 +59,9 @@
 // 30000-30099, default routes with protocol 118 in the uplink tables), idempotently:
 // it reads the kernel on each Set and sends only the difference, so a second Set with
 // the same Policy sends nothing. Marks rebuilds its table in one nftables batch when its
-// rules change and sends nothing otherwise.
+// rules change and sends nothing otherwise; Marks.Watch (internal/nft's Keeper, as for
+// nat's table) rebuilds it after every nftables transaction that removed or changed it,
+// e.g. `nft flush ruleset`, and counts the restores.
 //
 // Measured in the namespace lab (integration_test.go: two upstreams with BCP 38 filters,
 // kernel 6.18, a loaded 2-CPU VM): from `ip link set wan0 down` to the first answered new

@@ -1,14 +1,19 @@
 package uplink
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
+	"github.com/v6edge/v6edge/internal/nft"
 )
 
 // MarksTable is the name of the nftables table (family ip6) that Marks owns.
@@ -163,47 +168,67 @@ func u32(v uint32) []byte {
 	return b
 }
 
-// NFTConn is the part of *nftables.Conn that Marks uses. Every call but Flush only queues a
-// message; Flush sends the queue as one atomic batch.
+// NFTConn is the part of *nftables.Conn that Marks uses. Every call but the Get/List ones
+// only queues a message; Flush sends the queue as one atomic batch.
 type NFTConn interface {
 	AddTable(*nftables.Table) *nftables.Table
 	DelTable(*nftables.Table)
 	AddChain(*nftables.Chain) *nftables.Chain
 	AddRule(*nftables.Rule) *nftables.Rule
 	GetRules(*nftables.Table, *nftables.Chain) ([]*nftables.Rule, error)
+	ListChainsOfTableFamily(nftables.TableFamily) ([]*nftables.Chain, error)
 	Flush() error
 }
 
 var _ NFTConn = (*nftables.Conn)(nil)
 
 // Marks keeps the marks table (RenderMarks) in the kernel. It touches no other table.
+// Safe for concurrent use.
 type Marks struct {
-	c     NFTConn
-	log   *slog.Logger
-	close func() error
-	last  string // FormatMarks of what is installed; "" when nothing is
-	set   bool   // Set succeeded at least once
+	c      NFTConn
+	log    *slog.Logger
+	close  func() error
+	keeper *nft.Keeper
+	table  *nftables.Table
+	chains []*nftables.Chain // prerouting, postrouting
+
+	mu    sync.Mutex
+	rules []MarkSpec // what is installed; nil when no table is
+	last  string     // FormatMarks of what is installed; "" when nothing is
+	set   bool       // Set succeeded at least once
 }
 
 // NewMarks returns a Marks talking to nftables in the network namespace open at nsFd (-1:
-// the current one).
+// the current one). Its Watch gets change events from there.
 func NewMarks(nsFd int, log *slog.Logger) (*Marks, error) {
-	opts := []nftables.ConnOption{nftables.AsLasting()}
-	if nsFd >= 0 {
-		opts = append(opts, nftables.WithNetNSFd(nsFd))
-	}
-	c, err := nftables.New(opts...)
+	c, err := nft.Open(nsFd)
 	if err != nil {
-		return nil, fmt.Errorf("uplink: opening nftables netlink connection: %w", err)
+		return nil, fmt.Errorf("uplink: %w", err)
 	}
 	m := NewMarksConn(c, log)
 	m.close = c.CloseLasting
+	m.keeper.SetMonitor(nft.MonitorIn(nsFd))
 	return m, nil
 }
 
-// NewMarksConn returns a Marks that talks through c (a *nftables.Conn or a fake).
+// NewMarksConn returns a Marks that talks through c (a *nftables.Conn or a fake). Its Watch
+// polls.
 func NewMarksConn(c NFTConn, log *slog.Logger) *Marks {
-	return &Marks{c: c, log: log, close: func() error { return nil }}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	table := &nftables.Table{Family: nftables.TableFamilyIPv6, Name: MarksTable}
+	policy := nftables.ChainPolicyAccept
+	m := &Marks{c: c, log: log, close: func() error { return nil }, table: table}
+	for _, ch := range []struct {
+		name string
+		hook *nftables.ChainHook
+	}{{ChainMarkIn, nftables.ChainHookPrerouting}, {ChainMarkOut, nftables.ChainHookPostrouting}} {
+		m.chains = append(m.chains, &nftables.Chain{Name: ch.name, Table: table, Type: nftables.ChainTypeFilter,
+			Hooknum: ch.hook, Priority: nftables.ChainPriorityMangle, Policy: &policy})
+	}
+	m.keeper = nft.NewKeeper("policy marks table", MarksTable, log, m.restore)
+	return m
 }
 
 // Close releases the netlink connection; the table stays.
@@ -211,62 +236,114 @@ func (m *Marks) Close() error { return m.close() }
 
 // Set makes the marks table match p in one batch: the table is created if missing and
 // deleted and recreated inside the same transaction, so there is no moment without marks.
-// An unchanged p sends nothing (it only reads the rules back, to rebuild a table that
-// something else removed or changed). A p that needs no marks removes the table.
+// An unchanged p sends nothing (it only reads the table back, to rebuild it when something
+// else removed or changed it). A p that needs no marks removes the table.
 func (m *Marks) Set(p Policy) error {
 	rules := RenderMarks(p)
 	text := FormatMarks(rules)
-	table := &nftables.Table{Family: nftables.TableFamilyIPv6, Name: MarksTable}
-	if m.set && text == m.last && m.intact(table, rules) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.set && text == m.last {
+		what, err := m.drift()
+		if err == nil && what == "" {
+			return nil
+		}
+		// A kernel that could not be read is rebuilt too, to be safe, but that
+		// is no restore.
+		if err != nil {
+			m.log.Warn("policy marks table unreadable, rebuilding", "table", MarksTable, "err", err)
+		}
+		if err := m.install(rules, text); err != nil {
+			return err
+		}
+		if what != "" {
+			m.keeper.Restored(what)
+		}
 		return nil
 	}
-	if m.set && text == m.last {
-		m.log.Warn("policy marks table changed behind our back, rebuilding", "table", MarksTable)
+	if err := m.install(rules, text); err != nil {
+		return err
 	}
+	m.log.Info("policy marks installed", "rules", len(rules))
+	return nil
+}
+
+// install replaces the table by rules in one batch (removes it when rules is empty).
+func (m *Marks) install(rules []MarkSpec, text string) error {
 	// Adding first makes the delete succeed whether or not the table exists.
-	m.c.AddTable(table)
-	m.c.DelTable(table)
+	m.c.AddTable(m.table)
+	m.c.DelTable(m.table)
 	if len(rules) > 0 {
-		m.c.AddTable(table)
-		policy := nftables.ChainPolicyAccept
-		chains := map[string]*nftables.Chain{}
-		for _, c := range []struct {
-			name string
-			hook *nftables.ChainHook
-		}{{ChainMarkIn, nftables.ChainHookPrerouting}, {ChainMarkOut, nftables.ChainHookPostrouting}} {
-			chains[c.name] = m.c.AddChain(&nftables.Chain{Name: c.name, Table: table, Type: nftables.ChainTypeFilter,
-				Hooknum: c.hook, Priority: nftables.ChainPriorityMangle, Policy: &policy})
+		m.c.AddTable(m.table)
+		byName := map[string]*nftables.Chain{}
+		for _, c := range m.chains {
+			byName[c.Name] = m.c.AddChain(c)
 		}
 		for _, r := range rules {
-			m.c.AddRule(&nftables.Rule{Table: table, Chain: chains[r.Chain], Exprs: r.exprs})
+			m.c.AddRule(&nftables.Rule{Table: m.table, Chain: byName[r.Chain], Exprs: r.exprs})
 		}
 	}
 	if err := m.c.Flush(); err != nil {
 		return fmt.Errorf("uplink: installing table ip6 %s: %w", MarksTable, err)
 	}
-	m.last, m.set = text, true
-	m.log.Info("policy marks installed", "rules", len(rules))
+	m.rules, m.last, m.set = rules, text, true
 	return nil
 }
 
-// intact reports whether the kernel still has the marks table as installed: each chain with
-// as many rules as rendered. Something else (`nft flush ruleset`, an operator) may have
-// removed it; without the marks, replies would leave by the wrong uplink.
-func (m *Marks) intact(table *nftables.Table, rules []MarkSpec) bool {
-	if len(rules) == 0 {
-		return true
+// drift says what differs between the kernel and the installed marks table ("" when
+// nothing does): something else (`nft flush ruleset`, an operator) may have removed or
+// changed it, and without the marks replies would leave by the wrong uplink.
+func (m *Marks) drift() (string, error) {
+	if len(m.rules) == 0 {
+		return "", nil
 	}
-	for _, chain := range []string{ChainMarkIn, ChainMarkOut} {
-		want := 0
-		for _, r := range rules {
-			if r.Chain == chain {
-				want++
+	var want []nft.Chain
+	for _, c := range m.chains {
+		w := nft.Chain{Chain: c}
+		for _, r := range m.rules {
+			if r.Chain == c.Name {
+				w.Rules = append(w.Rules, nft.Rule{Exprs: len(r.exprs)})
 			}
 		}
-		have, err := m.c.GetRules(table, &nftables.Chain{Name: chain, Table: table})
-		if err != nil || len(have) != want {
-			return false
-		}
+		want = append(want, w)
 	}
-	return true
+	what, err := nft.Drift(m.c, m.table, want)
+	if err != nil {
+		return "", fmt.Errorf("uplink: %w", err)
+	}
+	return what, nil
 }
+
+// restore is Check's work for the keeper: it returns what it restored.
+func (m *Marks) restore() (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.set {
+		return "", nil
+	}
+	what, err := m.drift()
+	if err != nil || what == "" {
+		return "", err
+	}
+	if err := m.install(m.rules, m.last); err != nil {
+		return "", fmt.Errorf("uplink: restoring table ip6 %s after %s: %w", MarksTable, what, err)
+	}
+	return what, nil
+}
+
+// Check compares the kernel's marks table with what Set installed and rebuilds it in one
+// batch when they differ. Watch calls it after every nftables transaction.
+func (m *Marks) Check() error { return m.keeper.Check() }
+
+// Watch keeps the marks table as Set installed it until ctx is done, like nat.Table.Watch:
+// it compares after every nftables transaction (change events, with NewMarks) and every
+// 30 intervals as a backstop, or every interval without events (1 s when every <= 0), and
+// rebuilds the table when something else removed or changed it. It returns nil when ctx
+// is done.
+func (m *Marks) Watch(ctx context.Context, every time.Duration) error {
+	return m.keeper.Watch(ctx, every)
+}
+
+// Restores is how many times the marks table was found removed or changed and rebuilt (by
+// Watch, Check or Set).
+func (m *Marks) Restores() uint64 { return m.keeper.Restores() }

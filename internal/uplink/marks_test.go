@@ -9,43 +9,58 @@ import (
 	"github.com/google/nftables"
 )
 
-// recordingConn records the messages Marks queues, per batch, and keeps how many rules
-// each chain has.
+// recordingConn records the messages Marks queues, per batch, and keeps the chains and
+// rules of the table.
 type recordingConn struct {
 	queued  []string
+	objs    []any // what each queued message adds: a chain, a rule or nil
 	batches [][]string
 	fail    error
-	rules   map[string]int // chain → rules; nil: no table
+	rules   map[string][]*nftables.Rule // chain → rules; nil: no table
+	chains  map[string]*nftables.Chain
 }
 
 func (c *recordingConn) GetRules(_ *nftables.Table, ch *nftables.Chain) ([]*nftables.Rule, error) {
-	n, ok := c.rules[ch.Name]
+	rs, ok := c.rules[ch.Name]
 	if !ok {
 		return nil, errors.New("no such chain")
 	}
-	return make([]*nftables.Rule, n), nil
+	return rs, nil
+}
+
+func (c *recordingConn) ListChainsOfTableFamily(nftables.TableFamily) ([]*nftables.Chain, error) {
+	var out []*nftables.Chain
+	for name := range c.rules {
+		out = append(out, c.chains[name])
+	}
+	return out, nil
 }
 
 var _ NFTConn = (*recordingConn)(nil)
 
+func (c *recordingConn) queue(op string, obj any) {
+	c.queued = append(c.queued, op)
+	c.objs = append(c.objs, obj)
+}
+
 func (c *recordingConn) AddTable(t *nftables.Table) *nftables.Table {
-	c.queued = append(c.queued, "add table "+t.Name)
+	c.queue("add table "+t.Name, nil)
 	return t
 }
 func (c *recordingConn) DelTable(t *nftables.Table) {
-	c.queued = append(c.queued, "delete table "+t.Name)
+	c.queue("delete table "+t.Name, nil)
 }
 func (c *recordingConn) AddChain(ch *nftables.Chain) *nftables.Chain {
-	c.queued = append(c.queued, "add chain "+ch.Name)
+	c.queue("add chain "+ch.Name, ch)
 	return ch
 }
 func (c *recordingConn) AddRule(r *nftables.Rule) *nftables.Rule {
-	c.queued = append(c.queued, "add rule "+r.Chain.Name)
+	c.queue("add rule "+r.Chain.Name, r)
 	return r
 }
 func (c *recordingConn) Flush() error {
-	q := c.queued
-	c.queued = nil
+	q, objs := c.queued, c.objs
+	c.queued, c.objs = nil, nil
 	if c.fail != nil {
 		err := c.fail
 		c.fail = nil
@@ -54,17 +69,19 @@ func (c *recordingConn) Flush() error {
 	if len(q) > 0 {
 		c.batches = append(c.batches, q)
 	}
-	for _, op := range q {
+	for i, op := range q {
 		switch verb, name, _ := strings.Cut(op, " table "); {
 		case verb == "delete" && name != "":
 			c.rules = nil
 		case strings.HasPrefix(op, "add chain "):
 			if c.rules == nil {
-				c.rules = map[string]int{}
+				c.rules, c.chains = map[string][]*nftables.Rule{}, map[string]*nftables.Chain{}
 			}
-			c.rules[strings.TrimPrefix(op, "add chain ")] = 0
+			ch := objs[i].(*nftables.Chain)
+			c.rules[ch.Name], c.chains[ch.Name] = nil, ch
 		case strings.HasPrefix(op, "add rule "):
-			c.rules[strings.TrimPrefix(op, "add rule ")]++
+			r := objs[i].(*nftables.Rule)
+			c.rules[r.Chain.Name] = append(c.rules[r.Chain.Name], r)
 		}
 	}
 	return nil
