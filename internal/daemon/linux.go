@@ -7,12 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/v6edge/v6edge/configs"
 	"github.com/v6edge/v6edge/dhcp6pd"
@@ -52,7 +50,7 @@ func Linux(cfg *configs.Config, log *slog.Logger, changed func()) (*Kernel, erro
 	})
 	k := &Kernel{
 		Links:     nl,
-		Addresses: &releasingTracker{Tracker: tracker, h: nl},
+		Addresses: tracker,
 		Routes:    netif.NewRoutes(nl, log.With("part", "routes")),
 		NAT:       table,
 		Watcher:   links,
@@ -73,6 +71,7 @@ func Linux(cfg *configs.Config, log *slog.Logger, changed func()) (*Kernel, erro
 		}
 		router.UseMarks(marks)
 		k.Policy = router
+		k.Tasks = append(k.Tasks, &marksWatch{marks})
 	}
 	if cfg.HA != nil && cfg.HA.WANMAC != nil {
 		k.SharedMAC = netif.NewSharedMAC(nl, cfg.WANs[0].Interface, cfg.HA.WANMAC, log.With("part", "ha"))
@@ -81,51 +80,17 @@ func Linux(cfg *configs.Config, log *slog.Logger, changed func()) (*Kernel, erro
 	return k, nil
 }
 
+// marksWatch restores table ip6 v6edge-policy when someone else changes it.
+type marksWatch struct{ m *uplink.Marks }
+
+func (w *marksWatch) String() string                { return "policy table drift watch" }
+func (w *marksWatch) Run(ctx context.Context) error { return w.m.Watch(ctx, time.Second) }
+
 // natWatch restores table ip6 v6edge when someone else changes it.
 type natWatch struct{ t *nat.Table }
 
 func (w *natWatch) String() string                { return "nat drift watch" }
 func (w *natWatch) Run(ctx context.Context) error { return w.t.Watch(ctx, time.Second) }
-
-// releasingTracker gives the Tracker the Release the daemon needs at an HA
-// stop: the floating addresses it added go, now.
-type releasingTracker struct {
-	*netif.Tracker
-	h netif.Handle
-
-	mu    sync.Mutex
-	wants []netif.Want
-}
-
-func (r *releasingTracker) String() string { return "address tracker" }
-
-func (r *releasingTracker) Set(wants []netif.Want) {
-	r.mu.Lock()
-	r.wants = append([]netif.Want(nil), wants...)
-	r.mu.Unlock()
-	r.Tracker.Set(wants)
-}
-
-func (r *releasingTracker) Release(match func(netif.Want) bool) error {
-	r.mu.Lock()
-	wants := r.wants
-	r.mu.Unlock()
-	var errs []error
-	for _, w := range wants {
-		if !match(w) {
-			continue
-		}
-		link, err := r.h.LinkByName(w.Interface)
-		if err != nil {
-			continue
-		}
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: w.Prefix.Addr().AsSlice(), Mask: net.CIDRMask(w.Prefix.Bits(), 128)}}
-		if err := r.h.AddrDel(link, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-			errs = append(errs, fmt.Errorf("%s %s: %w", w.Interface, w.Prefix, err))
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // prepareKernel switches on what a router needs: forwarding, and RAs on the
 // WAN despite forwarding (accept_ra=2), so the default route is learned from
