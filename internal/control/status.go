@@ -50,6 +50,13 @@ type WAN struct {
 	// Messages counts DHCPv6 messages by "sent:<type>", "received:<type>"
 	// and "rejected:<reason>".
 	Messages map[string]uint64 `json:"messages,omitempty"`
+	// Addresses are the WAN addresses of the IA_NA; Excluded is the
+	// delegation's RFC 6603 excluded prefix; DNS and Domains are the
+	// uplink's DHCPv6 options 23 and 24.
+	Addresses []string `json:"addresses,omitempty"`
+	Excluded  string   `json:"excluded_prefix,omitempty"`
+	DNS       []string `json:"dns,omitempty"`
+	Domains   []string `json:"domains,omitempty"`
 }
 
 // NAT is the state of the NETMAP table.

@@ -42,6 +42,9 @@ type Uplink struct {
 	// without dns/domains of its own tells its hosts these (RFC 7084 L-12).
 	DNS     []netip.Addr
 	Domains []string
+	// Addresses are the WAN addresses the uplink's IA_NA holds (RFC 7084
+	// WAA-4), valid now: they go on the WAN as /128s.
+	Addresses []netip.Addr
 }
 
 // Input is everything Compute looks at.
@@ -309,6 +312,16 @@ func Compute(in Input) Desired {
 			HoldWANMAC: cfg.HA.WANMAC != nil && in.Role == Master}
 		if serving {
 			d.Addresses = append(d.Addresses, Address{Interface: cfg.HA.Interface, Prefix: netip.PrefixFrom(cfg.HA.VirtualLinkLocal, 64), NoDAD: true})
+		}
+	}
+
+	if serving {
+		// The IA_NA address is the node's that talks to the upstream: in an
+		// HA pair both share one DUID, so it floats with the master.
+		for _, up := range in.Uplinks {
+			for _, a := range up.Addresses {
+				d.Addresses = append(d.Addresses, Address{Interface: up.Interface, Prefix: netip.PrefixFrom(a, 128), NoDAD: cfg.HA != nil})
+			}
 		}
 	}
 

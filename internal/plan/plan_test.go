@@ -414,3 +414,23 @@ func TestComputeHARoleParts(t *testing.T) {
 		}
 	})
 }
+
+func TestComputeWANAddress(t *testing.T) {
+	wanAddr := netip.MustParseAddr("2001:db8:0:1::1:5")
+	up := Uplink{Interface: "wan0", Delegated: pfx("2001:db8:100::/56"), ValidUntil: t0.Add(time.Hour), Healthy: true,
+		Addresses: []netip.Addr{wanAddr}}
+	has := func(d Desired, noDAD bool) bool {
+		return slices.Contains(d.Addresses, Address{Interface: "wan0", Prefix: netip.PrefixFrom(wanAddr, 128), NoDAD: noDAD})
+	}
+	if d := Compute(Input{Config: baseConfig(), Uplinks: []Uplink{up}, Role: Standalone, Now: t0}); !has(d, false) {
+		t.Errorf("standalone: addresses %v lack the IA_NA /128 with DAD", d.Addresses)
+	}
+	cfg := baseConfig()
+	cfg.HA = &configs.HA{Mode: "vrrp", VRID: 51, Interface: "lan0", VirtualLinkLocal: netip.MustParseAddr("fe80::1")}
+	if d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Master, Now: t0}); !has(d, true) {
+		t.Errorf("HA master: addresses %v lack the floating IA_NA /128", d.Addresses)
+	}
+	if d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Backup, Now: t0}); has(d, true) || has(d, false) {
+		t.Errorf("HA backup holds the IA_NA address: %v", d.Addresses)
+	}
+}
