@@ -150,18 +150,19 @@ func TestStatusCodes(t *testing.T) {
 				t.Errorf("problem %q does not name NoPrefixAvail", lastProblem(m))
 			}
 		})
-		t.Run("a Reply to Request with NoPrefixAvail at "+level+" level backs off to Solicit after SOL_MAX_RT", func(t *testing.T) {
+		t.Run("a Reply to Request with NoPrefixAvail at "+level+" level restarts discovery with the normal timing", func(t *testing.T) {
 			m, sol, now := startSoliciting(t, nil)
 			m.SolMaxRT = 100 * time.Second
 			out := sends(t, now, m.Receive(now, answer(sol, dhcpv6.MessageTypeAdvertise, serverA, goodPD(), preference(255)), addrA))
-			sends(t, now, m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, wrap(level, iana.StatusNoPrefixAvail)...), addrA))
+			out = sends(t, now, m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, wrap(level, iana.StatusNoPrefixAvail)...), addrA))
 			if m.State() != StateSoliciting || m.Lease() != nil {
 				t.Fatalf("state %s lease %v, want soliciting without lease", m.State(), m.Lease())
 			}
-			// RAND is -0.1: the Solicit waits 90 s; its first RT has a
-			// positive RAND (+0.1): 110 s; then MRT + RAND*MRT = 90 s.
-			out = advance(t, m, &now, 300*time.Second)
-			if diff := cmp.Diff(ms(90, 200, 290), sendTimes(out, dhcpv6.MessageTypeSolicit)); diff != "" {
+			// RFC 8415 §18.2.1: RAND 0 gives no initial delay, so the
+			// Solicit goes at once; then RT 1.1 s (IRT = SOL_TIMEOUT),
+			// doubling with RAND -0.1, up to MRT.
+			out = append(out, advance(t, m, &now, 10*time.Second)...)
+			if diff := cmp.Diff(ms(0, 1.1, 3.19, 7.161), sendTimes(out, dhcpv6.MessageTypeSolicit)); diff != "" {
 				t.Errorf("Solicit times (-want +got):\n%s", diff)
 			}
 		})

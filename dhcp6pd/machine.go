@@ -71,6 +71,7 @@ type Machine struct {
 	lastChange time.Time
 	replay     uint64 // last Reconfigure replay counter seen (§20.3)
 	haveReplay bool
+	refusals   int // Requests refused in a row, see refused
 }
 
 // exchange is one message exchange with its §15 retransmission state.
@@ -291,9 +292,10 @@ func (m *Machine) solMaxRT() time.Duration {
 
 // startSolicit begins server discovery (RFC 8415 §18.2.1). The first
 // Solicit waits a random 0..SOL_MAX_DELAY so that routers powered on
-// together do not all ask at once. backoff (after NoPrefixAvail) waits a
-// whole SOL_MAX_RT instead and keeps retransmitting at SOL_MAX_RT, so a
-// server with nothing to give is not hammered.
+// together do not all ask at once. backoff (after more than refusedFree
+// refused Requests in a row) waits longer instead: SOL_TIMEOUT doubled per
+// further refusal, capped at SOL_MAX_RT, with the usual RAND; the Solicit
+// itself then retransmits on the normal schedule.
 func (m *Machine) startSolicit(now time.Time, backoff bool) []Action {
 	var acts []Action
 	m.adverts = nil
@@ -309,8 +311,11 @@ func (m *Machine) startSolicit(now time.Time, backoff bool) []Action {
 	}
 	delay := scale(m.SolMaxDelay, m.rnd.Float64())
 	if backoff {
-		delay = ex.mrt + scale(ex.mrt, m.jitter(false))
-		ex.irt = ex.mrt
+		wait := ex.mrt
+		if n := m.refusals - refusedFree; n < 32 {
+			wait = min(m.SolTimeout<<n, ex.mrt)
+		}
+		delay = wait + scale(wait, m.jitter(false))
 	}
 	ex.next = now.Add(delay)
 	m.ex = ex
@@ -686,9 +691,11 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 				// may answer a Rebind).
 				return reject(fmt.Sprintf("status %s: keeping the lease until it expires", v.status))
 			}
-			acts := reject(fmt.Sprintf("status %s: soliciting again after SOL_MAX_RT", v.status))
-			return append(acts, m.startSolicit(now, true)...)
+			return m.refused(now, v.status, reject)
 		default: // NotOnLink and anything unknown: the binding is unusable
+			if ex.typ == dhcpv6.MessageTypeRequest && m.lease == nil {
+				return m.refused(now, v.status, reject)
+			}
 			acts := reject(fmt.Sprintf("status %s: soliciting again", v.status))
 			if m.lease != nil {
 				m.lease = nil
@@ -707,6 +714,37 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 	}
 	return m.bind(now, msg, v, from)
 }
+
+// refused handles a server refusing our Request (NoPrefixAvail, NotOnLink,
+// or a status we do not know). RFC 8415 §18.2.10.1 lets the client try
+// another server or restart discovery; both happen at once, with the
+// normal timing: the next server that Advertised is Requested right away,
+// and without one a fresh Solicit starts with the §18.2.1 random delay and
+// IRT = SOL_TIMEOUT. Waiting SOL_MAX_RT instead (up to an hour, and then
+// retransmitting at that pace) left a router offline for hours after one
+// refusal by a server that had a prefix again seconds later.
+//
+// A server that Advertises and then refuses every Request would otherwise
+// be asked every second or two forever, so after refusedFree refusals in a
+// row the delay before the Solicit doubles from SOL_TIMEOUT per further
+// refusal, up to SOL_MAX_RT. The count restarts when a lease is bound.
+func (m *Machine) refused(now time.Time, st *status, reject func(string) []Action) []Action {
+	ex := m.ex
+	m.refusals++
+	// A lease we still hold (we Requested a binding the server had lost)
+	// stays ours until its lifetimes end (§18.2.10.1) while we look for a
+	// server that extends it.
+	if len(ex.others) > 0 {
+		acts := reject(fmt.Sprintf("status %s: requesting from the next server", st))
+		return append(acts, m.startRequest(now, ex.others[0], ex.others[1:])...)
+	}
+	acts := reject(fmt.Sprintf("status %s: soliciting again", st))
+	return append(acts, m.startSolicit(now, m.refusals > refusedFree)...)
+}
+
+// refusedFree is how many refused Requests in a row restart discovery
+// without any backoff.
+const refusedFree = 3
 
 // bind installs the Reply's IA_PD as the lease.
 func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) []Action {
@@ -761,6 +799,7 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 	}
 	l.T1, l.T2 = effectiveTimers(v.ia.T1, v.ia.T2, l.Prefixes)
 	m.lease = l
+	m.refusals = 0
 	a := m.setState(now, StateBound)
 	a.LeaseChanged = true
 	if p, ok := l.Chosen(l.Hint); ok {
