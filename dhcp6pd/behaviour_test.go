@@ -252,7 +252,7 @@ func TestRenewReplies(t *testing.T) {
 		m, renew, now := renewOnce(t)
 		m.Receive(now, answer(renew, dhcpv6.MessageTypeReply, serverA, goodPD()), addrA)
 		l := m.Lease()
-		if m.State() != StateBound || !l.Acquired.Equal(now) || l.ValidUntil() != now.Add(3000*time.Second) {
+		if m.State() != StateBound || !l.Acquired.Equal(now) || l.ValidUntil(now) != now.Add(3000*time.Second) {
 			t.Fatalf("state %s, lease %+v", m.State(), l)
 		}
 	})
@@ -265,7 +265,7 @@ func TestRenewReplies(t *testing.T) {
 		if diff := cmp.Diff([]string{"2001:db8:300::/56 50m0s"}, prefixes(m.Lease())); diff != "" {
 			t.Errorf("prefixes (-want +got):\n%s", diff)
 		}
-		if p, _ := m.Lease().Chosen(56); p.Prefix.String() != "2001:db8:300::/56" {
+		if p, _ := m.Lease().Chosen(56, now); p.Prefix.String() != "2001:db8:300::/56" {
 			t.Errorf("chosen %s", p.Prefix)
 		}
 		if !strings.Contains(acts[0].Info, "renumbered") {

@@ -54,6 +54,9 @@ type Client struct {
 	// client told to be a backup before Run starts never sends a Solicit.
 	standby      bool
 	standbyLease *Lease
+	// chosen is the prefix Chosen picked when the Snapshot was last
+	// published (run goroutine only).
+	chosen netip.Prefix
 }
 
 // NewClient returns a client; Run starts it.
@@ -203,7 +206,13 @@ func (c *Client) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		timer.Stop()
-		if d := m.Deadline(); !d.IsZero() {
+		d := m.Deadline()
+		if ch := m.lease.NextChoiceChange(c.cfg.PrefixLength, c.now()); !ch.IsZero() && (d.IsZero() || ch.Before(d)) {
+			// A prefix's lifetime runs out before the machine has
+			// anything to do: wake up then to re-publish the choice.
+			d = ch
+		}
+		if !d.IsZero() {
 			timer.Reset(max(d.Sub(c.now()), 0))
 		}
 		var acts []Action
@@ -231,10 +240,29 @@ func (c *Client) Run(ctx context.Context) error {
 			s.use(ctx, conn)
 		}
 		s.apply(acts)
+		c.republishIfChoiceChanged(m)
 		if s.broken != nil {
 			s.reopen(ctx, s.broken)
 		}
 	}
+}
+
+// republishIfChoiceChanged publishes a fresh Snapshot when the prefix
+// Chosen picks has changed since the last one although the lease has not:
+// a lifetime ran out (the old prefix of a renumbering stopped being
+// preferred or valid), and NAT and RA must move now, not at the next
+// Renew.
+func (c *Client) republishIfChoiceChanged(m *Machine) {
+	lease := m.lease
+	if lease == nil || m.state == StateStandby {
+		return
+	}
+	p, _ := lease.Chosen(c.cfg.PrefixLength, c.now())
+	if p.Prefix == c.chosen {
+		return
+	}
+	c.log.Info("chosen prefix changed as a lifetime ran out", "from", c.chosen.String(), "to", p.Prefix.String())
+	c.apply(m, nil, []Action{{LeaseChanged: true}})
 }
 
 // withdrawSaved publishes that the saved lease ran out before the client
@@ -445,9 +473,12 @@ func (c *Client) apply(m *Machine, send func(*Outgoing), acts []Action) {
 	c.mu.Lock()
 	c.snap = s
 	c.mu.Unlock()
-	if p, ok := lease.Chosen(c.cfg.PrefixLength); ok && leaseChanged {
+	now := c.now()
+	p, ok := lease.Chosen(c.cfg.PrefixLength, now)
+	c.chosen = p.Prefix
+	if ok && leaseChanged {
 		c.log.Info("lease changed", "state", string(s.State), "prefix", p.Prefix.String(),
-			"valid_until", lease.ValidUntil().Format(time.RFC3339))
+			"valid_until", lease.ValidUntil(now).Format(time.RFC3339))
 	} else if leaseChanged {
 		c.log.Info("lease withdrawn", "state", string(s.State))
 	}

@@ -72,7 +72,7 @@ func TestKeaRefusedRequest(t *testing.T) {
 	y.c.Release()
 	waitFor(t, "Y released", 10*time.Second, func() bool { return y.c.Snapshot().State == StateReleased })
 	waitFor(t, "X bound after the refusal", 15*time.Second, func() bool { return x.c.Snapshot().State == StateBound })
-	p, _ := x.c.Snapshot().Lease.Chosen(56)
+	p, _ := x.c.Snapshot().Lease.Chosen(56, time.Now())
 	t.Logf("X bound to %s %s after the refusal", p.Prefix, time.Since(refused).Round(time.Millisecond))
 	if p.Prefix != netip.MustParsePrefix("2001:db8:100::/56") {
 		t.Errorf("X bound to %s", p.Prefix)

@@ -46,27 +46,32 @@ type Lease struct {
 	Prefixes       []Prefix      // every prefix of the IA_PD
 	ReconfigureKey []byte        // RFC 8415 §20.4 key from the Reply's Auth option, if any
 	// Hint is the configured prefix length; PreferredUntil and ValidUntil
-	// report the prefix Chosen(Hint) picks.
+	// report the prefix Chosen(Hint, now) picks.
 	Hint int
 }
 
-// Chosen returns the prefix that fits the configuration: one whose length
-// equals hint, else the shortest (largest) one. Prefixes with a zero valid
-// lifetime are never chosen. Ties go to the first in the Reply's order.
-func (l *Lease) Chosen(hint int) (Prefix, bool) {
+// Chosen returns the prefix the router should use at now. Only prefixes
+// still valid at now and at most /64 long qualify (a longer one cannot be
+// split into LANs). Among them a preferred one beats a deprecated one
+// (RFC 8415 §21.22 and RFC 4862 §5.5.4: a deprecated prefix is for
+// existing connections only, so after a renumbering, where the Reply
+// carries the old prefix at preferred 0 beside the new one, NAT and RA
+// move to the new one); then the longest remaining preferred lifetime
+// wins (for deprecated ones, the longest remaining valid lifetime); ties
+// go to a prefix of length hint, then to the first in the lease's order.
+func (l *Lease) Chosen(hint int, now time.Time) (Prefix, bool) {
 	if l == nil {
 		return Prefix{}, false
 	}
 	best := -1
+	var bestKey choiceKey
 	for i, p := range l.Prefixes {
-		if p.Valid <= 0 {
+		k, ok := l.choiceKey(p, hint, now)
+		if !ok {
 			continue
 		}
-		if p.Prefix.Bits() == hint {
-			return p, true
-		}
-		if best < 0 || p.Prefix.Bits() < l.Prefixes[best].Prefix.Bits() {
-			best = i
+		if best < 0 || k.better(bestKey) {
+			best, bestKey = i, k
 		}
 	}
 	if best < 0 {
@@ -75,18 +80,85 @@ func (l *Lease) Chosen(hint int) (Prefix, bool) {
 	return l.Prefixes[best], true
 }
 
-// PreferredUntil is when the chosen prefix stops being preferred.
-func (l *Lease) PreferredUntil() time.Time {
-	p, ok := l.Chosen(l.hint())
+// choiceKey is what Chosen compares.
+type choiceKey struct {
+	preferred bool
+	left      time.Duration // preferred lifetime left, or valid left when deprecated
+	hint      bool
+}
+
+func (k choiceKey) better(o choiceKey) bool {
+	if k.preferred != o.preferred {
+		return k.preferred
+	}
+	if k.left != o.left {
+		return k.left > o.left
+	}
+	return k.hint && !o.hint
+}
+
+func (l *Lease) choiceKey(p Prefix, hint int, now time.Time) (choiceKey, bool) {
+	if p.Valid <= 0 || p.Prefix.Bits() > 64 || !p.Prefix.IsValid() {
+		return choiceKey{}, false
+	}
+	validLeft := l.left(p.Valid, now)
+	if validLeft <= 0 {
+		return choiceKey{}, false
+	}
+	k := choiceKey{hint: p.Prefix.Bits() == hint}
+	if prefLeft := l.left(p.Preferred, now); prefLeft > 0 {
+		k.preferred, k.left = true, prefLeft
+	} else {
+		k.left = validLeft
+	}
+	return k, true
+}
+
+// left is how much of lifetime d, counted from Acquired, remains at now;
+// Infinity never runs down.
+func (l *Lease) left(d time.Duration, now time.Time) time.Duration {
+	if d == Infinity {
+		return Infinity
+	}
+	return l.Acquired.Add(d).Sub(now)
+}
+
+// NextChoiceChange is the first instant after now at which Chosen(hint, ·)
+// may pick another prefix, because some prefix stops being preferred or
+// valid; zero when no lifetime will run out. The Client re-publishes its
+// Snapshot then, so NAT and RA leave a dying prefix when it dies, not at
+// the next Renew.
+func (l *Lease) NextChoiceChange(hint int, now time.Time) time.Time {
+	if l == nil {
+		return time.Time{}
+	}
+	var next time.Time
+	for _, p := range l.Prefixes {
+		for _, d := range []time.Duration{p.Preferred, p.Valid} {
+			if d == Infinity || d <= 0 {
+				continue
+			}
+			at := l.Acquired.Add(d)
+			if at.After(now) && (next.IsZero() || at.Before(next)) {
+				next = at
+			}
+		}
+	}
+	return next
+}
+
+// PreferredUntil is when the prefix Chosen(Hint, now) stops being preferred.
+func (l *Lease) PreferredUntil(now time.Time) time.Time {
+	p, ok := l.Chosen(l.hint(), now)
 	if !ok {
 		return time.Time{}
 	}
 	return l.Acquired.Add(p.Preferred)
 }
 
-// ValidUntil is when the chosen prefix stops being valid.
-func (l *Lease) ValidUntil() time.Time {
-	p, ok := l.Chosen(l.hint())
+// ValidUntil is when the prefix Chosen(Hint, now) stops being valid.
+func (l *Lease) ValidUntil(now time.Time) time.Time {
+	p, ok := l.Chosen(l.hint(), now)
 	if !ok {
 		return time.Time{}
 	}

@@ -802,11 +802,11 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 	m.refusals = 0
 	a := m.setState(now, StateBound)
 	a.LeaseChanged = true
-	if p, ok := l.Chosen(l.Hint); ok {
+	if p, ok := l.Chosen(l.Hint, now); ok {
 		verb := "bound"
 		if old != nil {
 			verb = "renewed"
-			if op, ok := old.Chosen(old.Hint); ok && op.Prefix != p.Prefix {
+			if op, ok := old.Chosen(old.Hint, now); ok && op.Prefix != p.Prefix {
 				verb = "renumbered from " + op.Prefix.String() + ", now"
 			}
 		}
