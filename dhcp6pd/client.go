@@ -16,10 +16,14 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	Interface       string
-	DUID            []byte
-	IAID            uint32
-	PrefixLength    int
+	Interface    string
+	DUID         []byte
+	IAID         uint32
+	PrefixLength int
+	// MaxPrefixLength is ignored: every delegation of /64 or shorter is
+	// accepted, and the daemon decides which LANs fit in it.
+	//
+	// Deprecated: leave it zero.
 	MaxPrefixLength int
 	RapidCommit     bool
 	ReleaseOnStop   bool
@@ -154,11 +158,10 @@ func (c *Client) Run(ctx context.Context) error {
 
 	seed := uint64(c.now().UnixNano())
 	m := NewMachine(MachineConfig{
-		DUID:            c.cfg.DUID,
-		IAID:            c.cfg.IAID,
-		PrefixLength:    c.cfg.PrefixLength,
-		RapidCommit:     c.cfg.RapidCommit,
-		MaxPrefixLength: c.cfg.MaxPrefixLength,
+		DUID:         c.cfg.DUID,
+		IAID:         c.cfg.IAID,
+		PrefixLength: c.cfg.PrefixLength,
+		RapidCommit:  c.cfg.RapidCommit,
 	}, rand.New(rand.NewPCG(seed, uint64(c.cfg.IAID)^0x76366564)))
 	if c.cfg.Tune != nil {
 		c.cfg.Tune(m)

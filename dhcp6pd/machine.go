@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -17,9 +18,6 @@ type MachineConfig struct {
 	IAID         uint32
 	PrefixLength int // the hint sent in IA_PD; 0 sends no hint
 	RapidCommit  bool
-	// MaxPrefixLength is the longest prefix we can use (e.g. 64 minus the
-	// bits the LAN subnets need); 0 means 64.
-	MaxPrefixLength int
 }
 
 // Action is one output of the Machine. Several may come from one input.
@@ -105,9 +103,6 @@ type candidate struct {
 // NewMachine returns a machine in state init with the RFC 8415 §7.6
 // parameters. Call Start to begin.
 func NewMachine(cfg MachineConfig, rnd *rand.Rand) *Machine {
-	if cfg.MaxPrefixLength == 0 {
-		cfg.MaxPrefixLength = 64
-	}
 	return &Machine{
 		SolMaxDelay: 1 * time.Second,
 		SolTimeout:  1 * time.Second,
@@ -622,7 +617,7 @@ func (m *Machine) receiveAdvertise(now time.Time, msg *message, v verdict, from 
 		return reject(fmt.Sprintf("status %s", v.status))
 	}
 	if len(v.usable) == 0 {
-		return reject("no usable prefix offered")
+		return reject("no usable prefix offered" + discardedSuffix(v))
 	}
 	c := candidate{
 		serverID:   msg.ServerID,
@@ -640,6 +635,24 @@ func (m *Machine) receiveAdvertise(now time.Time, msg *message, v verdict, from 
 		return m.selectServer(now)
 	}
 	return nil
+}
+
+// discardedSuffix names the IA_PREFIXes check left out, for a rejection.
+func discardedSuffix(v verdict) string {
+	if len(v.discarded) == 0 {
+		return ""
+	}
+	return " (discarded: " + strings.Join(v.discarded, "; ") + ")"
+}
+
+// discardedProblems reports the IA_PREFIXes of an accepted Reply that
+// were left out, so an operator sees why a delegated prefix is missing.
+func (m *Machine) discardedProblems(now time.Time, msg *message, v verdict, from netip.Addr) []Action {
+	var acts []Action
+	for _, d := range v.discarded {
+		acts = append(acts, m.problem(now, fmt.Sprintf("discarded from %s from %s: %s", typeName(msg.Type), from, d)))
+	}
+	return acts
 }
 
 // selectServer picks the Advertise with the highest preference, the
@@ -710,9 +723,10 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 			return reject(fmt.Sprintf("no IA_PD for IAID %d", m.cfg.IAID))
 		}
 	} else if len(v.usable) == 0 {
-		return reject("no usable prefix in Reply")
+		return reject("no usable prefix in Reply" + discardedSuffix(v))
 	}
-	return m.bind(now, msg, v, from)
+	acts := m.discardedProblems(now, msg, v, from)
+	return append(acts, m.bind(now, msg, v, from)...)
 }
 
 // refused handles a server refusing our Request (NoPrefixAvail, NotOnLink,

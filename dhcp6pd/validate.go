@@ -20,10 +20,11 @@ const (
 
 // verdict is what the semantic checks make of a server message.
 type verdict struct {
-	reason string  // non-empty: drop the whole message for this reason
-	status *status // the first non-success status, at whatever level
-	ia     *iaPD   // our IA_PD, nil when absent
-	usable []Prefix
+	reason    string  // non-empty: drop the whole message for this reason
+	status    *status // the first non-success status, at whatever level
+	ia        *iaPD   // our IA_PD, nil when absent
+	usable    []Prefix
+	discarded []string // why IA_PREFIXes were left out; the rest stays usable
 }
 
 // check validates a parsed message against our configuration (RFC 8415
@@ -62,8 +63,10 @@ func (m *Machine) check(msg *message) verdict {
 			continue
 		}
 		if reason := m.checkPrefix(p.Prefix); reason != "" {
-			v.reason = reason
-			return v
+			// §18.2.10.1: an unusable IA_PREFIX is discarded on its own;
+			// the other prefixes of the IA_PD stay good.
+			v.discarded = append(v.discarded, reason)
+			continue
 		}
 		p.Prefix = p.Prefix.Masked() // what gets installed
 		if seen[p.Prefix] {
@@ -73,6 +76,7 @@ func (m *Machine) check(msg *message) verdict {
 		seen[p.Prefix] = true
 		if p.Preferred > p.Valid {
 			// §21.22: such a prefix is discarded; the rest stay usable.
+			v.discarded = append(v.discarded, fmt.Sprintf("prefix %s: preferred lifetime %s > valid lifetime %s", p.Prefix, p.Preferred, p.Valid))
 			continue
 		}
 		if p.Valid == 0 {
@@ -98,8 +102,10 @@ func allDiscarded(ia *iaPD) bool {
 	return true
 }
 
-// checkPrefix refuses prefixes a router cannot delegate on: wrong length,
-// or an address range that is not global unicast.
+// checkPrefix refuses prefixes a router cannot delegate on: longer than
+// /64 (no room for even one LAN), or an address range that is not global
+// unicast. Any length from /1 to /64 is accepted: how the delegation is
+// split into LANs, and which LANs do not fit, is the daemon's business.
 func (m *Machine) checkPrefix(p netip.Prefix) string {
 	if !p.IsValid() {
 		return "IA_PREFIX with an invalid prefix length"
@@ -118,8 +124,6 @@ func (m *Machine) checkRange(p netip.Prefix, a netip.Addr) string {
 	switch {
 	case p.Bits() < 1 || p.Bits() > 64:
 		return fmt.Sprintf("prefix %s: length outside 1..64", p)
-	case p.Bits() > m.cfg.MaxPrefixLength:
-		return fmt.Sprintf("prefix %s: longer than /%d, too small for the configured LANs", p, m.cfg.MaxPrefixLength)
 	case a.Is4In6():
 		return fmt.Sprintf("prefix %s: IPv4-mapped", p)
 	case a.IsUnspecified():
