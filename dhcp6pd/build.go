@@ -42,7 +42,9 @@ func (m *Machine) build(ex *exchange, now time.Time) []byte {
 	if ex.typ != dhcpv6.MessageTypeRelease {
 		// RFC 8415 §18.2: SOL_MAX_RT must be in the ORO of Solicit, Request,
 		// Renew and Rebind so that a server can slow a stuck client down.
-		msg.AddOption(dhcpv6.OptRequestedOption(optSolMaxRT, dhcpv6.OptionDNSRecursiveNameServer))
+		// The ISP's DNS servers and search list (RFC 3646) are passed on
+		// to the LANs.
+		msg.AddOption(dhcpv6.OptRequestedOption(optSolMaxRT, dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList))
 		// We can check the Reconfigure Key authentication (§20.4).
 		msg.AddOption(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionReconfAccept})
 	}

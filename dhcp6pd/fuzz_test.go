@@ -26,6 +26,8 @@ func fuzzSeeds() [][]byte {
 		reply(dhcpv6.MessageTypeReply, iapd(testIAID, 0, 0, iaprefix("2001:db8:100::/56", 0, 0, statusOpt(iana.StatusNoPrefixAvail)))),
 		reply(dhcpv6.MessageTypeReply, goodPD(), authOpt(authTypeKey, 1, reconfKey)),
 		reply(dhcpv6.MessageTypeReply, goodPD(), rawOpt(dhcpv6.OptionUnicast, netip.MustParseAddr("2001:db8::1").AsSlice()...)),
+		reply(dhcpv6.MessageTypeReply, goodPD(), dnsOpt("2001:db8::53", "2001:db8::54"), domainOpt("isp.example", "example.net")),
+		reply(dhcpv6.MessageTypeReply, goodPD(), rawOpt(dhcpv6.OptionDomainSearchList, 3, 'i', 's', 'p', 0xc0, 0)),
 		reconfigure(serverA, reconfKey, 9, dhcpv6.MessageTypeRenew),
 		{7, 0, 0, 0},
 		{},
@@ -52,6 +54,19 @@ func FuzzParseReply(f *testing.F) {
 		}
 		if m.ClientID != nil && (len(m.ClientID) < 3 || len(m.ClientID) > duidMaxLength) {
 			t.Fatalf("Client ID of length %d accepted", len(m.ClientID))
+		}
+		if len(m.DNS) > MaxDNSServers || len(m.Domains) > MaxDomains {
+			t.Fatalf("%d DNS servers, %d domains accepted", len(m.DNS), len(m.Domains))
+		}
+		for _, a := range m.DNS {
+			if err := CheckDNSServer(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, d := range m.Domains {
+			if err := CheckDomain(d); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if a := m.Auth; a != nil && a.Protocol == authProtoReconfigureKey && a.valueOffset+authKeyLen > len(b) {
 			t.Fatalf("Auth value offset %d outside the message", a.valueOffset)

@@ -48,6 +48,12 @@ type Lease struct {
 	// Hint is the configured prefix length; PreferredUntil and ValidUntil
 	// report the prefix Chosen(Hint, now) picks.
 	Hint int
+	// DNS and Domains are the ISP's recursive DNS servers and search
+	// domains (RFC 3646 options 23 and 24) from the latest Reply: unicast
+	// addresses (CheckDNSServer) and names (CheckDomain), at most
+	// MaxDNSServers and MaxDomains of them.
+	DNS     []netip.Addr
+	Domains []string
 }
 
 // Chosen returns the prefix the router should use at now. Only prefixes
@@ -193,6 +199,8 @@ func (l *Lease) Clone() *Lease {
 	c.ServerID = slices.Clone(l.ServerID)
 	c.Prefixes = slices.Clone(l.Prefixes)
 	c.ReconfigureKey = slices.Clone(l.ReconfigureKey)
+	c.DNS = slices.Clone(l.DNS)
+	c.Domains = slices.Clone(l.Domains)
 	return &c
 }
 

@@ -649,6 +649,9 @@ func discardedSuffix(v verdict) string {
 // were left out, so an operator sees why a delegated prefix is missing.
 func (m *Machine) discardedProblems(now time.Time, msg *message, v verdict, from netip.Addr) []Action {
 	var acts []Action
+	for _, d := range msg.ignored {
+		acts = append(acts, m.problem(now, fmt.Sprintf("%s from %s: %s", typeName(msg.Type), from, d)))
+	}
 	for _, d := range v.discarded {
 		acts = append(acts, m.problem(now, fmt.Sprintf("discarded from %s from %s: %s", typeName(msg.Type), from, d)))
 	}
@@ -773,6 +776,9 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 	if msg.Unicast.IsValid() && !msg.Unicast.IsUnspecified() {
 		l.Unicast = msg.Unicast
 	}
+	// RFC 8415 §18.2.10: the Reply's options replace what we had; a server
+	// that stopped sending them has none for us now.
+	l.DNS, l.Domains = msg.DNS, msg.Domains
 	mentioned := map[netip.Prefix]bool{}
 	for _, p := range v.ia.Prefixes {
 		mentioned[p.Prefix.Masked()] = true

@@ -47,6 +47,11 @@ type message struct {
 	ReconfMsg   dhcpv6.MessageType
 	IAPDs       []iaPD
 	Auth        *auth
+	DNS         []netip.Addr // option 23 (RFC 3646), validated
+	Domains     []string     // option 24 (RFC 3646), validated
+	// ignored says why an option was left out without dropping the
+	// message (a malformed DNS option does not make the prefix unusable).
+	ignored []string
 }
 
 type status struct {
@@ -131,8 +136,19 @@ func parseMessage(b []byte) (m *message, err error) {
 			return nil, err
 		}
 	}
-	// The typed decode of IA_PD (and everything else) by dhcpv6.
-	dm, err := dhcpv6.MessageFromBytes(b)
+	// The typed decode of IA_PD by dhcpv6. Only the IA options go to it:
+	// its decoders of other options (DNS, domain lists, ...) are stricter
+	// or looser than ours, and an option we do not need must not drop
+	// the message.
+	typed := append([]byte(nil), b[:4]...)
+	for _, o := range raws {
+		if o.code == dhcpv6.OptionIAPD || o.code == dhcpv6.OptionIANA {
+			typed = binary.BigEndian.AppendUint16(typed, uint16(o.code))
+			typed = binary.BigEndian.AppendUint16(typed, uint16(len(o.data)))
+			typed = append(typed, o.data...)
+		}
+	}
+	dm, err := dhcpv6.MessageFromBytes(typed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
@@ -243,6 +259,28 @@ func (m *message) addRaw(o rawOption) error {
 			a.valueOffset = o.offset + authHeaderLen + 1
 		}
 		m.Auth = a
+	case dhcpv6.OptionDNSRecursiveNameServer:
+		if m.DNS != nil || m.hasIgnored(o.code) {
+			m.ignore(o.code, "appears twice; the first one counts")
+			return nil
+		}
+		dns, err := parseDNSServers(o.data)
+		if err != nil {
+			m.ignore(o.code, err.Error())
+			return nil
+		}
+		m.DNS = dns
+	case dhcpv6.OptionDomainSearchList:
+		if m.Domains != nil || m.hasIgnored(o.code) {
+			m.ignore(o.code, "appears twice; the first one counts")
+			return nil
+		}
+		ds, err := parseDomainList(o.data)
+		if err != nil {
+			m.ignore(o.code, err.Error())
+			return nil
+		}
+		m.Domains = ds
 	case dhcpv6.OptionIAPD:
 		// RFC 8415 §21.21: IAID, T1, T2 are 12 bytes; PixieFail-style short
 		// IA options must not reach a decoder.
@@ -320,4 +358,18 @@ func convertIAPD(pd *dhcpv6.OptIAPD) (iaPD, error) {
 		ia.Prefixes = append(ia.Prefixes, pre)
 	}
 	return ia, nil
+}
+
+func (m *message) ignore(code dhcpv6.OptionCode, why string) {
+	m.ignored = append(m.ignored, fmt.Sprintf("ignored option %s: %s", code, why))
+}
+
+func (m *message) hasIgnored(code dhcpv6.OptionCode) bool {
+	prefix := fmt.Sprintf("ignored option %s:", code)
+	for _, s := range m.ignored {
+		if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+			return true
+		}
+	}
+	return false
 }

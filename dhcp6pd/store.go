@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/v6edge/v6edge/internal/statefile"
@@ -28,6 +29,8 @@ type savedLease struct {
 	Prefixes       []savedPrefix `json:"prefixes"`
 	ReconfigureKey string        `json:"reconfigure_key,omitempty"`
 	Hint           int           `json:"hint,omitempty"`
+	DNS            []string      `json:"dns,omitempty"`
+	Domains        []string      `json:"domains,omitempty"`
 }
 
 type savedPrefix struct {
@@ -58,6 +61,10 @@ func toSaved(l *Lease) savedLease {
 	if l.Unicast.IsValid() {
 		s.Unicast = l.Unicast.String()
 	}
+	for _, a := range l.DNS {
+		s.DNS = append(s.DNS, a.String())
+	}
+	s.Domains = slices.Clone(l.Domains)
 	for _, p := range l.Prefixes {
 		s.Prefixes = append(s.Prefixes, savedPrefix{
 			Prefix:    p.Prefix.String(),
@@ -96,6 +103,25 @@ func fromSaved(s savedLease) (*Lease, error) {
 	}
 	if len(l.ReconfigureKey) == 0 {
 		l.ReconfigureKey = nil
+	}
+	if len(s.DNS) > MaxDNSServers || len(s.Domains) > MaxDomains {
+		return nil, fmt.Errorf("%d DNS servers and %d domains, at most %d and %d", len(s.DNS), len(s.Domains), MaxDNSServers, MaxDomains)
+	}
+	for _, d := range s.DNS {
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+		if err := CheckDNSServer(a); err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+		l.DNS = append(l.DNS, a)
+	}
+	for _, d := range s.Domains {
+		if err := CheckDomain(d); err != nil {
+			return nil, fmt.Errorf("domains: %w", err)
+		}
+		l.Domains = append(l.Domains, d)
 	}
 	for _, sp := range s.Prefixes {
 		p, err := netip.ParsePrefix(sp.Prefix)
