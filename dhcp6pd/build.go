@@ -62,5 +62,13 @@ func (m *Machine) build(ex *exchange, now time.Time) []byte {
 		}})
 	}
 	msg.AddOption(pd)
+	if ex.naNow {
+		na := &dhcpv6.OptIANA{}
+		binary.BigEndian.PutUint32(na.IaId[:], m.cfg.IAID)
+		for _, a := range ex.addrs {
+			na.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.IP(a.AsSlice())})
+		}
+		msg.AddOption(na)
+	}
 	return msg.ToBytes()
 }

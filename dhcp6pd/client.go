@@ -26,7 +26,10 @@ type Config struct {
 	// Deprecated: leave it zero.
 	MaxPrefixLength int
 	RapidCommit     bool
-	ReleaseOnStop   bool
+	// RequestAddress asks for a WAN address (IA_NA) beside the prefix;
+	// "" is AddressNever. The configuration's [wan] request_address.
+	RequestAddress AddressMode
+	ReleaseOnStop  bool
 	// StateDir holds the lease as <StateDir>/lease-<iface>-<iaid>.json;
 	// empty keeps nothing on disk.
 	StateDir string
@@ -158,10 +161,11 @@ func (c *Client) Run(ctx context.Context) error {
 
 	seed := uint64(c.now().UnixNano())
 	m := NewMachine(MachineConfig{
-		DUID:         c.cfg.DUID,
-		IAID:         c.cfg.IAID,
-		PrefixLength: c.cfg.PrefixLength,
-		RapidCommit:  c.cfg.RapidCommit,
+		DUID:           c.cfg.DUID,
+		IAID:           c.cfg.IAID,
+		PrefixLength:   c.cfg.PrefixLength,
+		RapidCommit:    c.cfg.RapidCommit,
+		RequestAddress: c.cfg.RequestAddress,
 	}, rand.New(rand.NewPCG(seed, uint64(c.cfg.IAID)^0x76366564)))
 	if c.cfg.Tune != nil {
 		c.cfg.Tune(m)

@@ -101,6 +101,16 @@ func newKeaLab(t *testing.T, subnet map[string]any, extra map[string]any) *keaLa
 	l.done = make(chan struct{})
 	go func() { l.cmd.Wait(); close(l.done) }()
 	t.Cleanup(l.stop)
+	// Clients start once Kea listens, so a lost first Solicit does not
+	// make a test about something else slow.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(l.dir, "kea.log"))
+		if strings.Contains(string(b), "DHCP6_STARTED") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(l.dir, "kea.log"))

@@ -33,6 +33,35 @@ type Prefix struct {
 	Valid     time.Duration
 }
 
+// Address is one IA Address of the lease's IA_NA (RFC 8415 §21.6): the
+// router's own WAN address, to be put on the uplink as a /128.
+type Address struct {
+	Addr      netip.Addr
+	Preferred time.Duration // as received, counted from Lease.Acquired
+	Valid     time.Duration
+}
+
+// AddressMode is whether the client asks for an IA_NA beside its IA_PD
+// (RFC 7084 WAA-4, WAA-6, WPD-6), as in odhcp6c's -N modes.
+type AddressMode string
+
+// The address modes. The zero value is AddressNever, so a Config that
+// does not set it behaves as before IA_NA support; the configuration
+// file's default is AddressTry.
+const (
+	// AddressTry asks for both. A server that answers only the IA_PD, or
+	// NoAddrsAvail in the IA_NA, still delegates the prefix. The first
+	// two Solicit transmissions carry both IAs, then every other one the
+	// IA_PD alone (the 3rd, 5th, ...), for servers that ignore a Solicit
+	// holding both; a server's Advertise without IA_NA is Requested,
+	// Renewed and Rebound with the IA_PD alone.
+	AddressTry AddressMode = "try"
+	// AddressRequire binds only when the server gives an address too.
+	AddressRequire AddressMode = "require"
+	// AddressNever asks for the IA_PD alone.
+	AddressNever AddressMode = "never"
+)
+
 // Lease is one IA_PD binding as the server confirmed it.
 type Lease struct {
 	IAID       uint32
@@ -54,6 +83,25 @@ type Lease struct {
 	// MaxDNSServers and MaxDomains of them.
 	DNS     []netip.Addr
 	Domains []string
+	// Addresses are the IA_NA's addresses (same IAID), when one was asked
+	// for and given: global unicast, preferred ≤ valid. They are renewed,
+	// rebound and released together with the prefixes; ValidAddresses
+	// leaves out those whose valid lifetime ran out.
+	Addresses []Address
+}
+
+// ValidAddresses returns the addresses still valid at now.
+func (l *Lease) ValidAddresses(now time.Time) []Address {
+	if l == nil {
+		return nil
+	}
+	var out []Address
+	for _, a := range l.Addresses {
+		if a.Valid > 0 && l.left(a.Valid, now) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Chosen returns the prefix the router should use at now. Only prefixes
@@ -200,6 +248,7 @@ func (l *Lease) Clone() *Lease {
 	c.Prefixes = slices.Clone(l.Prefixes)
 	c.ReconfigureKey = slices.Clone(l.ReconfigureKey)
 	c.DNS = slices.Clone(l.DNS)
+	c.Addresses = slices.Clone(l.Addresses)
 	c.Domains = slices.Clone(l.Domains)
 	return &c
 }

@@ -18,6 +18,9 @@ type MachineConfig struct {
 	IAID         uint32
 	PrefixLength int // the hint sent in IA_PD; 0 sends no hint
 	RapidCommit  bool
+	// RequestAddress says whether an IA_NA (same IAID) goes beside the
+	// IA_PD; "" is AddressNever.
+	RequestAddress AddressMode
 }
 
 // Action is one output of the Machine. Several may come from one input.
@@ -86,6 +89,9 @@ type exchange struct {
 	to       netip.Addr
 	serverID []byte
 	prefixes []netip.Prefix // put into the IA_PD
+	withNA   bool           // the exchange asks for an IA_NA ...
+	naNow    bool           // ... and the transmission being built carries it
+	addrs    []netip.Addr   // put into the IA_NA
 
 	collectUntil time.Time   // Solicit: Advertises are collected until the first RT ends
 	others       []candidate // Request: servers to try if this one stays silent
@@ -98,6 +104,8 @@ type candidate struct {
 	unicast    netip.Addr
 	preference int
 	prefixes   []netip.Prefix
+	withNA     bool // the Advertise had our IA_NA, even one without addresses
+	addrs      []netip.Addr
 }
 
 // NewMachine returns a machine in state init with the RFC 8415 §7.6
@@ -249,6 +257,12 @@ func (m *Machine) transmit(now time.Time) []Action {
 			ex.rt = ex.mrt + scale(ex.mrt, rand)
 		}
 	}
+	// In try mode the first two Solicit transmissions carry both IAs, and
+	// from the third on every other one leaves the IA_NA out: some
+	// servers ignore a Solicit holding both (RFC 7084 WPD-6 asks the
+	// router to cope) and answer the one with the IA_PD alone, while a
+	// first Solicit lost at link-up does not cost the address.
+	ex.naNow = ex.withNA && !(ex.typ == dhcpv6.MessageTypeSolicit && m.cfg.RequestAddress == AddressTry && ex.sent >= 2 && ex.sent%2 == 0)
 	ex.sent++
 	ex.next = now.Add(ex.rt)
 	if !ex.end.IsZero() && ex.next.After(ex.end) {
@@ -295,11 +309,12 @@ func (m *Machine) startSolicit(now time.Time, backoff bool) []Action {
 	var acts []Action
 	m.adverts = nil
 	ex := &exchange{
-		typ: dhcpv6.MessageTypeSolicit,
-		xid: m.newXID(),
-		irt: m.SolTimeout,
-		mrt: m.solMaxRT(),
-		to:  AllServers,
+		typ:    dhcpv6.MessageTypeSolicit,
+		xid:    m.newXID(),
+		irt:    m.SolTimeout,
+		mrt:    m.solMaxRT(),
+		to:     AllServers,
+		withNA: m.wantNA(),
 	}
 	if m.cfg.PrefixLength > 0 {
 		ex.prefixes = []netip.Prefix{netip.PrefixFrom(netip.IPv6Unspecified(), m.cfg.PrefixLength)}
@@ -336,9 +351,33 @@ func (m *Machine) startRequest(now time.Time, c candidate, others []candidate) [
 		serverID: c.serverID,
 		prefixes: c.prefixes,
 		others:   others,
+		// Ask for the IA_NA only from a server that showed it knows one:
+		// one that ignores Solicits holding both would ignore the Request.
+		withNA: m.wantNA() && (c.withNA || m.cfg.RequestAddress == AddressRequire),
+		addrs:  c.addrs,
 	}
 	acts := []Action{m.setState(now, StateRequesting)}
 	return append(acts, m.transmit(now)...)
+}
+
+// wantNA is whether IA_NA is asked for at all.
+func (m *Machine) wantNA() bool {
+	return m.cfg.RequestAddress == AddressTry || m.cfg.RequestAddress == AddressRequire
+}
+
+// leaseNA is whether a Renew, Rebind or Release of l carries the IA_NA:
+// when l holds addresses (they are renewed and released with the
+// prefixes), and always in require mode.
+func (m *Machine) leaseNA(l *Lease) bool {
+	return m.wantNA() && (len(l.Addresses) > 0 || m.cfg.RequestAddress == AddressRequire)
+}
+
+func leaseAddrs(l *Lease) []netip.Addr {
+	var as []netip.Addr
+	for _, a := range l.Addresses {
+		as = append(as, a.Addr)
+	}
+	return as
 }
 
 func unicastOr(a netip.Addr) netip.Addr {
@@ -373,6 +412,8 @@ func (m *Machine) startRenew(now time.Time) []Action {
 		to:       unicastOr(l.Unicast),
 		serverID: l.ServerID,
 		prefixes: leasePrefixes(l),
+		withNA:   m.leaseNA(l),
+		addrs:    leaseAddrs(l),
 	}
 	acts := []Action{m.setState(now, StateRenewing)}
 	return append(acts, m.transmit(now)...)
@@ -390,6 +431,8 @@ func (m *Machine) startRebind(now time.Time) []Action {
 		end:      l.lastValid(),
 		to:       AllServers,
 		prefixes: leasePrefixes(l),
+		withNA:   m.leaseNA(l),
+		addrs:    leaseAddrs(l),
 	}
 	acts := []Action{m.setState(now, StateRebinding)}
 	return append(acts, m.transmit(now)...)
@@ -502,6 +545,8 @@ func (m *Machine) Release(now time.Time) []Action {
 		to:       unicastOr(l.Unicast),
 		serverID: l.ServerID,
 		prefixes: leasePrefixes(l),
+		withNA:   m.wantNA() && len(l.Addresses) > 0,
+		addrs:    leaseAddrs(l),
 	}
 	return append(acts, m.transmit(now)...)
 }
@@ -619,14 +664,21 @@ func (m *Machine) receiveAdvertise(now time.Time, msg *message, v verdict, from 
 	if len(v.usable) == 0 {
 		return reject("no usable prefix offered" + discardedSuffix(v))
 	}
+	if m.cfg.RequestAddress == AddressRequire && len(v.addrs) == 0 {
+		return reject("no usable address offered (request_address = require)" + naSuffix(v) + discardedSuffix(v))
+	}
 	c := candidate{
 		serverID:   msg.ServerID,
 		addr:       from,
 		unicast:    msg.Unicast,
 		preference: msg.Preference,
+		withNA:     v.na != nil,
 	}
 	for _, p := range v.usable {
 		c.prefixes = append(c.prefixes, p.Prefix)
+	}
+	for _, a := range v.addrs {
+		c.addrs = append(c.addrs, a.Addr)
 	}
 	m.adverts = append(m.adverts, c)
 	// §18.2.1: preference 255 is taken at once; after the first RT the
@@ -635,6 +687,17 @@ func (m *Machine) receiveAdvertise(now time.Time, msg *message, v verdict, from 
 		return m.selectServer(now)
 	}
 	return nil
+}
+
+// naSuffix names the IA_NA's status, if it had one.
+func naSuffix(v verdict) string {
+	switch {
+	case v.naStatus != nil:
+		return " (IA_NA status " + v.naStatus.String() + ")"
+	case v.na == nil:
+		return " (no IA_NA)"
+	}
+	return ""
 }
 
 // discardedSuffix names the IA_PREFIXes check left out, for a rejection.
@@ -707,10 +770,10 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 				// may answer a Rebind).
 				return reject(fmt.Sprintf("status %s: keeping the lease until it expires", v.status))
 			}
-			return m.refused(now, v.status, reject)
+			return m.refused(now, "status "+v.status.String(), reject)
 		default: // NotOnLink and anything unknown: the binding is unusable
 			if ex.typ == dhcpv6.MessageTypeRequest && m.lease == nil {
-				return m.refused(now, v.status, reject)
+				return m.refused(now, "status "+v.status.String(), reject)
 			}
 			acts := reject(fmt.Sprintf("status %s: soliciting again", v.status))
 			if m.lease != nil {
@@ -727,8 +790,17 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 		}
 	} else if len(v.usable) == 0 {
 		return reject("no usable prefix in Reply" + discardedSuffix(v))
+	} else if m.cfg.RequestAddress == AddressRequire && len(v.addrs) == 0 {
+		why := "no usable address (request_address = require)" + naSuffix(v)
+		if ex.typ == dhcpv6.MessageTypeRequest {
+			return m.refused(now, why, reject)
+		}
+		return reject(why)
 	}
 	acts := m.discardedProblems(now, msg, v, from)
+	if m.wantNA() && len(v.addrs) == 0 && (v.naStatus != nil || ex.withNA) && ex.typ != dhcpv6.MessageTypeRelease {
+		acts = append(acts, m.problem(now, fmt.Sprintf("%s from %s: no address in the IA_NA%s; the prefix is used without one", typeName(msg.Type), from, naSuffix(v))))
+	}
 	return append(acts, m.bind(now, msg, v, from)...)
 }
 
@@ -745,17 +817,17 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 // be asked every second or two forever, so after refusedFree refusals in a
 // row the delay before the Solicit doubles from SOL_TIMEOUT per further
 // refusal, up to SOL_MAX_RT. The count restarts when a lease is bound.
-func (m *Machine) refused(now time.Time, st *status, reject func(string) []Action) []Action {
+func (m *Machine) refused(now time.Time, why string, reject func(string) []Action) []Action {
 	ex := m.ex
 	m.refusals++
 	// A lease we still hold (we Requested a binding the server had lost)
 	// stays ours until its lifetimes end (§18.2.10.1) while we look for a
 	// server that extends it.
 	if len(ex.others) > 0 {
-		acts := reject(fmt.Sprintf("status %s: requesting from the next server", st))
+		acts := reject(why + ": requesting from the next server")
 		return append(acts, m.startRequest(now, ex.others[0], ex.others[1:])...)
 	}
-	acts := reject(fmt.Sprintf("status %s: soliciting again", st))
+	acts := reject(why + ": soliciting again")
 	return append(acts, m.startSolicit(now, m.refusals > refusedFree)...)
 }
 
@@ -784,6 +856,33 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 		mentioned[p.Prefix.Masked()] = true
 	}
 	l.Prefixes = append(l.Prefixes, v.usable...)
+	l.Addresses = append(l.Addresses, v.addrs...)
+	if old != nil && m.ex != nil && m.ex.typ != dhcpv6.MessageTypeSolicit {
+		// The same for addresses the Reply does not mention (an IA_NA
+		// left out, or refused with NoAddrsAvail, while the IA_PD was
+		// extended): they live out their lifetimes.
+		gone := now.Sub(old.Acquired)
+		said := map[netip.Addr]bool{}
+		if v.na != nil {
+			for _, a := range v.na.Addrs {
+				said[a.Addr] = true
+			}
+		}
+		for _, a := range old.Addresses {
+			if said[a.Addr] {
+				continue
+			}
+			if a.Valid != Infinity {
+				a.Valid -= gone
+			}
+			if a.Preferred != Infinity {
+				a.Preferred = max(a.Preferred-gone, 0)
+			}
+			if a.Valid > 0 && m.wantNA() {
+				l.Addresses = append(l.Addresses, a)
+			}
+		}
+	}
 	if old != nil && m.ex != nil && m.ex.typ != dhcpv6.MessageTypeSolicit {
 		// §18.2.10.1: prefixes the Reply does not mention keep the
 		// lifetimes they had; count them down to the new Acquired time.
@@ -818,6 +917,15 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 		return m.expire(now)
 	}
 	l.T1, l.T2 = effectiveTimers(v.ia.T1, v.ia.T2, l.Prefixes)
+	if v.na != nil && len(v.addrs) > 0 {
+		// One Renew serves both IAs (RFC 8415 §18.2.4): at the earlier T1.
+		var as []Prefix
+		for _, a := range v.addrs {
+			as = append(as, Prefix{Preferred: a.Preferred, Valid: a.Valid})
+		}
+		t1, t2 := effectiveTimers(v.na.T1, v.na.T2, as)
+		l.T1, l.T2 = min(l.T1, t1), min(l.T2, t2)
+	}
 	m.lease = l
 	m.refusals = 0
 	a := m.setState(now, StateBound)
@@ -831,6 +939,9 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 			}
 		}
 		a.Info = fmt.Sprintf("%s %s by %s, T1 %s, T2 %s, valid %s", verb, p.Prefix, from, l.T1, l.T2, p.Valid)
+		for _, ad := range l.Addresses {
+			a.Info += fmt.Sprintf(", address %s valid %s", ad.Addr, ad.Valid)
+		}
 	}
 	return []Action{a}
 }

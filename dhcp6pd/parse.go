@@ -46,6 +46,7 @@ type message struct {
 	SolMaxRT    time.Duration // 0 when absent
 	ReconfMsg   dhcpv6.MessageType
 	IAPDs       []iaPD
+	IANAs       []iaNA
 	Auth        *auth
 	DNS         []netip.Addr // option 23 (RFC 3646), validated
 	Domains     []string     // option 24 (RFC 3646), validated
@@ -75,6 +76,21 @@ type iaPD struct {
 
 type iaPrefix struct {
 	Prefix    netip.Prefix
+	Preferred time.Duration
+	Valid     time.Duration
+	Status    *status
+}
+
+// iaNA is an IA_NA (RFC 8415 §21.4) with its IA Addresses (§21.6).
+type iaNA struct {
+	IAID   uint32
+	T1, T2 time.Duration
+	Status *status
+	Addrs  []iaAddr
+}
+
+type iaAddr struct {
+	Addr      netip.Addr
 	Preferred time.Duration
 	Valid     time.Duration
 	Status    *status
@@ -167,6 +183,22 @@ func parseMessage(b []byte) (m *message, err error) {
 		}
 		iaids[ia.IAID] = true
 		m.IAPDs = append(m.IAPDs, ia)
+	}
+	naIDs := map[uint32]bool{}
+	for _, o := range dm.Options.Get(dhcpv6.OptionIANA) {
+		na, ok := o.(*dhcpv6.OptIANA)
+		if !ok {
+			return nil, fmt.Errorf("%w: IA_NA not decoded", errMalformed)
+		}
+		ia, err := convertIANA(na)
+		if err != nil {
+			return nil, err
+		}
+		if naIDs[ia.IAID] {
+			return nil, fmt.Errorf("%w: duplicate IA_NA for IAID %d", errMalformed, ia.IAID)
+		}
+		naIDs[ia.IAID] = true
+		m.IANAs = append(m.IANAs, ia)
 	}
 	return m, nil
 }
@@ -288,6 +320,12 @@ func (m *message) addRaw(o rawOption) error {
 			return fmt.Errorf("%w: IA_PD of length %d", errMalformed, len(o.data))
 		}
 		return checkNested(o.data[12:], o.offset+12, dhcpv6.OptionIAPrefix, 25)
+	case dhcpv6.OptionIANA:
+		// §21.4: IAID, T1, T2, then IA Addresses of at least 24 bytes.
+		if len(o.data) < 12 {
+			return fmt.Errorf("%w: IA_NA of length %d", errMalformed, len(o.data))
+		}
+		return checkNested(o.data[12:], o.offset+12, dhcpv6.OptionIAAddr, 24)
 	}
 	return nil
 }
@@ -306,8 +344,8 @@ func checkNested(b []byte, base int, child dhcpv6.OptionCode, min int) error {
 			if len(o.data) < min {
 				return fmt.Errorf("%w: %s of length %d, want at least %d", errMalformed, o.code, len(o.data), min)
 			}
-			if child == dhcpv6.OptionIAPrefix {
-				if err := checkNested(o.data[25:], o.offset+25, 0, 0); err != nil {
+			if child == dhcpv6.OptionIAPrefix || child == dhcpv6.OptionIAAddr {
+				if err := checkNested(o.data[min:], o.offset+min, 0, 0); err != nil {
 					return err
 				}
 			}
@@ -372,4 +410,31 @@ func (m *message) hasIgnored(code dhcpv6.OptionCode) bool {
 		}
 	}
 	return false
+}
+
+func convertIANA(na *dhcpv6.OptIANA) (iaNA, error) {
+	ia := iaNA{
+		IAID: binary.BigEndian.Uint32(na.IaId[:]),
+		T1:   na.T1,
+		T2:   na.T2,
+	}
+	if s := na.Options.Status(); s != nil {
+		ia.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
+	}
+	for _, o := range na.Options.Get(dhcpv6.OptionIAAddr) {
+		a, ok := o.(*dhcpv6.OptIAAddress)
+		if !ok {
+			return iaNA{}, fmt.Errorf("%w: IA Address not decoded", errMalformed)
+		}
+		addr, ok := netip.AddrFromSlice(a.IPv6Addr.To16())
+		if !ok {
+			return iaNA{}, fmt.Errorf("%w: IA Address", errMalformed)
+		}
+		ad := iaAddr{Addr: addr, Preferred: a.PreferredLifetime, Valid: a.ValidLifetime}
+		if s := a.Options.Status(); s != nil {
+			ad.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
+		}
+		ia.Addrs = append(ia.Addrs, ad)
+	}
+	return ia, nil
 }

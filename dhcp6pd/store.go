@@ -29,12 +29,19 @@ type savedLease struct {
 	Prefixes       []savedPrefix `json:"prefixes"`
 	ReconfigureKey string        `json:"reconfigure_key,omitempty"`
 	Hint           int           `json:"hint,omitempty"`
+	Addresses      []savedAddr   `json:"addresses,omitempty"`
 	DNS            []string      `json:"dns,omitempty"`
 	Domains        []string      `json:"domains,omitempty"`
 }
 
 type savedPrefix struct {
 	Prefix    string `json:"prefix"`
+	Preferred int64  `json:"preferred_s"`
+	Valid     int64  `json:"valid_s"`
+}
+
+type savedAddr struct {
+	Address   string `json:"address"`
 	Preferred int64  `json:"preferred_s"`
 	Valid     int64  `json:"valid_s"`
 }
@@ -60,6 +67,9 @@ func toSaved(l *Lease) savedLease {
 	}
 	if l.Unicast.IsValid() {
 		s.Unicast = l.Unicast.String()
+	}
+	for _, a := range l.Addresses {
+		s.Addresses = append(s.Addresses, savedAddr{Address: a.Addr.String(), Preferred: int64(a.Preferred / time.Second), Valid: int64(a.Valid / time.Second)})
 	}
 	for _, a := range l.DNS {
 		s.DNS = append(s.DNS, a.String())
@@ -106,6 +116,19 @@ func fromSaved(s savedLease) (*Lease, error) {
 	}
 	if len(s.DNS) > MaxDNSServers || len(s.Domains) > MaxDomains {
 		return nil, fmt.Errorf("%d DNS servers and %d domains, at most %d and %d", len(s.DNS), len(s.Domains), MaxDNSServers, MaxDomains)
+	}
+	for _, sa := range s.Addresses {
+		a, err := netip.ParseAddr(sa.Address)
+		if err != nil {
+			return nil, fmt.Errorf("addresses: %w", err)
+		}
+		if err := CheckAddress(a); err != nil {
+			return nil, fmt.Errorf("addresses: %w", err)
+		}
+		if sa.Preferred < 0 || sa.Valid < sa.Preferred {
+			return nil, fmt.Errorf("addresses: %s preferred %d s, valid %d s", a, sa.Preferred, sa.Valid)
+		}
+		l.Addresses = append(l.Addresses, Address{Addr: a, Preferred: time.Duration(sa.Preferred) * time.Second, Valid: time.Duration(sa.Valid) * time.Second})
 	}
 	for _, d := range s.DNS {
 		a, err := netip.ParseAddr(d)

@@ -25,6 +25,10 @@ type verdict struct {
 	ia        *iaPD   // our IA_PD, nil when absent
 	usable    []Prefix
 	discarded []string // why IA_PREFIXes were left out; the rest stays usable
+
+	na       *iaNA     // our IA_NA, nil when absent or discarded
+	naStatus *status   // its status, or its addresses' when none is usable
+	addrs    []Address // its usable addresses
 }
 
 // check validates a parsed message against our configuration (RFC 8415
@@ -41,6 +45,7 @@ func (m *Machine) check(msg *message) verdict {
 			v.ia = &msg.IAPDs[i]
 		}
 	}
+	m.checkNA(msg, &v)
 	if v.ia == nil {
 		return v
 	}
@@ -91,6 +96,74 @@ func (m *Machine) check(msg *message) verdict {
 		v.reason = "every prefix has preferred lifetime > valid lifetime"
 	}
 	return v
+}
+
+// checkNA finds our IA_NA and its usable addresses (RFC 8415 §21.4,
+// §21.6). Nothing in it ever drops the message: the IA_PD is what a
+// router cannot do without, so a bad IA_NA or address is discarded alone.
+func (m *Machine) checkNA(msg *message, v *verdict) {
+	if m.cfg.RequestAddress == AddressNever || m.cfg.RequestAddress == "" {
+		return
+	}
+	for i := range msg.IANAs {
+		if msg.IANAs[i].IAID == m.cfg.IAID {
+			v.na = &msg.IANAs[i]
+		}
+	}
+	na := v.na
+	if na == nil {
+		return
+	}
+	if na.T1 != 0 && na.T2 != 0 && na.T1 > na.T2 {
+		// §21.4: the client discards such an IA_NA.
+		v.discarded = append(v.discarded, fmt.Sprintf("IA_NA with T1 %s > T2 %s", na.T1, na.T2))
+		v.na = nil
+		return
+	}
+	if na.Status != nil && na.Status.Code != statusSuccess {
+		v.naStatus = na.Status
+		return
+	}
+	var addrStatus *status
+	seen := map[netip.Addr]bool{}
+	for _, a := range na.Addrs {
+		if a.Status != nil && a.Status.Code != statusSuccess {
+			if addrStatus == nil {
+				addrStatus = a.Status
+			}
+			continue
+		}
+		if err := CheckAddress(a.Addr); err != nil {
+			v.discarded = append(v.discarded, err.Error())
+			continue
+		}
+		if a.Preferred > a.Valid {
+			v.discarded = append(v.discarded, fmt.Sprintf("address %s: preferred lifetime %s > valid lifetime %s", a.Addr, a.Preferred, a.Valid))
+			continue
+		}
+		if a.Valid == 0 || seen[a.Addr] {
+			continue // withdrawn, or said twice
+		}
+		seen[a.Addr] = true
+		v.addrs = append(v.addrs, Address{Addr: a.Addr, Preferred: a.Preferred, Valid: a.Valid})
+	}
+	if len(v.addrs) == 0 && addrStatus != nil {
+		v.naStatus = addrStatus
+	}
+}
+
+// CheckAddress accepts a WAN address from an IA_NA: global unicast only
+// (not ULA, link-local, multicast, loopback, unspecified or IPv4-mapped).
+func CheckAddress(a netip.Addr) error {
+	switch {
+	case !a.Is6() || a.Is4In6():
+		return fmt.Errorf("address %s: not IPv6", a)
+	case a.Zone() != "":
+		return fmt.Errorf("address %s: has a zone", a)
+	case !a.IsGlobalUnicast() || a.IsPrivate():
+		return fmt.Errorf("address %s: not global unicast", a)
+	}
+	return nil
 }
 
 func allDiscarded(ia *iaPD) bool {
