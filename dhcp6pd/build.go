@@ -44,7 +44,9 @@ func (m *Machine) build(ex *exchange, now time.Time) []byte {
 		// Renew and Rebind so that a server can slow a stuck client down.
 		// The ISP's DNS servers and search list (RFC 3646) are passed on
 		// to the LANs.
-		msg.AddOption(dhcpv6.OptRequestedOption(optSolMaxRT, dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList))
+		msg.AddOption(dhcpv6.OptRequestedOption(optSolMaxRT, dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList,
+			// RFC 6603 §4.1: the prefix the ISP keeps for the WAN link.
+			dhcpv6.OptionPDExclude))
 		// We can check the Reconfigure Key authentication (§20.4).
 		msg.AddOption(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionReconfAccept})
 	}

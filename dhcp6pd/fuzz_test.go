@@ -32,6 +32,8 @@ func fuzzSeeds() [][]byte {
 		reply(dhcpv6.MessageTypeAdvertise, goodPD(), goodNA(), preference(255)),
 		reply(dhcpv6.MessageTypeReply, goodPD(), ianaOpt(testIAID, 0, 0, statusOpt(iana.StatusNoAddrsAvail))),
 		reply(dhcpv6.MessageTypeReply, goodPD(), ianaOpt(testIAID, 0, 0, iaaddr("fd00::1", 1, 2), iaaddr(wanAddr, 0, 0, statusOpt(iana.StatusNoAddrsAvail)))),
+		reply(dhcpv6.MessageTypeReply, iapd(testIAID, 0, 0, iaprefix("2001:db8:100::/56", 2000*time.Second, 3000*time.Second, excludeOpt(64, 0x01)))),
+		reply(dhcpv6.MessageTypeReply, iapd(testIAID, 0, 0, iaprefix("2001:db8:100::/60", 2000*time.Second, 3000*time.Second, excludeOpt(64, 0x11)))),
 		reconfigure(serverA, reconfKey, 9, dhcpv6.MessageTypeRenew),
 		{7, 0, 0, 0},
 		{},
@@ -118,6 +120,11 @@ func FuzzReceive(f *testing.F) {
 			for _, p := range l.Prefixes {
 				if reason := m.checkPrefix(p.Prefix); reason != "" {
 					t.Fatalf("bound an invalid prefix: %s", reason)
+				}
+				if p.Exclude.IsValid() {
+					if err := CheckExclude(p.Prefix, p.Exclude); err != nil {
+						t.Fatal(err)
+					}
 				}
 				if p.Valid <= 0 || p.Preferred > p.Valid {
 					t.Fatalf("bound prefix %s with preferred %s valid %s", p.Prefix, p.Preferred, p.Valid)

@@ -31,6 +31,11 @@ type Prefix struct {
 	Prefix    netip.Prefix
 	Preferred time.Duration // as received (Infinity for 0xffffffff)
 	Valid     time.Duration
+	// Exclude is the prefix inside Prefix the router must not use (RFC
+	// 6603 PD Exclude: typically the /64 of the link to the ISP); the
+	// zero Prefix when the server named none. When valid it is longer
+	// than Prefix, inside it, and at most /128.
+	Exclude netip.Prefix
 }
 
 // Address is one IA Address of the lease's IA_NA (RFC 8415 §21.6): the

@@ -718,6 +718,9 @@ func (m *Machine) discardedProblems(now time.Time, msg *message, v verdict, from
 	for _, d := range v.discarded {
 		acts = append(acts, m.problem(now, fmt.Sprintf("discarded from %s from %s: %s", typeName(msg.Type), from, d)))
 	}
+	for _, d := range v.ignored {
+		acts = append(acts, m.problem(now, fmt.Sprintf("%s from %s: %s", typeName(msg.Type), from, d)))
+	}
 	return acts
 }
 

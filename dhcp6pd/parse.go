@@ -79,6 +79,10 @@ type iaPrefix struct {
 	Preferred time.Duration
 	Valid     time.Duration
 	Status    *status
+	// Exclude holds the payloads of the OPTION_PD_EXCLUDEs inside (RFC
+	// 6603 §4.2); they are decoded against the delegated length in
+	// validate.go.
+	Exclude [][]byte
 }
 
 // iaNA is an IA_NA (RFC 8415 §21.4) with its IA Addresses (§21.6).
@@ -392,6 +396,9 @@ func convertIAPD(pd *dhcpv6.OptIAPD) (iaPD, error) {
 		// reason in validate.go.
 		if s := p.Options.Status(); s != nil {
 			pre.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
+		}
+		for _, x := range p.Options.Get(dhcpv6.OptionPDExclude) {
+			pre.Exclude = append(pre.Exclude, x.ToBytes())
 		}
 		ia.Prefixes = append(ia.Prefixes, pre)
 	}

@@ -38,6 +38,7 @@ type savedPrefix struct {
 	Prefix    string `json:"prefix"`
 	Preferred int64  `json:"preferred_s"`
 	Valid     int64  `json:"valid_s"`
+	Exclude   string `json:"exclude,omitempty"` // RFC 6603
 }
 
 type savedAddr struct {
@@ -76,11 +77,15 @@ func toSaved(l *Lease) savedLease {
 	}
 	s.Domains = slices.Clone(l.Domains)
 	for _, p := range l.Prefixes {
-		s.Prefixes = append(s.Prefixes, savedPrefix{
+		sp := savedPrefix{
 			Prefix:    p.Prefix.String(),
 			Preferred: int64(p.Preferred / time.Second),
 			Valid:     int64(p.Valid / time.Second),
-		})
+		}
+		if p.Exclude.IsValid() {
+			sp.Exclude = p.Exclude.String()
+		}
+		s.Prefixes = append(s.Prefixes, sp)
 	}
 	return s
 }
@@ -151,11 +156,20 @@ func fromSaved(s savedLease) (*Lease, error) {
 		if err != nil {
 			return nil, fmt.Errorf("prefix: %w", err)
 		}
-		l.Prefixes = append(l.Prefixes, Prefix{
+		lp := Prefix{
 			Prefix:    p,
 			Preferred: time.Duration(sp.Preferred) * time.Second,
 			Valid:     time.Duration(sp.Valid) * time.Second,
-		})
+		}
+		if sp.Exclude != "" {
+			if lp.Exclude, err = netip.ParsePrefix(sp.Exclude); err != nil {
+				return nil, fmt.Errorf("exclude: %w", err)
+			}
+			if err := CheckExclude(p, lp.Exclude); err != nil {
+				return nil, fmt.Errorf("exclude: %w", err)
+			}
+		}
+		l.Prefixes = append(l.Prefixes, lp)
 	}
 	return l, nil
 }

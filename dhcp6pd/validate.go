@@ -25,6 +25,7 @@ type verdict struct {
 	ia        *iaPD   // our IA_PD, nil when absent
 	usable    []Prefix
 	discarded []string // why IA_PREFIXes were left out; the rest stays usable
+	ignored   []string // options inside a usable prefix that were left out
 
 	na       *iaNA     // our IA_NA, nil when absent or discarded
 	naStatus *status   // its status, or its addresses' when none is usable
@@ -87,7 +88,21 @@ func (m *Machine) check(msg *message) verdict {
 		if p.Valid == 0 {
 			continue // withdrawn (§18.2.10.1); bind drops it from the lease
 		}
-		v.usable = append(v.usable, Prefix{Prefix: p.Prefix, Preferred: p.Preferred, Valid: p.Valid})
+		got := Prefix{Prefix: p.Prefix, Preferred: p.Preferred, Valid: p.Valid}
+		switch len(p.Exclude) {
+		case 0:
+		case 1:
+			x, err := decodeExclude(p.Prefix, p.Exclude[0])
+			if err != nil {
+				// The prefix is still ours; only the exclusion is lost.
+				v.ignored = append(v.ignored, fmt.Sprintf("ignored PD Exclude in %s: %v", p.Prefix, err))
+			} else {
+				got.Exclude = x
+			}
+		default:
+			v.ignored = append(v.ignored, fmt.Sprintf("ignored PD Exclude in %s: %d of them, RFC 6603 allows one", p.Prefix, len(p.Exclude)))
+		}
+		v.usable = append(v.usable, got)
 	}
 	if v.status == nil && len(v.usable) == 0 && prefixStatus != nil {
 		v.status = prefixStatus
@@ -162,6 +177,49 @@ func CheckAddress(a netip.Addr) error {
 		return fmt.Errorf("address %s: has a zone", a)
 	case !a.IsGlobalUnicast() || a.IsPrivate():
 		return fmt.Errorf("address %s: not global unicast", a)
+	}
+	return nil
+}
+
+// decodeExclude decodes OPTION_PD_EXCLUDE (RFC 6603 §4.2) inside the
+// delegated prefix d: one byte of excluded prefix length, then the bits
+// of the excluded prefix that follow d's length, padded with zeros to a
+// whole byte. Strict: the length must exceed d's and be at most 128, the
+// option exactly as long as those bits need, and the padding zero.
+func decodeExclude(d netip.Prefix, b []byte) (netip.Prefix, error) {
+	if len(b) < 2 {
+		return netip.Prefix{}, fmt.Errorf("option of length %d, want at least 2", len(b))
+	}
+	l, dl := int(b[0]), d.Bits()
+	if l <= dl || l > 128 {
+		return netip.Prefix{}, fmt.Errorf("excluded length /%d is not longer than /%d and at most /128", l, dl)
+	}
+	bits := l - dl
+	if want := 1 + (bits+7)/8; len(b) != want {
+		return netip.Prefix{}, fmt.Errorf("option of length %d, want %d for a /%d inside a /%d", len(b), want, l, dl)
+	}
+	id := b[1:]
+	a := d.Masked().Addr().As16()
+	for i := range len(id) * 8 {
+		bit := id[i/8] >> (7 - i%8) & 1
+		if i >= bits {
+			if bit != 0 {
+				return netip.Prefix{}, errors.New("padding bits after the subnet ID are not zero")
+			}
+			continue
+		}
+		pos := dl + i
+		a[pos/8] |= bit << (7 - pos%8)
+	}
+	return netip.PrefixFrom(netip.AddrFrom16(a), l), nil
+}
+
+// CheckExclude accepts x as the excluded prefix of p: longer than p,
+// inside it, at most /128, in its masked form.
+func CheckExclude(p, x netip.Prefix) error {
+	switch {
+	case !x.IsValid() || x.Bits() <= p.Bits() || !p.Contains(x.Addr()) || x.Masked() != x:
+		return fmt.Errorf("excluded prefix %s is not a longer prefix inside %s", x, p)
 	}
 	return nil
 }
