@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
 )
 
 // Config configures a Client.
@@ -30,6 +32,10 @@ type Config struct {
 	// "" is AddressNever. The configuration's [wan] request_address.
 	RequestAddress AddressMode
 	ReleaseOnStop  bool
+	// StopTimeout bounds how long a stop waits for the Release to be
+	// confirmed (RFC 8415 §18.2.7 retransmits it up to REL_MAX_RC times);
+	// zero means DefaultStopTimeout.
+	StopTimeout time.Duration
 	// StateDir holds the lease as <StateDir>/lease-<iface>-<iaid>.json;
 	// empty keeps nothing on disk.
 	StateDir string
@@ -65,6 +71,11 @@ type Client struct {
 	// published (run goroutine only).
 	chosen netip.Prefix
 }
+
+// DefaultStopTimeout is Config.StopTimeout's default: three Release
+// transmissions at the RFC 8415 timing (0, ~1 s, ~3 s), well inside
+// systemd's stop timeout.
+const DefaultStopTimeout = 5 * time.Second
 
 // NewClient returns a client; Run starts it.
 func NewClient(cfg Config) *Client {
@@ -133,7 +144,8 @@ type packet struct {
 }
 
 // Run talks DHCPv6 until ctx ends. It returns nil on cancellation; with
-// ReleaseOnStop it sends one Release first.
+// ReleaseOnStop it first Releases the lease, retransmitting until a Reply
+// comes, REL_MAX_RC runs out or StopTimeout passes.
 func (c *Client) Run(ctx context.Context) error {
 	var saved *Lease
 	if c.cfg.StateDir != "" {
@@ -327,7 +339,9 @@ func (s *session) open(ctx context.Context) {
 func (s *session) use(ctx context.Context, conn Conn) {
 	s.opening = false
 	s.conn = conn
-	readCtx, cancel := context.WithCancel(ctx)
+	// The reader outlives ctx: a Release on stop still wants its Reply.
+	// s.close ends it.
+	readCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopped = cancel
 	go s.c.read(readCtx, conn, s.packets, s.failed)
 }
@@ -355,12 +369,38 @@ func (s *session) close() {
 }
 
 // stop runs on cancellation: a Release when configured (never in standby,
-// never without a lease), sent once without waiting for the Reply.
+// never without a lease), retransmitted per RFC 8415 §18.2.7 until a Reply
+// confirms it, REL_MAX_RC transmissions went out, or StopTimeout passed.
 func (s *session) stop() {
 	if !s.c.cfg.ReleaseOnStop || s.m.State() == StateStandby || s.m.Lease() == nil {
 		return
 	}
 	s.apply(s.m.Release(s.c.now()))
+	limit := s.c.cfg.StopTimeout
+	if limit <= 0 {
+		limit = DefaultStopTimeout
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for s.conn != nil && s.m.ex != nil && s.m.ex.typ == dhcpv6.MessageTypeRelease {
+		timer.Stop()
+		if d := s.m.Deadline(); !d.IsZero() {
+			timer.Reset(max(d.Sub(s.c.now()), 0))
+		}
+		select {
+		case p := <-s.packets:
+			s.apply(s.m.Receive(s.c.now(), p.b, p.from))
+		case <-timer.C:
+			s.apply(s.m.Timer(s.c.now()))
+		case <-s.failed:
+			return
+		case <-deadline.C:
+			s.c.log.Warn("stopping without a Reply to the Release", "waited", limit)
+			return
+		}
+	}
 }
 
 // send writes one message. A unicast send that fails falls back to

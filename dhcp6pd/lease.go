@@ -72,8 +72,10 @@ type Lease struct {
 	IAID       uint32
 	ServerID   []byte     // server DUID
 	ServerAddr netip.Addr // where the Reply came from (link-local)
-	// Unicast is the server address from the Server Unicast option
-	// (RFC 8415 §21.12), if the server allowed unicast; invalid otherwise.
+	// Unicast is no longer set or used: the Server Unicast option (RFC
+	// 8415 §21.12) is ignored, as RFC 9915 deprecates it, because a
+	// server's unicast address is often not reachable from our
+	// link-local source. Kept so old lease files load.
 	Unicast        netip.Addr
 	T1, T2         time.Duration // effective, after the §21.21 rules for 0
 	Acquired       time.Time     // when the Reply was received; all lifetimes count from here

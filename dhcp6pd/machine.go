@@ -35,7 +35,7 @@ type Action struct {
 // Outgoing is one message to send.
 type Outgoing struct {
 	Msg  []byte
-	To   netip.Addr // AllServers, or the server's unicast address
+	To   netip.Addr // AllServers (the Server Unicast option is not used)
 	Type dhcpv6.MessageType
 }
 
@@ -57,7 +57,7 @@ type Machine struct {
 	RebMaxRT    time.Duration // REB_MAX_RT
 	RelTimeout  time.Duration // REL_TIMEOUT
 	RelMaxRC    int           // REL_MAX_RC
-	// MaxProblems is how many recent problems Problems keeps.
+	// MaxProblems is how many kinds of recent problems Problems keeps.
 	MaxProblems int
 
 	cfg MachineConfig
@@ -68,7 +68,7 @@ type Machine struct {
 	ex         *exchange
 	adverts    []candidate // collected during the first RT of a Solicit
 	serverMRT  time.Duration
-	problems   []string
+	problems   []problemEntry
 	lastChange time.Time
 	replay     uint64 // last Reconfigure replay counter seen (§20.3)
 	haveReplay bool
@@ -101,7 +101,6 @@ type exchange struct {
 type candidate struct {
 	serverID   []byte
 	addr       netip.Addr
-	unicast    netip.Addr
 	preference int
 	prefixes   []netip.Prefix
 	withNA     bool // the Advertise had our IA_NA, even one without addresses
@@ -137,8 +136,39 @@ func (m *Machine) State() State { return m.state }
 // Lease is a copy of the current lease, nil when there is none.
 func (m *Machine) Lease() *Lease { return m.lease.Clone() }
 
-// Problems returns the most recent problems, oldest first.
-func (m *Machine) Problems() []string { return slices.Clone(m.problems) }
+// Problems returns the most recent problems, oldest first: one line per
+// kind of problem, the latest text with how often it happened ("… (×12)").
+func (m *Machine) Problems() []string {
+	out := make([]string, 0, len(m.problems))
+	for _, p := range m.problems {
+		if p.count > 1 {
+			out = append(out, fmt.Sprintf("%s (×%d)", p.text, p.count))
+		} else {
+			out = append(out, p.text)
+		}
+	}
+	return out
+}
+
+// problemEntry is one kind of problem: its latest text and how many times
+// it happened.
+type problemEntry struct {
+	kind, text string
+	count      int
+}
+
+// problemKind is s with every word that holds a number, an address or a
+// transaction id blanked out: two Advertises rejected for the same reason
+// are one kind, whatever their transaction ids or lifetimes.
+func problemKind(s string) string {
+	words := strings.Fields(s)
+	for i, w := range words {
+		if strings.ContainsAny(w, "0123456789") || strings.Contains(strings.TrimRight(w, ":"), ":") {
+			words[i] = "#"
+		}
+	}
+	return strings.Join(words, " ")
+}
 
 // LastChange is when the state or the lease last changed.
 func (m *Machine) LastChange() time.Time { return m.lastChange }
@@ -347,7 +377,7 @@ func (m *Machine) startRequest(now time.Time, c candidate, others []candidate) [
 		irt:      m.ReqTimeout,
 		mrt:      m.ReqMaxRT,
 		mrc:      m.ReqMaxRC,
-		to:       unicastOr(c.unicast),
+		to:       AllServers,
 		serverID: c.serverID,
 		prefixes: c.prefixes,
 		others:   others,
@@ -380,13 +410,6 @@ func leaseAddrs(l *Lease) []netip.Addr {
 	return as
 }
 
-func unicastOr(a netip.Addr) netip.Addr {
-	if a.IsValid() && !a.IsUnspecified() {
-		return a
-	}
-	return AllServers
-}
-
 func leasePrefixes(l *Lease) []netip.Prefix {
 	var ps []netip.Prefix
 	for _, p := range l.Prefixes {
@@ -409,7 +432,7 @@ func (m *Machine) startRenew(now time.Time) []Action {
 		irt:      m.RenTimeout,
 		mrt:      m.RenMaxRT,
 		end:      end,
-		to:       unicastOr(l.Unicast),
+		to:       AllServers,
 		serverID: l.ServerID,
 		prefixes: leasePrefixes(l),
 		withNA:   m.leaseNA(l),
@@ -483,8 +506,19 @@ func (m *Machine) exchangeFailed(now time.Time) []Action {
 
 // problem records a problem for Snapshot.Problems and returns it as an
 // Action for the log.
+//
+// Problems keeps one entry per kind (see problemKind), moved to the end
+// with its count when it happens again, and at most MaxProblems kinds:
+// while soliciting, every rejected Advertise would otherwise add its own
+// line without bound.
 func (m *Machine) problem(_ time.Time, s string) Action {
-	m.problems = append(m.problems, s)
+	k := problemKind(s)
+	e := problemEntry{kind: k, text: s, count: 1}
+	if i := slices.IndexFunc(m.problems, func(p problemEntry) bool { return p.kind == k }); i >= 0 {
+		e.count = m.problems[i].count + 1
+		m.problems = slices.Delete(m.problems, i, i+1)
+	}
+	m.problems = append(m.problems, e)
 	if n := m.MaxProblems; n > 0 && len(m.problems) > n {
 		m.problems = slices.Clone(m.problems[len(m.problems)-n:])
 	}
@@ -542,7 +576,7 @@ func (m *Machine) Release(now time.Time) []Action {
 		xid:      m.newXID(),
 		irt:      m.RelTimeout,
 		mrc:      m.RelMaxRC,
-		to:       unicastOr(l.Unicast),
+		to:       AllServers,
 		serverID: l.ServerID,
 		prefixes: leasePrefixes(l),
 		withNA:   m.wantNA() && len(l.Addresses) > 0,
@@ -670,7 +704,6 @@ func (m *Machine) receiveAdvertise(now time.Time, msg *message, v verdict, from 
 	c := candidate{
 		serverID:   msg.ServerID,
 		addr:       from,
-		unicast:    msg.Unicast,
 		preference: msg.Preference,
 		withNA:     v.na != nil,
 	}
@@ -742,17 +775,11 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 	if v.status != nil {
 		switch v.status.Code {
 		case statusUseMulticast:
-			// §18.2.10: resend to the multicast address, and stop using
-			// the unicast address the server once gave.
-			acts := reject(fmt.Sprintf("status %s: resending by multicast", v.status))
-			ex.to = AllServers
-			if m.lease != nil {
-				m.lease.Unicast = netip.Addr{}
-			}
-			for i := range ex.others {
-				ex.others[i].unicast = netip.Addr{}
-			}
-			return append(acts, m.transmit(now)...)
+			// §18.2.10 would have us resend by multicast at once, but we
+			// only ever send by multicast: a server saying this anyway is
+			// answered at the retransmission pace, not with a burst per
+			// Reply.
+			return reject(fmt.Sprintf("status %s: we sent by multicast; retrying at the retransmission pace", v.status))
 		case statusUnspecFail:
 			// §18.2.10: retry, but only at the retransmission pace.
 			return reject(fmt.Sprintf("status %s: retrying", v.status))
@@ -761,7 +788,7 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 				// §18.2.10.1: the server lost our binding: Request it from
 				// the server that answered, keeping the lease meanwhile.
 				acts := reject(fmt.Sprintf("status %s: requesting the binding", v.status))
-				c := candidate{serverID: msg.ServerID, addr: from, unicast: msg.Unicast, prefixes: leasePrefixes(m.lease)}
+				c := candidate{serverID: msg.ServerID, addr: from, prefixes: leasePrefixes(m.lease)}
 				return append(acts, m.startRequest(now, c, nil)...)
 			}
 			return reject(fmt.Sprintf("status %s", v.status))
@@ -847,9 +874,6 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 		ServerAddr: from,
 		Acquired:   now,
 		Hint:       m.cfg.PrefixLength,
-	}
-	if msg.Unicast.IsValid() && !msg.Unicast.IsUnspecified() {
-		l.Unicast = msg.Unicast
 	}
 	// RFC 8415 §18.2.10: the Reply's options replace what we had; a server
 	// that stopped sending them has none for us now.
