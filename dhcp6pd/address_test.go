@@ -262,3 +262,40 @@ func TestAddressesInLeaseFile(t *testing.T) {
 		}
 	}
 }
+
+// TestServerIgnoringBothIAs: RFC 7084 WPD-6 — a server that drops every
+// Solicit holding IA_NA is still found in try mode, through the Solicit
+// transmissions that carry the IA_PD alone, and then asked for the IA_PD
+// alone.
+func TestServerIgnoringBothIAs(t *testing.T) {
+	m, sol, now := startSoliciting(t, withMode(AddressTry))
+	pending := []sent{{msg: sol}}
+	for range 20 {
+		for _, s := range pending {
+			if has, _ := naAddrs(s.msg); has || s.msg.Type() != dhcpv6.MessageTypeSolicit {
+				continue // dropped, as that server does
+			}
+			out := sends(t, now, m.Receive(now, answer(s.msg, dhcpv6.MessageTypeAdvertise, serverA, goodPD()), addrA))
+			if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeRequest {
+				t.Fatalf("want a Request, got %+v", out)
+			}
+			if has, _ := naAddrs(out[0].msg); has {
+				t.Fatal("Request carries IA_NA to a server that answered only the IA_PD")
+			}
+			m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, goodPD()), addrA)
+			if m.State() != StateBound {
+				t.Fatalf("state %s", m.State())
+			}
+			// RAND -0.1: transmissions at 0, 1.1 and 3.19 s; the third
+			// is the first with the IA_PD alone.
+			if took := now.Sub(t0); took > 4*time.Second {
+				t.Errorf("bound after %s", took)
+			}
+			return
+		}
+		d := m.Deadline()
+		now = d
+		pending = sends(t, now, m.Timer(now))
+	}
+	t.Fatal("never bound")
+}
