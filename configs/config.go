@@ -67,15 +67,30 @@ type WAN struct {
 	// n-th (counting from 0). Unique among uplinks.
 	IAID uint32
 	// PrefixLength is the prefix length hint sent in IA_PD (default 56).
-	PrefixLength  int
-	RapidCommit   bool
-	ReleaseOnStop bool // never true with [ha]: the peer keeps using the lease
+	PrefixLength int
+	RapidCommit  bool
+	// RequestAddress is whether the client asks for a WAN address (IA_NA)
+	// beside the prefix (default AddressTry).
+	RequestAddress AddressMode
+	ReleaseOnStop  bool // never true with [ha]: the peer keeps using the lease
 	// Priority orders uplinks, lowest preferred; default 10 × position in
 	// the file. Unique among uplinks.
 	Priority int
 	Check    netip.Addr // probed over this uplink when valid
 	Hook     string     // dhcpcd-compatible hook script run on lease changes
 }
+
+// AddressMode is [wan] request_address: whether the DHCPv6 client asks
+// for an IA_NA beside its IA_PD (RFC 7084 WAA-4, WAA-6, WPD-6), as in
+// odhcp6c's modes. The values are those of dhcp6pd.AddressMode.
+type AddressMode string
+
+// The request_address values.
+const (
+	AddressTry     AddressMode = "try"     // ask; bind the prefix with or without an address (default)
+	AddressRequire AddressMode = "require" // no lease without an address
+	AddressNever   AddressMode = "never"   // IA_PD alone
+)
 
 // NAT is the 1:1 prefix mapping (nftables NETMAP) between the internal ULA
 // prefix and each uplink's delegated prefix.

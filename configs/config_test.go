@@ -55,7 +55,7 @@ func TestReferenceHasEveryKey(t *testing.T) {
 	ix := indexLines([]byte(ref))
 	for _, key := range []string{
 		"wan.interface", "wan.duid", "wan.duid_mac", "wan.iaid", "wan.prefix_length", "wan.rapid_commit",
-		"wan.release_on_stop", "wan.priority", "wan.check", "wan.hook",
+		"wan.release_on_stop", "wan.priority", "wan.check", "wan.hook", "wan.request_address",
 		"nat.internal_prefix", "nat.hairpin", "nat.remove_on_stop", "nat.sub_prefix",
 		"lan[0].interface", "lan[0].subnet", "lan[0].mode", "lan[0].managed", "lan[0].other", "lan[0].advertise",
 		"lan[0].address", "lan[0].dns", "lan[0].domains", "lan[0].pd.length", "lan[0].pd.count",
@@ -95,7 +95,7 @@ func TestDefaultsOfMinimal(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		WANs: []WAN{{Interface: "wan0", DUIDKind: DUIDLL, IAID: 1, PrefixLength: 56, Priority: 0}},
+		WANs: []WAN{{Interface: "wan0", DUIDKind: DUIDLL, IAID: 1, PrefixLength: 56, RequestAddress: AddressTry, Priority: 0}},
 		NAT:  NAT{InternalPrefix: netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56"), Hairpin: true},
 		LANs: []LAN{{
 			Interface: "lan0", Subnet: 1, Mode: ModeSLAAC, Autonomous: true, Advertise: AdvertiseInternal,
@@ -286,6 +286,12 @@ func TestBadConfigs(t *testing.T) {
 		{"a string where a boolean belongs is a type error",
 			"[wan]\ninterface = \"wan0\"\nrapid_commit = \"yes\"\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
 			3, "wan.rapid_commit", "must be true or false"},
+		{"an unknown request_address is reported with the values",
+			"[wan]\ninterface = \"wan0\"\nrequest_address = \"maybe\"\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			3, "wan.request_address", `must be "try", "require" or "never" (got "maybe")`},
+		{"a boolean request_address is a type error",
+			"[wan]\ninterface = \"wan0\"\nrequest_address = true\n" + base[len("[wan]\ninterface = \"wan0\"\n"):],
+			3, "wan.request_address", "must be a string"},
 		{"a table where a string belongs is a type error",
 			base + "[lan.mode]\nx = 1\n", 8, "lan[0].mode", "must be a string (got a table)"},
 		{"an unparsable prefix is reported",

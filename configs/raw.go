@@ -31,6 +31,7 @@ type rawWAN struct {
 	IAID          *int64
 	PrefixLength  *int64
 	RapidCommit   *bool
+	RequestAddr   *string
 	ReleaseOnStop *bool
 	Priority      *int64
 	Check         *string
@@ -146,6 +147,7 @@ func readWAN(t *table) rawWAN {
 		IAID:          t.integer("iaid"),
 		PrefixLength:  t.integer("prefix_length"),
 		RapidCommit:   t.boolean("rapid_commit"),
+		RequestAddr:   t.str("request_address"),
 		ReleaseOnStop: t.boolean("release_on_stop"),
 		Priority:      t.integer("priority"),
 		Check:         t.str("check"),

@@ -89,12 +89,13 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 	for i, rw := range raws {
 		key := func(k string) string { return joinPath(rw.path, k) }
 		w := WAN{
-			Interface:     r.ifname(key("interface"), rw.Interface),
-			IAID:          uint32(i + 1),
-			PrefixLength:  defaultPrefixLength,
-			RapidCommit:   deref(rw.RapidCommit, false),
-			ReleaseOnStop: deref(rw.ReleaseOnStop, false),
-			Priority:      i * 10,
+			Interface:      r.ifname(key("interface"), rw.Interface),
+			IAID:           uint32(i + 1),
+			PrefixLength:   defaultPrefixLength,
+			RapidCommit:    deref(rw.RapidCommit, false),
+			RequestAddress: AddressTry,
+			ReleaseOnStop:  deref(rw.ReleaseOnStop, false),
+			Priority:       i * 10,
 		}
 		if prev, dup := seenIf[w.Interface]; dup && w.Interface != "" {
 			r.errorf(key("interface"), "%q is already the interface of %s", w.Interface, prev)
@@ -123,6 +124,14 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 				r.errorf(key("prefix_length"), "must be between 1 and 64 (got %d): LANs need whole /64s", *rw.PrefixLength)
 			} else {
 				w.PrefixLength = int(*rw.PrefixLength)
+			}
+		}
+		if rw.RequestAddr != nil {
+			switch m := AddressMode(*rw.RequestAddr); m {
+			case AddressTry, AddressRequire, AddressNever:
+				w.RequestAddress = m
+			default:
+				r.errorf(key("request_address"), "must be \"try\", \"require\" or \"never\" (got %q)", *rw.RequestAddr)
 			}
 		}
 		if w.ReleaseOnStop && ha {

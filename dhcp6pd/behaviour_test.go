@@ -150,18 +150,19 @@ func TestStatusCodes(t *testing.T) {
 				t.Errorf("problem %q does not name NoPrefixAvail", lastProblem(m))
 			}
 		})
-		t.Run("a Reply to Request with NoPrefixAvail at "+level+" level backs off to Solicit after SOL_MAX_RT", func(t *testing.T) {
+		t.Run("a Reply to Request with NoPrefixAvail at "+level+" level restarts discovery with the normal timing", func(t *testing.T) {
 			m, sol, now := startSoliciting(t, nil)
 			m.SolMaxRT = 100 * time.Second
 			out := sends(t, now, m.Receive(now, answer(sol, dhcpv6.MessageTypeAdvertise, serverA, goodPD(), preference(255)), addrA))
-			sends(t, now, m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, wrap(level, iana.StatusNoPrefixAvail)...), addrA))
+			out = sends(t, now, m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, wrap(level, iana.StatusNoPrefixAvail)...), addrA))
 			if m.State() != StateSoliciting || m.Lease() != nil {
 				t.Fatalf("state %s lease %v, want soliciting without lease", m.State(), m.Lease())
 			}
-			// RAND is -0.1: the Solicit waits 90 s; its first RT has a
-			// positive RAND (+0.1): 110 s; then MRT + RAND*MRT = 90 s.
-			out = advance(t, m, &now, 300*time.Second)
-			if diff := cmp.Diff(ms(90, 200, 290), sendTimes(out, dhcpv6.MessageTypeSolicit)); diff != "" {
+			// RFC 8415 §18.2.1: RAND 0 gives no initial delay, so the
+			// Solicit goes at once; then RT 1.1 s (IRT = SOL_TIMEOUT),
+			// doubling with RAND -0.1, up to MRT.
+			out = append(out, advance(t, m, &now, 10*time.Second)...)
+			if diff := cmp.Diff(ms(0, 1.1, 3.19, 7.161), sendTimes(out, dhcpv6.MessageTypeSolicit)); diff != "" {
 				t.Errorf("Solicit times (-want +got):\n%s", diff)
 			}
 		})
@@ -199,16 +200,44 @@ func TestStatusCodes(t *testing.T) {
 			})
 		}
 	}
-	t.Run("UseMulticast makes the client resend to ff02::1:2 at once", func(t *testing.T) {
+	t.Run("the Server Unicast option is ignored and UseMulticast is paced", func(t *testing.T) {
+		// RFC 9915 deprecates Server Unicast: a server's unicast address
+		// is often unreachable from our link-local source.
 		m, sol, now := startSoliciting(t, nil)
 		unicast := rawOpt(dhcpv6.OptionUnicast, netip.MustParseAddr("2001:db8::53").AsSlice()...)
 		out := sends(t, now, m.Receive(now, answer(sol, dhcpv6.MessageTypeAdvertise, serverA, goodPD(), preference(255), unicast), addrA))
-		if out[0].to != netip.MustParseAddr("2001:db8::53") {
-			t.Fatalf("Request to %s, want the Server Unicast address", out[0].to)
+		if out[0].to != AllServers {
+			t.Fatalf("Request to %s, want ff02::1:2", out[0].to)
 		}
-		out = sends(t, now, m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, statusOpt(iana.StatusUseMulticast)), addrA))
-		if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeRequest || out[0].to != AllServers {
-			t.Fatalf("want a Request to ff02::1:2, got %+v", out)
+		// A UseMulticast Reply (each one) used to trigger an immediate
+		// resend: a burst per Reply. Now the next RT paces it.
+		for range 5 {
+			got := sends(t, now, m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, statusOpt(iana.StatusUseMulticast)), addrA))
+			if len(got) != 0 {
+				t.Fatalf("UseMulticast made the client send %+v at once", got)
+			}
+		}
+		if !strings.Contains(lastProblem(m), "UseMulticast") || !strings.Contains(lastProblem(m), "(×5)") {
+			t.Errorf("problem %q", lastProblem(m))
+		}
+		next := advance(t, m, &now, 1200*time.Millisecond)
+		if len(next) != 1 || next[0].typ != dhcpv6.MessageTypeRequest || next[0].to != AllServers {
+			t.Fatalf("want the Request retransmitted at its RT, got %+v", next)
+		}
+	})
+	t.Run("a saved lease's unicast address is not used for Renew", func(t *testing.T) {
+		m := newTestMachine(fixedSource(0), nil)
+		now := bindMachine(t, m, goodPD())
+		saved := m.Lease()
+		saved.Unicast = netip.MustParseAddr("2001:db8::53")
+		m2 := newTestMachine(fixedSource(0), nil)
+		sends(t, now, m2.Start(now, saved))
+		m2.Receive(now, nil, addrA)
+		out := advance(t, m2, &now, 1500*time.Second)
+		for _, s := range out {
+			if s.to != AllServers {
+				t.Errorf("%s to %s", s.typ, s.to)
+			}
 		}
 	})
 	t.Run("UnspecFail is retried at the retransmission pace", func(t *testing.T) {
@@ -251,7 +280,7 @@ func TestRenewReplies(t *testing.T) {
 		m, renew, now := renewOnce(t)
 		m.Receive(now, answer(renew, dhcpv6.MessageTypeReply, serverA, goodPD()), addrA)
 		l := m.Lease()
-		if m.State() != StateBound || !l.Acquired.Equal(now) || l.ValidUntil() != now.Add(3000*time.Second) {
+		if m.State() != StateBound || !l.Acquired.Equal(now) || l.ValidUntil(now) != now.Add(3000*time.Second) {
 			t.Fatalf("state %s, lease %+v", m.State(), l)
 		}
 	})
@@ -264,7 +293,7 @@ func TestRenewReplies(t *testing.T) {
 		if diff := cmp.Diff([]string{"2001:db8:300::/56 50m0s"}, prefixes(m.Lease())); diff != "" {
 			t.Errorf("prefixes (-want +got):\n%s", diff)
 		}
-		if p, _ := m.Lease().Chosen(56); p.Prefix.String() != "2001:db8:300::/56" {
+		if p, _ := m.Lease().Chosen(56, now); p.Prefix.String() != "2001:db8:300::/56" {
 			t.Errorf("chosen %s", p.Prefix)
 		}
 		if !strings.Contains(acts[0].Info, "renumbered") {

@@ -42,7 +42,11 @@ func (m *Machine) build(ex *exchange, now time.Time) []byte {
 	if ex.typ != dhcpv6.MessageTypeRelease {
 		// RFC 8415 §18.2: SOL_MAX_RT must be in the ORO of Solicit, Request,
 		// Renew and Rebind so that a server can slow a stuck client down.
-		msg.AddOption(dhcpv6.OptRequestedOption(optSolMaxRT, dhcpv6.OptionDNSRecursiveNameServer))
+		// The ISP's DNS servers and search list (RFC 3646) are passed on
+		// to the LANs.
+		msg.AddOption(dhcpv6.OptRequestedOption(optSolMaxRT, dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList,
+			// RFC 6603 §4.1: the prefix the ISP keeps for the WAN link.
+			dhcpv6.OptionPDExclude))
 		// We can check the Reconfigure Key authentication (§20.4).
 		msg.AddOption(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionReconfAccept})
 	}
@@ -60,5 +64,13 @@ func (m *Machine) build(ex *exchange, now time.Time) []byte {
 		}})
 	}
 	msg.AddOption(pd)
+	if ex.naNow {
+		na := &dhcpv6.OptIANA{}
+		binary.BigEndian.PutUint32(na.IaId[:], m.cfg.IAID)
+		for _, a := range ex.addrs {
+			na.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.IP(a.AsSlice())})
+		}
+		msg.AddOption(na)
+	}
 	return msg.ToBytes()
 }

@@ -12,17 +12,30 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
 )
 
 // Config configures a Client.
 type Config struct {
-	Interface       string
-	DUID            []byte
-	IAID            uint32
-	PrefixLength    int
+	Interface    string
+	DUID         []byte
+	IAID         uint32
+	PrefixLength int
+	// MaxPrefixLength is ignored: every delegation of /64 or shorter is
+	// accepted, and the daemon decides which LANs fit in it.
+	//
+	// Deprecated: leave it zero.
 	MaxPrefixLength int
 	RapidCommit     bool
-	ReleaseOnStop   bool
+	// RequestAddress asks for a WAN address (IA_NA) beside the prefix;
+	// "" is AddressNever. The configuration's [wan] request_address.
+	RequestAddress AddressMode
+	ReleaseOnStop  bool
+	// StopTimeout bounds how long a stop waits for the Release to be
+	// confirmed (RFC 8415 §18.2.7 retransmits it up to REL_MAX_RC times);
+	// zero means DefaultStopTimeout.
+	StopTimeout time.Duration
 	// StateDir holds the lease as <StateDir>/lease-<iface>-<iaid>.json;
 	// empty keeps nothing on disk.
 	StateDir string
@@ -54,7 +67,15 @@ type Client struct {
 	// client told to be a backup before Run starts never sends a Solicit.
 	standby      bool
 	standbyLease *Lease
+	// chosen is the prefix Chosen picked when the Snapshot was last
+	// published (run goroutine only).
+	chosen netip.Prefix
 }
+
+// DefaultStopTimeout is Config.StopTimeout's default: three Release
+// transmissions at the RFC 8415 timing (0, ~1 s, ~3 s), well inside
+// systemd's stop timeout.
+const DefaultStopTimeout = 5 * time.Second
 
 // NewClient returns a client; Run starts it.
 func NewClient(cfg Config) *Client {
@@ -123,7 +144,8 @@ type packet struct {
 }
 
 // Run talks DHCPv6 until ctx ends. It returns nil on cancellation; with
-// ReleaseOnStop it sends one Release first.
+// ReleaseOnStop it first Releases the lease, retransmitting until a Reply
+// comes, REL_MAX_RC runs out or StopTimeout passes.
 func (c *Client) Run(ctx context.Context) error {
 	var saved *Lease
 	if c.cfg.StateDir != "" {
@@ -151,11 +173,11 @@ func (c *Client) Run(ctx context.Context) error {
 
 	seed := uint64(c.now().UnixNano())
 	m := NewMachine(MachineConfig{
-		DUID:            c.cfg.DUID,
-		IAID:            c.cfg.IAID,
-		PrefixLength:    c.cfg.PrefixLength,
-		RapidCommit:     c.cfg.RapidCommit,
-		MaxPrefixLength: c.cfg.MaxPrefixLength,
+		DUID:           c.cfg.DUID,
+		IAID:           c.cfg.IAID,
+		PrefixLength:   c.cfg.PrefixLength,
+		RapidCommit:    c.cfg.RapidCommit,
+		RequestAddress: c.cfg.RequestAddress,
 	}, rand.New(rand.NewPCG(seed, uint64(c.cfg.IAID)^0x76366564)))
 	if c.cfg.Tune != nil {
 		c.cfg.Tune(m)
@@ -203,7 +225,13 @@ func (c *Client) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		timer.Stop()
-		if d := m.Deadline(); !d.IsZero() {
+		d := m.Deadline()
+		if ch := m.lease.NextChoiceChange(c.cfg.PrefixLength, c.now()); !ch.IsZero() && (d.IsZero() || ch.Before(d)) {
+			// A prefix's lifetime runs out before the machine has
+			// anything to do: wake up then to re-publish the choice.
+			d = ch
+		}
+		if !d.IsZero() {
 			timer.Reset(max(d.Sub(c.now()), 0))
 		}
 		var acts []Action
@@ -231,10 +259,29 @@ func (c *Client) Run(ctx context.Context) error {
 			s.use(ctx, conn)
 		}
 		s.apply(acts)
+		c.republishIfChoiceChanged(m)
 		if s.broken != nil {
 			s.reopen(ctx, s.broken)
 		}
 	}
+}
+
+// republishIfChoiceChanged publishes a fresh Snapshot when the prefix
+// Chosen picks has changed since the last one although the lease has not:
+// a lifetime ran out (the old prefix of a renumbering stopped being
+// preferred or valid), and NAT and RA must move now, not at the next
+// Renew.
+func (c *Client) republishIfChoiceChanged(m *Machine) {
+	lease := m.lease
+	if lease == nil || m.state == StateStandby {
+		return
+	}
+	p, _ := lease.Chosen(c.cfg.PrefixLength, c.now())
+	if p.Prefix == c.chosen {
+		return
+	}
+	c.log.Info("chosen prefix changed as a lifetime ran out", "from", c.chosen.String(), "to", p.Prefix.String())
+	c.apply(m, nil, []Action{{LeaseChanged: true}})
 }
 
 // withdrawSaved publishes that the saved lease ran out before the client
@@ -292,7 +339,9 @@ func (s *session) open(ctx context.Context) {
 func (s *session) use(ctx context.Context, conn Conn) {
 	s.opening = false
 	s.conn = conn
-	readCtx, cancel := context.WithCancel(ctx)
+	// The reader outlives ctx: a Release on stop still wants its Reply.
+	// s.close ends it.
+	readCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopped = cancel
 	go s.c.read(readCtx, conn, s.packets, s.failed)
 }
@@ -320,12 +369,38 @@ func (s *session) close() {
 }
 
 // stop runs on cancellation: a Release when configured (never in standby,
-// never without a lease), sent once without waiting for the Reply.
+// never without a lease), retransmitted per RFC 8415 §18.2.7 until a Reply
+// confirms it, REL_MAX_RC transmissions went out, or StopTimeout passed.
 func (s *session) stop() {
 	if !s.c.cfg.ReleaseOnStop || s.m.State() == StateStandby || s.m.Lease() == nil {
 		return
 	}
 	s.apply(s.m.Release(s.c.now()))
+	limit := s.c.cfg.StopTimeout
+	if limit <= 0 {
+		limit = DefaultStopTimeout
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for s.conn != nil && s.m.ex != nil && s.m.ex.typ == dhcpv6.MessageTypeRelease {
+		timer.Stop()
+		if d := s.m.Deadline(); !d.IsZero() {
+			timer.Reset(max(d.Sub(s.c.now()), 0))
+		}
+		select {
+		case p := <-s.packets:
+			s.apply(s.m.Receive(s.c.now(), p.b, p.from))
+		case <-timer.C:
+			s.apply(s.m.Timer(s.c.now()))
+		case <-s.failed:
+			return
+		case <-deadline.C:
+			s.c.log.Warn("stopping without a Reply to the Release", "waited", limit)
+			return
+		}
+	}
 }
 
 // send writes one message. A unicast send that fails falls back to
@@ -445,9 +520,12 @@ func (c *Client) apply(m *Machine, send func(*Outgoing), acts []Action) {
 	c.mu.Lock()
 	c.snap = s
 	c.mu.Unlock()
-	if p, ok := lease.Chosen(c.cfg.PrefixLength); ok && leaseChanged {
+	now := c.now()
+	p, ok := lease.Chosen(c.cfg.PrefixLength, now)
+	c.chosen = p.Prefix
+	if ok && leaseChanged {
 		c.log.Info("lease changed", "state", string(s.State), "prefix", p.Prefix.String(),
-			"valid_until", lease.ValidUntil().Format(time.RFC3339))
+			"valid_until", lease.ValidUntil(now).Format(time.RFC3339))
 	} else if leaseChanged {
 		c.log.Info("lease withdrawn", "state", string(s.State))
 	}

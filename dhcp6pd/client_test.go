@@ -96,7 +96,7 @@ func TestClientSolicitBoundRenew(t *testing.T) {
 
 	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
 	first := rc.c.Snapshot()
-	if p, _ := first.Lease.Chosen(56); p.Prefix != srv.prefix {
+	if p, _ := first.Lease.Chosen(56, time.Now()); p.Prefix != srv.prefix {
 		t.Fatalf("bound to %v, want %s", first.Lease, srv.prefix)
 	}
 	// The lease is saved right after the daemon is told, not before.

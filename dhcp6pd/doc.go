@@ -11,6 +11,8 @@
 //   - The lease store (SaveLease, LoadLease) and DUID helpers, so a restart
 //     Rebinds the saved lease instead of Soliciting a new prefix.
 //
-// Only IA_PD is requested: some ISPs reject a Solicit that carries IA_NA and
-// IA_PD together, and a router needs no WAN address from DHCPv6.
+// The IA_PD is what the client lives for. An IA_NA (the router's own WAN
+// address, RFC 7084 WAA-4) is asked for beside it only when
+// Config.RequestAddress says so; in "try" mode a server that gives no
+// address, or that ignores a Solicit holding both IAs, still delegates.
 package dhcp6pd

@@ -18,7 +18,8 @@ type fakeServer struct {
 	t1, t2   time.Duration
 	pref     time.Duration
 	valid    time.Duration
-	silent   bool // answers nothing
+	silent   bool     // answers nothing
+	extra    []Prefix // more IA_PREFIXes, after prefix
 	mu       sync.Mutex
 	received []dhcpv6.MessageType
 }
@@ -78,6 +79,13 @@ func (s *fakeServer) handle(b []byte) []byte {
 			ValidLifetime:     s.valid,
 			Prefix:            &net.IPNet{IP: net.IP(s.prefix.Addr().AsSlice()), Mask: net.CIDRMask(s.prefix.Bits(), 128)},
 		})
+		for _, p := range s.extra {
+			reply.Options.Add(&dhcpv6.OptIAPrefix{
+				PreferredLifetime: p.Preferred,
+				ValidLifetime:     p.Valid,
+				Prefix:            &net.IPNet{IP: net.IP(p.Prefix.Addr().AsSlice()), Mask: net.CIDRMask(p.Prefix.Bits(), 128)},
+			})
+		}
 		out.AddOption(reply)
 	}
 	return out.ToBytes()

@@ -26,6 +26,14 @@ func fuzzSeeds() [][]byte {
 		reply(dhcpv6.MessageTypeReply, iapd(testIAID, 0, 0, iaprefix("2001:db8:100::/56", 0, 0, statusOpt(iana.StatusNoPrefixAvail)))),
 		reply(dhcpv6.MessageTypeReply, goodPD(), authOpt(authTypeKey, 1, reconfKey)),
 		reply(dhcpv6.MessageTypeReply, goodPD(), rawOpt(dhcpv6.OptionUnicast, netip.MustParseAddr("2001:db8::1").AsSlice()...)),
+		reply(dhcpv6.MessageTypeReply, goodPD(), dnsOpt("2001:db8::53", "2001:db8::54"), domainOpt("isp.example", "example.net")),
+		reply(dhcpv6.MessageTypeReply, goodPD(), rawOpt(dhcpv6.OptionDomainSearchList, 3, 'i', 's', 'p', 0xc0, 0)),
+		reply(dhcpv6.MessageTypeReply, goodPD(), goodNA()),
+		reply(dhcpv6.MessageTypeAdvertise, goodPD(), goodNA(), preference(255)),
+		reply(dhcpv6.MessageTypeReply, goodPD(), ianaOpt(testIAID, 0, 0, statusOpt(iana.StatusNoAddrsAvail))),
+		reply(dhcpv6.MessageTypeReply, goodPD(), ianaOpt(testIAID, 0, 0, iaaddr("fd00::1", 1, 2), iaaddr(wanAddr, 0, 0, statusOpt(iana.StatusNoAddrsAvail)))),
+		reply(dhcpv6.MessageTypeReply, iapd(testIAID, 0, 0, iaprefix("2001:db8:100::/56", 2000*time.Second, 3000*time.Second, excludeOpt(64, 0x01)))),
+		reply(dhcpv6.MessageTypeReply, iapd(testIAID, 0, 0, iaprefix("2001:db8:100::/60", 2000*time.Second, 3000*time.Second, excludeOpt(64, 0x11)))),
 		reconfigure(serverA, reconfKey, 9, dhcpv6.MessageTypeRenew),
 		{7, 0, 0, 0},
 		{},
@@ -53,6 +61,19 @@ func FuzzParseReply(f *testing.F) {
 		if m.ClientID != nil && (len(m.ClientID) < 3 || len(m.ClientID) > duidMaxLength) {
 			t.Fatalf("Client ID of length %d accepted", len(m.ClientID))
 		}
+		if len(m.DNS) > MaxDNSServers || len(m.Domains) > MaxDomains {
+			t.Fatalf("%d DNS servers, %d domains accepted", len(m.DNS), len(m.Domains))
+		}
+		for _, a := range m.DNS {
+			if err := CheckDNSServer(a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, d := range m.Domains {
+			if err := CheckDomain(d); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if a := m.Auth; a != nil && a.Protocol == authProtoReconfigureKey && a.valueOffset+authKeyLen > len(b) {
 			t.Fatalf("Auth value offset %d outside the message", a.valueOffset)
 		}
@@ -64,12 +85,16 @@ func FuzzParseReply(f *testing.F) {
 // fails validation.
 func FuzzReceive(f *testing.F) {
 	for _, s := range fuzzSeeds() {
-		for st := range byte(5) {
+		for st := range byte(15) {
 			f.Add(st, s)
 		}
 	}
 	f.Fuzz(func(t *testing.T, st byte, b []byte) {
-		m := newTestMachine(fixedSource(0), func(c *MachineConfig) { c.RapidCommit = st%2 == 0 })
+		modes := []AddressMode{AddressNever, AddressTry, AddressRequire}
+		m := newTestMachine(fixedSource(0), func(c *MachineConfig) {
+			c.RapidCommit = st%2 == 0
+			c.RequestAddress = modes[int(st/5)%3]
+		})
 		now := t0
 		m.Start(now, nil)
 		good := srvMsg{typ: dhcpv6.MessageTypeAdvertise, clientID: clientDUID, serverID: serverA,
@@ -96,9 +121,22 @@ func FuzzReceive(f *testing.F) {
 				if reason := m.checkPrefix(p.Prefix); reason != "" {
 					t.Fatalf("bound an invalid prefix: %s", reason)
 				}
+				if p.Exclude.IsValid() {
+					if err := CheckExclude(p.Prefix, p.Exclude); err != nil {
+						t.Fatal(err)
+					}
+				}
 				if p.Valid <= 0 || p.Preferred > p.Valid {
 					t.Fatalf("bound prefix %s with preferred %s valid %s", p.Prefix, p.Preferred, p.Valid)
 				}
+			}
+			for _, a := range l.Addresses {
+				if err := CheckAddress(a.Addr); err != nil || a.Preferred > a.Valid {
+					t.Fatalf("bound address %s preferred %s valid %s: %v", a.Addr, a.Preferred, a.Valid, err)
+				}
+			}
+			if m.cfg.RequestAddress == AddressNever && len(l.Addresses) > 0 {
+				t.Fatal("bound an address in never mode")
 			}
 			if l.T1 > l.T2 {
 				t.Fatalf("bound with T1 %s > T2 %s", l.T1, l.T2)

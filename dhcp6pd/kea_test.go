@@ -172,7 +172,7 @@ func TestKea(t *testing.T) {
 	c, cc, stop := first1.c, first1.cc, first1.stop
 	waitFor(t, "bound to a prefix from Kea", 20*time.Second, func() bool { return c.Snapshot().State == StateBound })
 	first := c.Snapshot().Lease
-	p, _ := first.Chosen(56)
+	p, _ := first.Chosen(56, time.Now())
 	if p.Prefix.Bits() != 56 || !pool.Contains(p.Prefix.Addr()) {
 		t.Fatalf("bound to %s, want a /56 from %s", p.Prefix, pool)
 	}
@@ -190,7 +190,7 @@ func TestKea(t *testing.T) {
 		s := c.Snapshot()
 		return cc.count(dhcpv6.MessageTypeRenew) > 0 && s.State == StateBound && s.Lease.Acquired.After(first.Acquired)
 	})
-	if q, _ := c.Snapshot().Lease.Chosen(56); q.Prefix != p.Prefix {
+	if q, _ := c.Snapshot().Lease.Chosen(56, time.Now()); q.Prefix != p.Prefix {
 		t.Fatalf("Renew changed the prefix %s -> %s", p.Prefix, q.Prefix)
 	}
 	if n := cc.count(dhcpv6.MessageTypeRequest); n != 1 {
@@ -205,7 +205,7 @@ func TestKea(t *testing.T) {
 	if n := rapid.cc.count(dhcpv6.MessageTypeRequest); n != 0 {
 		t.Errorf("rapid commit sent %d Requests, want none", n)
 	}
-	rp, _ := rapid.c.Snapshot().Lease.Chosen(56)
+	rp, _ := rapid.c.Snapshot().Lease.Chosen(56, time.Now())
 	if rp.Prefix == p.Prefix || !pool.Contains(rp.Prefix.Addr()) {
 		t.Errorf("IAID 2 got %s (IAID 1 has %s)", rp.Prefix, p.Prefix)
 	}
@@ -232,7 +232,7 @@ func TestKea(t *testing.T) {
 		}
 	}
 	restarted.mu.Unlock()
-	if q, _ := c2.Snapshot().Lease.Chosen(56); q.Prefix != p.Prefix {
+	if q, _ := c2.Snapshot().Lease.Chosen(56, time.Now()); q.Prefix != p.Prefix {
 		t.Fatalf("restart changed the prefix %s -> %s", p.Prefix, q.Prefix)
 	}
 	if n := cc2.count(dhcpv6.MessageTypeSolicit); n != 0 {

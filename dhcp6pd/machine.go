@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -17,9 +18,9 @@ type MachineConfig struct {
 	IAID         uint32
 	PrefixLength int // the hint sent in IA_PD; 0 sends no hint
 	RapidCommit  bool
-	// MaxPrefixLength is the longest prefix we can use (e.g. 64 minus the
-	// bits the LAN subnets need); 0 means 64.
-	MaxPrefixLength int
+	// RequestAddress says whether an IA_NA (same IAID) goes beside the
+	// IA_PD; "" is AddressNever.
+	RequestAddress AddressMode
 }
 
 // Action is one output of the Machine. Several may come from one input.
@@ -34,7 +35,7 @@ type Action struct {
 // Outgoing is one message to send.
 type Outgoing struct {
 	Msg  []byte
-	To   netip.Addr // AllServers, or the server's unicast address
+	To   netip.Addr // AllServers (the Server Unicast option is not used)
 	Type dhcpv6.MessageType
 }
 
@@ -56,7 +57,7 @@ type Machine struct {
 	RebMaxRT    time.Duration // REB_MAX_RT
 	RelTimeout  time.Duration // REL_TIMEOUT
 	RelMaxRC    int           // REL_MAX_RC
-	// MaxProblems is how many recent problems Problems keeps.
+	// MaxProblems is how many kinds of recent problems Problems keeps.
 	MaxProblems int
 
 	cfg MachineConfig
@@ -67,10 +68,11 @@ type Machine struct {
 	ex         *exchange
 	adverts    []candidate // collected during the first RT of a Solicit
 	serverMRT  time.Duration
-	problems   []string
+	problems   []problemEntry
 	lastChange time.Time
 	replay     uint64 // last Reconfigure replay counter seen (§20.3)
 	haveReplay bool
+	refusals   int // Requests refused in a row, see refused
 }
 
 // exchange is one message exchange with its §15 retransmission state.
@@ -87,6 +89,9 @@ type exchange struct {
 	to       netip.Addr
 	serverID []byte
 	prefixes []netip.Prefix // put into the IA_PD
+	withNA   bool           // the exchange asks for an IA_NA ...
+	naNow    bool           // ... and the transmission being built carries it
+	addrs    []netip.Addr   // put into the IA_NA
 
 	collectUntil time.Time   // Solicit: Advertises are collected until the first RT ends
 	others       []candidate // Request: servers to try if this one stays silent
@@ -96,17 +101,15 @@ type exchange struct {
 type candidate struct {
 	serverID   []byte
 	addr       netip.Addr
-	unicast    netip.Addr
 	preference int
 	prefixes   []netip.Prefix
+	withNA     bool // the Advertise had our IA_NA, even one without addresses
+	addrs      []netip.Addr
 }
 
 // NewMachine returns a machine in state init with the RFC 8415 §7.6
 // parameters. Call Start to begin.
 func NewMachine(cfg MachineConfig, rnd *rand.Rand) *Machine {
-	if cfg.MaxPrefixLength == 0 {
-		cfg.MaxPrefixLength = 64
-	}
 	return &Machine{
 		SolMaxDelay: 1 * time.Second,
 		SolTimeout:  1 * time.Second,
@@ -133,8 +136,39 @@ func (m *Machine) State() State { return m.state }
 // Lease is a copy of the current lease, nil when there is none.
 func (m *Machine) Lease() *Lease { return m.lease.Clone() }
 
-// Problems returns the most recent problems, oldest first.
-func (m *Machine) Problems() []string { return slices.Clone(m.problems) }
+// Problems returns the most recent problems, oldest first: one line per
+// kind of problem, the latest text with how often it happened ("… (×12)").
+func (m *Machine) Problems() []string {
+	out := make([]string, 0, len(m.problems))
+	for _, p := range m.problems {
+		if p.count > 1 {
+			out = append(out, fmt.Sprintf("%s (×%d)", p.text, p.count))
+		} else {
+			out = append(out, p.text)
+		}
+	}
+	return out
+}
+
+// problemEntry is one kind of problem: its latest text and how many times
+// it happened.
+type problemEntry struct {
+	kind, text string
+	count      int
+}
+
+// problemKind is s with every word that holds a number, an address or a
+// transaction id blanked out: two Advertises rejected for the same reason
+// are one kind, whatever their transaction ids or lifetimes.
+func problemKind(s string) string {
+	words := strings.Fields(s)
+	for i, w := range words {
+		if strings.ContainsAny(w, "0123456789") || strings.Contains(strings.TrimRight(w, ":"), ":") {
+			words[i] = "#"
+		}
+	}
+	return strings.Join(words, " ")
+}
 
 // LastChange is when the state or the lease last changed.
 func (m *Machine) LastChange() time.Time { return m.lastChange }
@@ -253,6 +287,12 @@ func (m *Machine) transmit(now time.Time) []Action {
 			ex.rt = ex.mrt + scale(ex.mrt, rand)
 		}
 	}
+	// In try mode the first two Solicit transmissions carry both IAs, and
+	// from the third on every other one leaves the IA_NA out: some
+	// servers ignore a Solicit holding both (RFC 7084 WPD-6 asks the
+	// router to cope) and answer the one with the IA_PD alone, while a
+	// first Solicit lost at link-up does not cost the address.
+	ex.naNow = ex.withNA && !(ex.typ == dhcpv6.MessageTypeSolicit && m.cfg.RequestAddress == AddressTry && ex.sent >= 2 && ex.sent%2 == 0)
 	ex.sent++
 	ex.next = now.Add(ex.rt)
 	if !ex.end.IsZero() && ex.next.After(ex.end) {
@@ -291,26 +331,31 @@ func (m *Machine) solMaxRT() time.Duration {
 
 // startSolicit begins server discovery (RFC 8415 §18.2.1). The first
 // Solicit waits a random 0..SOL_MAX_DELAY so that routers powered on
-// together do not all ask at once. backoff (after NoPrefixAvail) waits a
-// whole SOL_MAX_RT instead and keeps retransmitting at SOL_MAX_RT, so a
-// server with nothing to give is not hammered.
+// together do not all ask at once. backoff (after more than refusedFree
+// refused Requests in a row) waits longer instead: SOL_TIMEOUT doubled per
+// further refusal, capped at SOL_MAX_RT, with the usual RAND; the Solicit
+// itself then retransmits on the normal schedule.
 func (m *Machine) startSolicit(now time.Time, backoff bool) []Action {
 	var acts []Action
 	m.adverts = nil
 	ex := &exchange{
-		typ: dhcpv6.MessageTypeSolicit,
-		xid: m.newXID(),
-		irt: m.SolTimeout,
-		mrt: m.solMaxRT(),
-		to:  AllServers,
+		typ:    dhcpv6.MessageTypeSolicit,
+		xid:    m.newXID(),
+		irt:    m.SolTimeout,
+		mrt:    m.solMaxRT(),
+		to:     AllServers,
+		withNA: m.wantNA(),
 	}
 	if m.cfg.PrefixLength > 0 {
 		ex.prefixes = []netip.Prefix{netip.PrefixFrom(netip.IPv6Unspecified(), m.cfg.PrefixLength)}
 	}
 	delay := scale(m.SolMaxDelay, m.rnd.Float64())
 	if backoff {
-		delay = ex.mrt + scale(ex.mrt, m.jitter(false))
-		ex.irt = ex.mrt
+		wait := ex.mrt
+		if n := m.refusals - refusedFree; n < 32 {
+			wait = min(m.SolTimeout<<n, ex.mrt)
+		}
+		delay = wait + scale(wait, m.jitter(false))
 	}
 	ex.next = now.Add(delay)
 	m.ex = ex
@@ -332,20 +377,37 @@ func (m *Machine) startRequest(now time.Time, c candidate, others []candidate) [
 		irt:      m.ReqTimeout,
 		mrt:      m.ReqMaxRT,
 		mrc:      m.ReqMaxRC,
-		to:       unicastOr(c.unicast),
+		to:       AllServers,
 		serverID: c.serverID,
 		prefixes: c.prefixes,
 		others:   others,
+		// Ask for the IA_NA only from a server that showed it knows one:
+		// one that ignores Solicits holding both would ignore the Request.
+		withNA: m.wantNA() && (c.withNA || m.cfg.RequestAddress == AddressRequire),
+		addrs:  c.addrs,
 	}
 	acts := []Action{m.setState(now, StateRequesting)}
 	return append(acts, m.transmit(now)...)
 }
 
-func unicastOr(a netip.Addr) netip.Addr {
-	if a.IsValid() && !a.IsUnspecified() {
-		return a
+// wantNA is whether IA_NA is asked for at all.
+func (m *Machine) wantNA() bool {
+	return m.cfg.RequestAddress == AddressTry || m.cfg.RequestAddress == AddressRequire
+}
+
+// leaseNA is whether a Renew, Rebind or Release of l carries the IA_NA:
+// when l holds addresses (they are renewed and released with the
+// prefixes), and always in require mode.
+func (m *Machine) leaseNA(l *Lease) bool {
+	return m.wantNA() && (len(l.Addresses) > 0 || m.cfg.RequestAddress == AddressRequire)
+}
+
+func leaseAddrs(l *Lease) []netip.Addr {
+	var as []netip.Addr
+	for _, a := range l.Addresses {
+		as = append(as, a.Addr)
 	}
-	return AllServers
+	return as
 }
 
 func leasePrefixes(l *Lease) []netip.Prefix {
@@ -370,9 +432,11 @@ func (m *Machine) startRenew(now time.Time) []Action {
 		irt:      m.RenTimeout,
 		mrt:      m.RenMaxRT,
 		end:      end,
-		to:       unicastOr(l.Unicast),
+		to:       AllServers,
 		serverID: l.ServerID,
 		prefixes: leasePrefixes(l),
+		withNA:   m.leaseNA(l),
+		addrs:    leaseAddrs(l),
 	}
 	acts := []Action{m.setState(now, StateRenewing)}
 	return append(acts, m.transmit(now)...)
@@ -390,6 +454,8 @@ func (m *Machine) startRebind(now time.Time) []Action {
 		end:      l.lastValid(),
 		to:       AllServers,
 		prefixes: leasePrefixes(l),
+		withNA:   m.leaseNA(l),
+		addrs:    leaseAddrs(l),
 	}
 	acts := []Action{m.setState(now, StateRebinding)}
 	return append(acts, m.transmit(now)...)
@@ -440,8 +506,19 @@ func (m *Machine) exchangeFailed(now time.Time) []Action {
 
 // problem records a problem for Snapshot.Problems and returns it as an
 // Action for the log.
+//
+// Problems keeps one entry per kind (see problemKind), moved to the end
+// with its count when it happens again, and at most MaxProblems kinds:
+// while soliciting, every rejected Advertise would otherwise add its own
+// line without bound.
 func (m *Machine) problem(_ time.Time, s string) Action {
-	m.problems = append(m.problems, s)
+	k := problemKind(s)
+	e := problemEntry{kind: k, text: s, count: 1}
+	if i := slices.IndexFunc(m.problems, func(p problemEntry) bool { return p.kind == k }); i >= 0 {
+		e.count = m.problems[i].count + 1
+		m.problems = slices.Delete(m.problems, i, i+1)
+	}
+	m.problems = append(m.problems, e)
 	if n := m.MaxProblems; n > 0 && len(m.problems) > n {
 		m.problems = slices.Clone(m.problems[len(m.problems)-n:])
 	}
@@ -499,9 +576,11 @@ func (m *Machine) Release(now time.Time) []Action {
 		xid:      m.newXID(),
 		irt:      m.RelTimeout,
 		mrc:      m.RelMaxRC,
-		to:       unicastOr(l.Unicast),
+		to:       AllServers,
 		serverID: l.ServerID,
 		prefixes: leasePrefixes(l),
+		withNA:   m.wantNA() && len(l.Addresses) > 0,
+		addrs:    leaseAddrs(l),
 	}
 	return append(acts, m.transmit(now)...)
 }
@@ -617,16 +696,22 @@ func (m *Machine) receiveAdvertise(now time.Time, msg *message, v verdict, from 
 		return reject(fmt.Sprintf("status %s", v.status))
 	}
 	if len(v.usable) == 0 {
-		return reject("no usable prefix offered")
+		return reject("no usable prefix offered" + discardedSuffix(v))
+	}
+	if m.cfg.RequestAddress == AddressRequire && len(v.addrs) == 0 {
+		return reject("no usable address offered (request_address = require)" + naSuffix(v) + discardedSuffix(v))
 	}
 	c := candidate{
 		serverID:   msg.ServerID,
 		addr:       from,
-		unicast:    msg.Unicast,
 		preference: msg.Preference,
+		withNA:     v.na != nil,
 	}
 	for _, p := range v.usable {
 		c.prefixes = append(c.prefixes, p.Prefix)
+	}
+	for _, a := range v.addrs {
+		c.addrs = append(c.addrs, a.Addr)
 	}
 	m.adverts = append(m.adverts, c)
 	// §18.2.1: preference 255 is taken at once; after the first RT the
@@ -635,6 +720,41 @@ func (m *Machine) receiveAdvertise(now time.Time, msg *message, v verdict, from 
 		return m.selectServer(now)
 	}
 	return nil
+}
+
+// naSuffix names the IA_NA's status, if it had one.
+func naSuffix(v verdict) string {
+	switch {
+	case v.naStatus != nil:
+		return " (IA_NA status " + v.naStatus.String() + ")"
+	case v.na == nil:
+		return " (no IA_NA)"
+	}
+	return ""
+}
+
+// discardedSuffix names the IA_PREFIXes check left out, for a rejection.
+func discardedSuffix(v verdict) string {
+	if len(v.discarded) == 0 {
+		return ""
+	}
+	return " (discarded: " + strings.Join(v.discarded, "; ") + ")"
+}
+
+// discardedProblems reports the IA_PREFIXes of an accepted Reply that
+// were left out, so an operator sees why a delegated prefix is missing.
+func (m *Machine) discardedProblems(now time.Time, msg *message, v verdict, from netip.Addr) []Action {
+	var acts []Action
+	for _, d := range msg.ignored {
+		acts = append(acts, m.problem(now, fmt.Sprintf("%s from %s: %s", typeName(msg.Type), from, d)))
+	}
+	for _, d := range v.discarded {
+		acts = append(acts, m.problem(now, fmt.Sprintf("discarded from %s from %s: %s", typeName(msg.Type), from, d)))
+	}
+	for _, d := range v.ignored {
+		acts = append(acts, m.problem(now, fmt.Sprintf("%s from %s: %s", typeName(msg.Type), from, d)))
+	}
+	return acts
 }
 
 // selectServer picks the Advertise with the highest preference, the
@@ -655,17 +775,11 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 	if v.status != nil {
 		switch v.status.Code {
 		case statusUseMulticast:
-			// §18.2.10: resend to the multicast address, and stop using
-			// the unicast address the server once gave.
-			acts := reject(fmt.Sprintf("status %s: resending by multicast", v.status))
-			ex.to = AllServers
-			if m.lease != nil {
-				m.lease.Unicast = netip.Addr{}
-			}
-			for i := range ex.others {
-				ex.others[i].unicast = netip.Addr{}
-			}
-			return append(acts, m.transmit(now)...)
+			// §18.2.10 would have us resend by multicast at once, but we
+			// only ever send by multicast: a server saying this anyway is
+			// answered at the retransmission pace, not with a burst per
+			// Reply.
+			return reject(fmt.Sprintf("status %s: we sent by multicast; retrying at the retransmission pace", v.status))
 		case statusUnspecFail:
 			// §18.2.10: retry, but only at the retransmission pace.
 			return reject(fmt.Sprintf("status %s: retrying", v.status))
@@ -674,7 +788,7 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 				// §18.2.10.1: the server lost our binding: Request it from
 				// the server that answered, keeping the lease meanwhile.
 				acts := reject(fmt.Sprintf("status %s: requesting the binding", v.status))
-				c := candidate{serverID: msg.ServerID, addr: from, unicast: msg.Unicast, prefixes: leasePrefixes(m.lease)}
+				c := candidate{serverID: msg.ServerID, addr: from, prefixes: leasePrefixes(m.lease)}
 				return append(acts, m.startRequest(now, c, nil)...)
 			}
 			return reject(fmt.Sprintf("status %s", v.status))
@@ -686,9 +800,11 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 				// may answer a Rebind).
 				return reject(fmt.Sprintf("status %s: keeping the lease until it expires", v.status))
 			}
-			acts := reject(fmt.Sprintf("status %s: soliciting again after SOL_MAX_RT", v.status))
-			return append(acts, m.startSolicit(now, true)...)
+			return m.refused(now, "status "+v.status.String(), reject)
 		default: // NotOnLink and anything unknown: the binding is unusable
+			if ex.typ == dhcpv6.MessageTypeRequest && m.lease == nil {
+				return m.refused(now, "status "+v.status.String(), reject)
+			}
 			acts := reject(fmt.Sprintf("status %s: soliciting again", v.status))
 			if m.lease != nil {
 				m.lease = nil
@@ -703,10 +819,51 @@ func (m *Machine) receiveReply(now time.Time, msg *message, v verdict, from neti
 			return reject(fmt.Sprintf("no IA_PD for IAID %d", m.cfg.IAID))
 		}
 	} else if len(v.usable) == 0 {
-		return reject("no usable prefix in Reply")
+		return reject("no usable prefix in Reply" + discardedSuffix(v))
+	} else if m.cfg.RequestAddress == AddressRequire && len(v.addrs) == 0 {
+		why := "no usable address (request_address = require)" + naSuffix(v)
+		if ex.typ == dhcpv6.MessageTypeRequest {
+			return m.refused(now, why, reject)
+		}
+		return reject(why)
 	}
-	return m.bind(now, msg, v, from)
+	acts := m.discardedProblems(now, msg, v, from)
+	if m.wantNA() && len(v.addrs) == 0 && (v.naStatus != nil || ex.withNA) && ex.typ != dhcpv6.MessageTypeRelease {
+		acts = append(acts, m.problem(now, fmt.Sprintf("%s from %s: no address in the IA_NA%s; the prefix is used without one", typeName(msg.Type), from, naSuffix(v))))
+	}
+	return append(acts, m.bind(now, msg, v, from)...)
 }
+
+// refused handles a server refusing our Request (NoPrefixAvail, NotOnLink,
+// or a status we do not know). RFC 8415 §18.2.10.1 lets the client try
+// another server or restart discovery; both happen at once, with the
+// normal timing: the next server that Advertised is Requested right away,
+// and without one a fresh Solicit starts with the §18.2.1 random delay and
+// IRT = SOL_TIMEOUT. Waiting SOL_MAX_RT instead (up to an hour, and then
+// retransmitting at that pace) left a router offline for hours after one
+// refusal by a server that had a prefix again seconds later.
+//
+// A server that Advertises and then refuses every Request would otherwise
+// be asked every second or two forever, so after refusedFree refusals in a
+// row the delay before the Solicit doubles from SOL_TIMEOUT per further
+// refusal, up to SOL_MAX_RT. The count restarts when a lease is bound.
+func (m *Machine) refused(now time.Time, why string, reject func(string) []Action) []Action {
+	ex := m.ex
+	m.refusals++
+	// A lease we still hold (we Requested a binding the server had lost)
+	// stays ours until its lifetimes end (§18.2.10.1) while we look for a
+	// server that extends it.
+	if len(ex.others) > 0 {
+		acts := reject(why + ": requesting from the next server")
+		return append(acts, m.startRequest(now, ex.others[0], ex.others[1:])...)
+	}
+	acts := reject(why + ": soliciting again")
+	return append(acts, m.startSolicit(now, m.refusals > refusedFree)...)
+}
+
+// refusedFree is how many refused Requests in a row restart discovery
+// without any backoff.
+const refusedFree = 3
 
 // bind installs the Reply's IA_PD as the lease.
 func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) []Action {
@@ -718,14 +875,41 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 		Acquired:   now,
 		Hint:       m.cfg.PrefixLength,
 	}
-	if msg.Unicast.IsValid() && !msg.Unicast.IsUnspecified() {
-		l.Unicast = msg.Unicast
-	}
+	// RFC 8415 §18.2.10: the Reply's options replace what we had; a server
+	// that stopped sending them has none for us now.
+	l.DNS, l.Domains = msg.DNS, msg.Domains
 	mentioned := map[netip.Prefix]bool{}
 	for _, p := range v.ia.Prefixes {
 		mentioned[p.Prefix.Masked()] = true
 	}
 	l.Prefixes = append(l.Prefixes, v.usable...)
+	l.Addresses = append(l.Addresses, v.addrs...)
+	if old != nil && m.ex != nil && m.ex.typ != dhcpv6.MessageTypeSolicit {
+		// The same for addresses the Reply does not mention (an IA_NA
+		// left out, or refused with NoAddrsAvail, while the IA_PD was
+		// extended): they live out their lifetimes.
+		gone := now.Sub(old.Acquired)
+		said := map[netip.Addr]bool{}
+		if v.na != nil {
+			for _, a := range v.na.Addrs {
+				said[a.Addr] = true
+			}
+		}
+		for _, a := range old.Addresses {
+			if said[a.Addr] {
+				continue
+			}
+			if a.Valid != Infinity {
+				a.Valid -= gone
+			}
+			if a.Preferred != Infinity {
+				a.Preferred = max(a.Preferred-gone, 0)
+			}
+			if a.Valid > 0 && m.wantNA() {
+				l.Addresses = append(l.Addresses, a)
+			}
+		}
+	}
 	if old != nil && m.ex != nil && m.ex.typ != dhcpv6.MessageTypeSolicit {
 		// §18.2.10.1: prefixes the Reply does not mention keep the
 		// lifetimes they had; count them down to the new Acquired time.
@@ -760,18 +944,31 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 		return m.expire(now)
 	}
 	l.T1, l.T2 = effectiveTimers(v.ia.T1, v.ia.T2, l.Prefixes)
+	if v.na != nil && len(v.addrs) > 0 {
+		// One Renew serves both IAs (RFC 8415 §18.2.4): at the earlier T1.
+		var as []Prefix
+		for _, a := range v.addrs {
+			as = append(as, Prefix{Preferred: a.Preferred, Valid: a.Valid})
+		}
+		t1, t2 := effectiveTimers(v.na.T1, v.na.T2, as)
+		l.T1, l.T2 = min(l.T1, t1), min(l.T2, t2)
+	}
 	m.lease = l
+	m.refusals = 0
 	a := m.setState(now, StateBound)
 	a.LeaseChanged = true
-	if p, ok := l.Chosen(l.Hint); ok {
+	if p, ok := l.Chosen(l.Hint, now); ok {
 		verb := "bound"
 		if old != nil {
 			verb = "renewed"
-			if op, ok := old.Chosen(old.Hint); ok && op.Prefix != p.Prefix {
+			if op, ok := old.Chosen(old.Hint, now); ok && op.Prefix != p.Prefix {
 				verb = "renumbered from " + op.Prefix.String() + ", now"
 			}
 		}
 		a.Info = fmt.Sprintf("%s %s by %s, T1 %s, T2 %s, valid %s", verb, p.Prefix, from, l.T1, l.T2, p.Valid)
+		for _, ad := range l.Addresses {
+			a.Info += fmt.Sprintf(", address %s valid %s", ad.Addr, ad.Valid)
+		}
 	}
 	return []Action{a}
 }

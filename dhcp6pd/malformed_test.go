@@ -9,11 +9,10 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 )
 
-// requesting returns a machine that has sent a Request to server A, with
-// MaxPrefixLength 60.
+// requesting returns a machine that has sent a Request to server A.
 func requesting(t *testing.T) (*Machine, *dhcpv6.Message, time.Time) {
 	t.Helper()
-	m, sol, now := startSoliciting(t, func(c *MachineConfig) { c.MaxPrefixLength = 60 })
+	m, sol, now := startSoliciting(t, nil)
 	out := sends(t, now, m.Receive(now, answer(sol, dhcpv6.MessageTypeAdvertise, serverA, goodPD(), preference(255)), addrA))
 	if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeRequest {
 		t.Fatalf("want a Request, got %+v", out)
@@ -94,7 +93,6 @@ func TestMalformedReplies(t *testing.T) {
 			return good(iapd(testIAID, 0, 0, iaprefix("2001:db8:100::/56", 3000*time.Second, 2000*time.Second))).bytes()
 		}, "preferred lifetime > valid lifetime"},
 		{"a /72 cannot be delegated on", func(*dhcpv6.Message) []byte { return good(oneIAPrefix("2001:db8:100::/72")).bytes() }, "length outside 1..64"},
-		{"a /62 is longer than MaxPrefixLength 60", func(*dhcpv6.Message) []byte { return good(oneIAPrefix("2001:db8:100::/62")).bytes() }, "longer than /60"},
 		{"a link-local prefix is refused", func(*dhcpv6.Message) []byte { return good(oneIAPrefix("fe80::/56")).bytes() }, "link-local"},
 		{"a multicast prefix is refused", func(*dhcpv6.Message) []byte { return good(oneIAPrefix("ff00::/8")).bytes() }, "multicast"},
 		{"a ULA prefix is refused", func(*dhcpv6.Message) []byte { return good(oneIAPrefix("fd00:1::/48")).bytes() }, "ULA"},

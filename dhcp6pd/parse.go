@@ -46,7 +46,13 @@ type message struct {
 	SolMaxRT    time.Duration // 0 when absent
 	ReconfMsg   dhcpv6.MessageType
 	IAPDs       []iaPD
+	IANAs       []iaNA
 	Auth        *auth
+	DNS         []netip.Addr // option 23 (RFC 3646), validated
+	Domains     []string     // option 24 (RFC 3646), validated
+	// ignored says why an option was left out without dropping the
+	// message (a malformed DNS option does not make the prefix unusable).
+	ignored []string
 }
 
 type status struct {
@@ -70,6 +76,25 @@ type iaPD struct {
 
 type iaPrefix struct {
 	Prefix    netip.Prefix
+	Preferred time.Duration
+	Valid     time.Duration
+	Status    *status
+	// Exclude holds the payloads of the OPTION_PD_EXCLUDEs inside (RFC
+	// 6603 §4.2); they are decoded against the delegated length in
+	// validate.go.
+	Exclude [][]byte
+}
+
+// iaNA is an IA_NA (RFC 8415 §21.4) with its IA Addresses (§21.6).
+type iaNA struct {
+	IAID   uint32
+	T1, T2 time.Duration
+	Status *status
+	Addrs  []iaAddr
+}
+
+type iaAddr struct {
+	Addr      netip.Addr
 	Preferred time.Duration
 	Valid     time.Duration
 	Status    *status
@@ -131,8 +156,19 @@ func parseMessage(b []byte) (m *message, err error) {
 			return nil, err
 		}
 	}
-	// The typed decode of IA_PD (and everything else) by dhcpv6.
-	dm, err := dhcpv6.MessageFromBytes(b)
+	// The typed decode of IA_PD by dhcpv6. Only the IA options go to it:
+	// its decoders of other options (DNS, domain lists, ...) are stricter
+	// or looser than ours, and an option we do not need must not drop
+	// the message.
+	typed := append([]byte(nil), b[:4]...)
+	for _, o := range raws {
+		if o.code == dhcpv6.OptionIAPD || o.code == dhcpv6.OptionIANA {
+			typed = binary.BigEndian.AppendUint16(typed, uint16(o.code))
+			typed = binary.BigEndian.AppendUint16(typed, uint16(len(o.data)))
+			typed = append(typed, o.data...)
+		}
+	}
+	dm, err := dhcpv6.MessageFromBytes(typed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
@@ -151,6 +187,22 @@ func parseMessage(b []byte) (m *message, err error) {
 		}
 		iaids[ia.IAID] = true
 		m.IAPDs = append(m.IAPDs, ia)
+	}
+	naIDs := map[uint32]bool{}
+	for _, o := range dm.Options.Get(dhcpv6.OptionIANA) {
+		na, ok := o.(*dhcpv6.OptIANA)
+		if !ok {
+			return nil, fmt.Errorf("%w: IA_NA not decoded", errMalformed)
+		}
+		ia, err := convertIANA(na)
+		if err != nil {
+			return nil, err
+		}
+		if naIDs[ia.IAID] {
+			return nil, fmt.Errorf("%w: duplicate IA_NA for IAID %d", errMalformed, ia.IAID)
+		}
+		naIDs[ia.IAID] = true
+		m.IANAs = append(m.IANAs, ia)
 	}
 	return m, nil
 }
@@ -243,6 +295,28 @@ func (m *message) addRaw(o rawOption) error {
 			a.valueOffset = o.offset + authHeaderLen + 1
 		}
 		m.Auth = a
+	case dhcpv6.OptionDNSRecursiveNameServer:
+		if m.DNS != nil || m.hasIgnored(o.code) {
+			m.ignore(o.code, "appears twice; the first one counts")
+			return nil
+		}
+		dns, err := parseDNSServers(o.data)
+		if err != nil {
+			m.ignore(o.code, err.Error())
+			return nil
+		}
+		m.DNS = dns
+	case dhcpv6.OptionDomainSearchList:
+		if m.Domains != nil || m.hasIgnored(o.code) {
+			m.ignore(o.code, "appears twice; the first one counts")
+			return nil
+		}
+		ds, err := parseDomainList(o.data)
+		if err != nil {
+			m.ignore(o.code, err.Error())
+			return nil
+		}
+		m.Domains = ds
 	case dhcpv6.OptionIAPD:
 		// RFC 8415 §21.21: IAID, T1, T2 are 12 bytes; PixieFail-style short
 		// IA options must not reach a decoder.
@@ -250,6 +324,12 @@ func (m *message) addRaw(o rawOption) error {
 			return fmt.Errorf("%w: IA_PD of length %d", errMalformed, len(o.data))
 		}
 		return checkNested(o.data[12:], o.offset+12, dhcpv6.OptionIAPrefix, 25)
+	case dhcpv6.OptionIANA:
+		// §21.4: IAID, T1, T2, then IA Addresses of at least 24 bytes.
+		if len(o.data) < 12 {
+			return fmt.Errorf("%w: IA_NA of length %d", errMalformed, len(o.data))
+		}
+		return checkNested(o.data[12:], o.offset+12, dhcpv6.OptionIAAddr, 24)
 	}
 	return nil
 }
@@ -268,8 +348,8 @@ func checkNested(b []byte, base int, child dhcpv6.OptionCode, min int) error {
 			if len(o.data) < min {
 				return fmt.Errorf("%w: %s of length %d, want at least %d", errMalformed, o.code, len(o.data), min)
 			}
-			if child == dhcpv6.OptionIAPrefix {
-				if err := checkNested(o.data[25:], o.offset+25, 0, 0); err != nil {
+			if child == dhcpv6.OptionIAPrefix || child == dhcpv6.OptionIAAddr {
+				if err := checkNested(o.data[min:], o.offset+min, 0, 0); err != nil {
 					return err
 				}
 			}
@@ -317,7 +397,51 @@ func convertIAPD(pd *dhcpv6.OptIAPD) (iaPD, error) {
 		if s := p.Options.Status(); s != nil {
 			pre.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
 		}
+		for _, x := range p.Options.Get(dhcpv6.OptionPDExclude) {
+			pre.Exclude = append(pre.Exclude, x.ToBytes())
+		}
 		ia.Prefixes = append(ia.Prefixes, pre)
+	}
+	return ia, nil
+}
+
+func (m *message) ignore(code dhcpv6.OptionCode, why string) {
+	m.ignored = append(m.ignored, fmt.Sprintf("ignored option %s: %s", code, why))
+}
+
+func (m *message) hasIgnored(code dhcpv6.OptionCode) bool {
+	prefix := fmt.Sprintf("ignored option %s:", code)
+	for _, s := range m.ignored {
+		if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+			return true
+		}
+	}
+	return false
+}
+
+func convertIANA(na *dhcpv6.OptIANA) (iaNA, error) {
+	ia := iaNA{
+		IAID: binary.BigEndian.Uint32(na.IaId[:]),
+		T1:   na.T1,
+		T2:   na.T2,
+	}
+	if s := na.Options.Status(); s != nil {
+		ia.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
+	}
+	for _, o := range na.Options.Get(dhcpv6.OptionIAAddr) {
+		a, ok := o.(*dhcpv6.OptIAAddress)
+		if !ok {
+			return iaNA{}, fmt.Errorf("%w: IA Address not decoded", errMalformed)
+		}
+		addr, ok := netip.AddrFromSlice(a.IPv6Addr.To16())
+		if !ok {
+			return iaNA{}, fmt.Errorf("%w: IA Address", errMalformed)
+		}
+		ad := iaAddr{Addr: addr, Preferred: a.PreferredLifetime, Valid: a.ValidLifetime}
+		if s := a.Options.Status(); s != nil {
+			ad.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
+		}
+		ia.Addrs = append(ia.Addrs, ad)
 	}
 	return ia, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/v6edge/v6edge/internal/statefile"
@@ -28,10 +29,20 @@ type savedLease struct {
 	Prefixes       []savedPrefix `json:"prefixes"`
 	ReconfigureKey string        `json:"reconfigure_key,omitempty"`
 	Hint           int           `json:"hint,omitempty"`
+	Addresses      []savedAddr   `json:"addresses,omitempty"`
+	DNS            []string      `json:"dns,omitempty"`
+	Domains        []string      `json:"domains,omitempty"`
 }
 
 type savedPrefix struct {
 	Prefix    string `json:"prefix"`
+	Preferred int64  `json:"preferred_s"`
+	Valid     int64  `json:"valid_s"`
+	Exclude   string `json:"exclude,omitempty"` // RFC 6603
+}
+
+type savedAddr struct {
+	Address   string `json:"address"`
 	Preferred int64  `json:"preferred_s"`
 	Valid     int64  `json:"valid_s"`
 }
@@ -58,12 +69,23 @@ func toSaved(l *Lease) savedLease {
 	if l.Unicast.IsValid() {
 		s.Unicast = l.Unicast.String()
 	}
+	for _, a := range l.Addresses {
+		s.Addresses = append(s.Addresses, savedAddr{Address: a.Addr.String(), Preferred: int64(a.Preferred / time.Second), Valid: int64(a.Valid / time.Second)})
+	}
+	for _, a := range l.DNS {
+		s.DNS = append(s.DNS, a.String())
+	}
+	s.Domains = slices.Clone(l.Domains)
 	for _, p := range l.Prefixes {
-		s.Prefixes = append(s.Prefixes, savedPrefix{
+		sp := savedPrefix{
 			Prefix:    p.Prefix.String(),
 			Preferred: int64(p.Preferred / time.Second),
 			Valid:     int64(p.Valid / time.Second),
-		})
+		}
+		if p.Exclude.IsValid() {
+			sp.Exclude = p.Exclude.String()
+		}
+		s.Prefixes = append(s.Prefixes, sp)
 	}
 	return s
 }
@@ -97,16 +119,57 @@ func fromSaved(s savedLease) (*Lease, error) {
 	if len(l.ReconfigureKey) == 0 {
 		l.ReconfigureKey = nil
 	}
+	if len(s.DNS) > MaxDNSServers || len(s.Domains) > MaxDomains {
+		return nil, fmt.Errorf("%d DNS servers and %d domains, at most %d and %d", len(s.DNS), len(s.Domains), MaxDNSServers, MaxDomains)
+	}
+	for _, sa := range s.Addresses {
+		a, err := netip.ParseAddr(sa.Address)
+		if err != nil {
+			return nil, fmt.Errorf("addresses: %w", err)
+		}
+		if err := CheckAddress(a); err != nil {
+			return nil, fmt.Errorf("addresses: %w", err)
+		}
+		if sa.Preferred < 0 || sa.Valid < sa.Preferred {
+			return nil, fmt.Errorf("addresses: %s preferred %d s, valid %d s", a, sa.Preferred, sa.Valid)
+		}
+		l.Addresses = append(l.Addresses, Address{Addr: a, Preferred: time.Duration(sa.Preferred) * time.Second, Valid: time.Duration(sa.Valid) * time.Second})
+	}
+	for _, d := range s.DNS {
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+		if err := CheckDNSServer(a); err != nil {
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+		l.DNS = append(l.DNS, a)
+	}
+	for _, d := range s.Domains {
+		if err := CheckDomain(d); err != nil {
+			return nil, fmt.Errorf("domains: %w", err)
+		}
+		l.Domains = append(l.Domains, d)
+	}
 	for _, sp := range s.Prefixes {
 		p, err := netip.ParsePrefix(sp.Prefix)
 		if err != nil {
 			return nil, fmt.Errorf("prefix: %w", err)
 		}
-		l.Prefixes = append(l.Prefixes, Prefix{
+		lp := Prefix{
 			Prefix:    p,
 			Preferred: time.Duration(sp.Preferred) * time.Second,
 			Valid:     time.Duration(sp.Valid) * time.Second,
-		})
+		}
+		if sp.Exclude != "" {
+			if lp.Exclude, err = netip.ParsePrefix(sp.Exclude); err != nil {
+				return nil, fmt.Errorf("exclude: %w", err)
+			}
+			if err := CheckExclude(p, lp.Exclude); err != nil {
+				return nil, fmt.Errorf("exclude: %w", err)
+			}
+		}
+		l.Prefixes = append(l.Prefixes, lp)
 	}
 	return l, nil
 }

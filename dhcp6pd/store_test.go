@@ -104,18 +104,18 @@ func TestLeaseChosen(t *testing.T) {
 		want     string
 	}{
 		{"the prefix of the hinted length wins", []Prefix{p("2001:db8:1::/48", time.Hour), p("2001:db8:2::/56", time.Hour)}, 56, "2001:db8:2::/56"},
-		{"without a match the shortest prefix wins", []Prefix{p("2001:db8:2::/60", time.Hour), p("2001:db8:1::/52", time.Hour)}, 56, "2001:db8:1::/52"},
+		{"without a match the first prefix wins", []Prefix{p("2001:db8:2::/60", time.Hour), p("2001:db8:1::/52", time.Hour)}, 56, "2001:db8:2::/60"},
 		{"a withdrawn prefix is never chosen", []Prefix{p("2001:db8:2::/56", 0), p("2001:db8:1::/60", time.Hour)}, 56, "2001:db8:1::/60"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := &Lease{Prefixes: tt.prefixes, Acquired: t0, Hint: tt.hint}
-			got, ok := l.Chosen(tt.hint)
+			got, ok := l.Chosen(tt.hint, t0)
 			if !ok || got.Prefix.String() != tt.want {
 				t.Errorf("chose %v (%v), want %s", got.Prefix, ok, tt.want)
 			}
-			if l.ValidUntil() != t0.Add(got.Valid) {
-				t.Errorf("ValidUntil %s", l.ValidUntil())
+			if l.ValidUntil(t0) != t0.Add(got.Valid) {
+				t.Errorf("ValidUntil %s", l.ValidUntil(t0))
 			}
 		})
 	}

@@ -16,7 +16,11 @@ func sampleLease() SyncedLease {
 	return SyncedLease{
 		WAN: "wan0", IAID: 1, ServerID: []byte{0, 1, 0, 1, 2, 3, 4, 5}, ServerAddr: netip.MustParseAddr("fe80::1"),
 		T1: 1800 * time.Second, T2: 2880 * time.Second, Acquired: syncNow.Add(-90 * time.Second), Hint: 56,
-		Prefixes: []SyncedPrefix{{Prefix: netip.MustParsePrefix("2001:db8:100::/56"), Preferred: 3600 * time.Second, Valid: 7200 * time.Second}},
+		Prefixes: []SyncedPrefix{{Prefix: netip.MustParsePrefix("2001:db8:100::/56"), Preferred: 3600 * time.Second, Valid: 7200 * time.Second,
+			Exclude: netip.MustParsePrefix("2001:db8:100:ff::/64")}},
+		Addresses: []SyncedAddress{{Addr: netip.MustParseAddr("2001:db8:0:1::1:5"), Preferred: 3600 * time.Second, Valid: 7200 * time.Second}},
+		DNS:       []netip.Addr{netip.MustParseAddr("2001:db8::53")},
+		Domains:   []string{"isp.example"},
 	}
 }
 
@@ -52,6 +56,11 @@ func TestDecodeLeaseRefuses(t *testing.T) {
 		{"a negative T1", `"t1_s":1800`, `"t1_s":-5`},
 		{"no WAN", `"wan":"wan0"`, `"wan":""`},
 		{"not JSON", `{`, `[`},
+		{"an excluded prefix outside the delegation", `2001:db8:100:ff::/64`, `2001:db8:999:ff::/64`},
+		{"an excluded prefix as long as the delegation", `2001:db8:100:ff::/64`, `2001:db8:100::/56`},
+		{"a link-local WAN address", `2001:db8:0:1::1:5`, `fe80::5`},
+		{"a multicast DNS server", `2001:db8::53`, `ff02::1`},
+		{"an empty domain", `"isp.example"`, `""`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := strings.Replace(string(good), tc.from, tc.to, 1)

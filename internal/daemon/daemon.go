@@ -273,7 +273,7 @@ func (d *Daemon) build(cfg *configs.Config) ([]Task, error) {
 			// The saved lease is what the script was last told before the
 			// restart: confirming it is REBOOT6, replacing it BOUND6.
 			if l, err := dhcp6pd.LoadLease(cfg.Control.StateDir, w.Interface, w.IAID); err == nil && l != nil {
-				if p, ok := l.Chosen(w.PrefixLength); ok {
+				if p, ok := l.Chosen(w.PrefixLength, d.now()); ok {
 					a.Restored(p.Prefix, l.Acquired)
 				}
 			}
@@ -342,7 +342,7 @@ func (d *Daemon) newClient(cfg *configs.Config, w configs.WAN) (Client, error) {
 	listen, stats := d.opts.Drivers.ListenDHCP, d.stats
 	c := d.opts.Drivers.NewClient(dhcp6pd.Config{
 		Interface: iface, DUID: duid, IAID: w.IAID, PrefixLength: w.PrefixLength,
-		MaxPrefixLength: maxDelegatedLength(cfg), RapidCommit: w.RapidCommit,
+		RequestAddress: dhcp6pd.AddressMode(w.RequestAddress), RapidCommit: w.RapidCommit,
 		ReleaseOnStop: w.ReleaseOnStop, StateDir: cfg.Control.StateDir,
 		Logger: d.log.With("part", "dhcp6pd"),
 		Listen: func(ctx context.Context) (dhcp6pd.Conn, error) {
@@ -360,15 +360,6 @@ func (d *Daemon) newClient(cfg *configs.Config, w configs.WAN) (Client, error) {
 		d.st.standby[iface] = standbyTold{told: true, standby: true}
 	}
 	return c, nil
-}
-
-// maxDelegatedLength is the longest delegated prefix the plan can use: it must
-// hold the internal prefix 1:1 (NETMAP) and every LAN subnet.
-func maxDelegatedLength(cfg *configs.Config) int {
-	if cfg.NAT.InternalPrefix.IsValid() {
-		return cfg.NAT.InternalPrefix.Bits()
-	}
-	return 64
 }
 
 // loop is the event loop: fold in every pending event, then one pass of
@@ -543,7 +534,7 @@ func (d *Daemon) pass(ctx context.Context) {
 	st.healthy = d.uplinkHealth(now)
 	in := plan.Input{Config: cfg, Role: st.role, Now: now}
 	for _, w := range cfg.WANs {
-		up := uplinkFrom(w, st.snaps[w.Interface])
+		up := uplinkFrom(w, st.snaps[w.Interface], now)
 		up.Healthy = st.healthy[w.Interface]
 		in.Uplinks = append(in.Uplinks, up)
 		if last, ok := st.lastPrefix[w.Interface]; up.Delegated.IsValid() && (!ok || last != up.Delegated) {
@@ -557,7 +548,7 @@ func (d *Daemon) pass(ctx context.Context) {
 	des := plan.Compute(in)
 	d.probeSource.Store(&des.ProbeSource)
 	d.noteFailover(des.Preferred, now)
-	d.fireHooks(ctx)
+	d.fireHooks(ctx, now)
 
 	if d.pair != nil {
 		// The WAN MAC moves before anything is announced, so the upstream
@@ -634,7 +625,7 @@ func (d *Daemon) noteFailover(preferred string, now time.Time) {
 
 // fireHooks tells each WAN's script what changed since the last pass. The
 // scripts run in the background.
-func (d *Daemon) fireHooks(ctx context.Context) {
+func (d *Daemon) fireHooks(ctx context.Context, now time.Time) {
 	for _, w := range d.st.cfg.WANs {
 		r, a := d.hooks[w.Interface], d.st.announcers[w.Interface]
 		if r == nil || a == nil {
@@ -643,7 +634,7 @@ func (d *Daemon) fireHooks(ctx context.Context) {
 		snap := d.st.snaps[w.Interface]
 		hl := hook.Lease{State: string(snap.State)}
 		if l := snap.Lease; l != nil {
-			if p, ok := l.Chosen(w.PrefixLength); ok {
+			if p, ok := l.Chosen(w.PrefixLength, now); ok {
 				hl.Prefix = hook.Prefix{Prefix: p.Prefix, Preferred: p.Preferred, Valid: p.Valid}
 				hl.Acquired = l.Acquired
 			}

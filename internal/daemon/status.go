@@ -58,6 +58,7 @@ func (d *Daemon) publish() {
 // the network.
 func (d *Daemon) Status() control.Status {
 	v := d.view.Load()
+	now := d.now()
 	cfg, des := v.cfg, v.desired
 	st := control.Status{Version: d.opts.Version, Started: d.started.UTC().Format(time.RFC3339), Problems: []string{}}
 	st.Problems = append(st.Problems, des.Problems...)
@@ -74,12 +75,22 @@ func (d *Daemon) Status() control.Status {
 			ws.DUID = dhcp6pd.FormatDUID(c.Snapshot().DUID)
 		}
 		if l := s.Lease; l != nil {
-			chosen, ok := l.Chosen(w.PrefixLength)
+			chosen, ok := l.Chosen(w.PrefixLength, now)
 			if ok {
 				ws.Prefix = chosen.Prefix.String()
 				ws.PreferredUntil = l.Acquired.Add(chosen.Preferred).UTC().Format(time.RFC3339)
 				ws.ValidUntil = l.Acquired.Add(chosen.Valid).UTC().Format(time.RFC3339)
+				if chosen.Exclude.IsValid() {
+					ws.Excluded = chosen.Exclude.String()
+				}
 			}
+			for _, a := range l.ValidAddresses(now) {
+				ws.Addresses = append(ws.Addresses, a.Addr.String())
+			}
+			for _, a := range l.DNS {
+				ws.DNS = append(ws.DNS, a.String())
+			}
+			ws.Domains = l.Domains
 			for _, p := range l.Prefixes {
 				if !ok || p.Prefix != chosen.Prefix {
 					ws.OtherPrefixes = append(ws.OtherPrefixes, p.Prefix.String())

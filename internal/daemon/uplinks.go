@@ -37,7 +37,7 @@ func (d *Daemon) uplinkHealth(now time.Time) map[string]bool {
 		}
 		h.Link(now, d.wanUp(w.Interface))
 		s := st.snaps[w.Interface]
-		h.Lease(now, s.Lease != nil && now.Before(s.Lease.ValidUntil()))
+		h.Lease(now, s.Lease != nil && now.Before(s.Lease.ValidUntil(now)))
 		out[w.Interface] = h.Healthy(now)
 		if why := h.Reason(); why != st.unhealthy[w.Interface] {
 			st.unhealthy[w.Interface] = why

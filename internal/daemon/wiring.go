@@ -22,16 +22,23 @@ import (
 // The pure translations between the parts: config and snapshots into plan
 // inputs, plan outputs into each applier's own configuration.
 
-// uplinkFrom reduces a client snapshot to what the plan needs.
-func uplinkFrom(w configs.WAN, s dhcp6pd.Snapshot) plan.Uplink {
+// uplinkFrom reduces a client snapshot to what the plan needs now.
+func uplinkFrom(w configs.WAN, s dhcp6pd.Snapshot, now time.Time) plan.Uplink {
 	up := plan.Uplink{Interface: w.Interface, Healthy: true}
-	if s.Lease == nil {
+	l := s.Lease
+	if l == nil {
 		return up
 	}
-	if p, ok := s.Lease.Chosen(w.PrefixLength); ok {
+	if p, ok := l.Chosen(w.PrefixLength, now); ok {
 		up.Delegated = p.Prefix
-		up.PreferredUntil = s.Lease.Acquired.Add(p.Preferred)
-		up.ValidUntil = s.Lease.Acquired.Add(p.Valid)
+		up.PreferredUntil = l.Acquired.Add(p.Preferred)
+		up.ValidUntil = l.Acquired.Add(p.Valid)
+		up.Exclude = p.Exclude
+		// The ISP's options go with a usable delegation only.
+		up.DNS, up.Domains = l.DNS, l.Domains
+	}
+	for _, a := range l.ValidAddresses(now) {
+		up.Addresses = append(up.Addresses, a.Addr)
 	}
 	return up
 }
@@ -146,18 +153,42 @@ func sameLease(a, b *dhcp6pd.Lease) bool {
 
 func syncFromLease(wan string, l *dhcp6pd.Lease) ha.SyncedLease {
 	s := ha.SyncedLease{WAN: wan, IAID: l.IAID, ServerID: l.ServerID, ServerAddr: l.ServerAddr,
-		T1: l.T1, T2: l.T2, Acquired: l.Acquired, Hint: l.Hint}
+		T1: l.T1, T2: l.T2, Acquired: l.Acquired, Hint: l.Hint, DNS: l.DNS, Domains: l.Domains}
 	for _, p := range l.Prefixes {
-		s.Prefixes = append(s.Prefixes, ha.SyncedPrefix{Prefix: p.Prefix, Preferred: p.Preferred, Valid: p.Valid})
+		s.Prefixes = append(s.Prefixes, ha.SyncedPrefix{Prefix: p.Prefix, Preferred: p.Preferred, Valid: p.Valid, Exclude: p.Exclude})
+	}
+	for _, a := range l.Addresses {
+		s.Addresses = append(s.Addresses, ha.SyncedAddress{Addr: a.Addr, Preferred: a.Preferred, Valid: a.Valid})
 	}
 	return s
 }
 
+// leaseFromSync turns the master's lease into the client's, dropping what
+// the client itself would not accept from a server.
 func leaseFromSync(s ha.SyncedLease) *dhcp6pd.Lease {
 	l := &dhcp6pd.Lease{IAID: s.IAID, ServerID: s.ServerID, ServerAddr: s.ServerAddr,
 		T1: s.T1, T2: s.T2, Acquired: s.Acquired, Hint: s.Hint}
 	for _, p := range s.Prefixes {
-		l.Prefixes = append(l.Prefixes, dhcp6pd.Prefix{Prefix: p.Prefix, Preferred: p.Preferred, Valid: p.Valid})
+		x := p.Exclude
+		if x.IsValid() && dhcp6pd.CheckExclude(p.Prefix, x) != nil {
+			x = netip.Prefix{}
+		}
+		l.Prefixes = append(l.Prefixes, dhcp6pd.Prefix{Prefix: p.Prefix, Preferred: p.Preferred, Valid: p.Valid, Exclude: x})
+	}
+	for _, a := range s.Addresses {
+		if dhcp6pd.CheckAddress(a.Addr) == nil {
+			l.Addresses = append(l.Addresses, dhcp6pd.Address{Addr: a.Addr, Preferred: a.Preferred, Valid: a.Valid})
+		}
+	}
+	for _, a := range s.DNS {
+		if dhcp6pd.CheckDNSServer(a) == nil && len(l.DNS) < dhcp6pd.MaxDNSServers {
+			l.DNS = append(l.DNS, a)
+		}
+	}
+	for _, dn := range s.Domains {
+		if dhcp6pd.CheckDomain(dn) == nil && len(l.Domains) < dhcp6pd.MaxDomains {
+			l.Domains = append(l.Domains, dn)
+		}
 	}
 	return l
 }
