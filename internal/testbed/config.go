@@ -108,7 +108,7 @@ func (c Config) TOML() string {
 	for _, lan := range c.LANs {
 		w.table("[[lan]]")
 		w.str("interface", lan.Interface)
-		w.int("subnet", lan.Subnet)
+		w.line(fmt.Sprintf("subnet = %d", lan.Subnet)) // 0 is a subnet, not "unset"
 		w.str("mode", lan.Mode)
 		w.str("advertise", lan.Advertise)
 		if lan.Address.IsValid() {
