@@ -30,15 +30,9 @@ interface = "lan0"
 subnet = 1
 `
 
-const haTOML = `
-[wan]
-interface = "wan0"
-[nat]
-internal_prefix = "fd00:aaaa:bbbb:cc00::/56"
-[[lan]]
-interface = "lan0"
-subnet = 1
-address = "fd00:aaaa:bbbb:cc01::1/64"
+// haTOML is standaloneTOML with a fixed LAN address and an [ha] table whose
+// mode is left to fill in.
+const haTOML = standaloneTOML + `address = "fd00:aaaa:bbbb:cc01::1/64"
 [ha]
 mode = "%s"
 vrid = 51
