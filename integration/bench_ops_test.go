@@ -12,10 +12,7 @@ import (
 // (idle CPU, renumbering, restart) against v6edge and the incumbent in one
 // lab, and checks that each measured what the table reports.
 func TestBenchOpsMeasuresBothSetups(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	t.Parallel()
+	parallel(t)
 	ctx := t.Context()
 	l := newLab(t, "v6bops", testbed.Options{})
 	for _, which := range []string{testbed.SetupV6edge, testbed.SetupIncumbent} {

@@ -367,10 +367,7 @@ func TestRenumberingKeepsTheLANAndMovesTheNAT(t *testing.T) {
 	l, d, old := startBound(t, "slaac")
 	ctx := t.Context()
 	host := l.Hosts[0]
-	hostAddr, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostAddr := hostSLAAC(t, l, host, subnet1)
 
 	// The ISP renumbers: a new pool, the old binding forgotten.
 	newPool := netip.MustParsePrefix("2001:db8:200::/40")
@@ -422,11 +419,7 @@ func TestHairpinBetweenTwoHostsThroughTheExternalPrefix(t *testing.T) {
 	ctx := t.Context()
 	var addrs []netip.Addr
 	for _, h := range l.Hosts {
-		a, err := l.WaitHostSLAAC(ctx, h, subnet1, 20*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, a)
+		addrs = append(addrs, hostSLAAC(t, l, h, subnet1))
 	}
 	target := testbed.MapAddr(addrs[1], internal, deleg)
 	c, err := l.Capture(ctx, l.Hosts[1], testbed.HostIface, "icmp6 and ip6[40] == 128")
@@ -451,10 +444,7 @@ func TestHairpinBetweenTwoHostsThroughTheExternalPrefix(t *testing.T) {
 }
 
 func TestDemoShowsTheWholePathAndCleansUp(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	t.Parallel()
+	parallel(t)
 	var out strings.Builder
 	if err := testbed.Demo(t.Context(), &out, demo); err != nil {
 		t.Fatalf("Demo: %v\n%s", err, out.String())
@@ -493,10 +483,7 @@ func TestBenchTable(t *testing.T) {
 }
 
 func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	t.Parallel()
+	parallel(t)
 	ctx := t.Context()
 	l := newLab(t, "v6it", testbed.Options{Routers: 2})
 	nodes := runNodes(t, l, haConfig, 150, 100)
@@ -529,13 +516,7 @@ func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = l.WaitFor(ctx, 15*time.Second, "the host reaching the internet through node 2", func() (bool, error) {
-		_, err := l.Exec(ctx, host, "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitInternet(t, l, host, 15*time.Second, "the host reaching the internet through node 2")
 	t.Logf("the host reached the internet again %v after node 1 died", time.Since(start).Round(time.Millisecond))
 	pkts, err := up.Stop()
 	if err != nil {
