@@ -276,13 +276,7 @@ func (m *Multi) startKeaOn(ctx context.Context, i int, pool netip.Prefix) error 
 	u.mu.Lock()
 	u.kea, u.pool = p, pool
 	u.mu.Unlock()
-	return m.WaitFor(ctx, 10*time.Second, "kea-dhcp6 in "+u.NS+" to listen on port 547", func() (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("kea-dhcp6 exited: %s", lastLines(p.Log(), 5))
-		}
-		out, err := m.Exec(ctx, u.NS, "ss", "-Hlun", "sport = :547")
-		return err == nil && strings.TrimSpace(out) != "", err
-	})
+	return m.waitServing547(ctx, u.NS, p, "kea-dhcp6 in "+u.NS, "kea-dhcp6", 5)
 }
 
 // writeBCP38 installs (create) or updates the source filter of upstream i
