@@ -152,11 +152,7 @@ func TestDaemonInLab(t *testing.T) {
 	})
 
 	t.Run("the router learned its default route from the upstream's RAs", func(t *testing.T) {
-		err := l.WaitFor(ctx, 10*time.Second, "a default route via wan0", func() (bool, error) {
-			out, err := l.Exec(ctx, l.Router, "ip", "-6", "route", "show", "default")
-			return strings.Contains(out, "via fe80::") && strings.Contains(out, "dev wan0"), err
-		})
-		if err != nil {
+		if err := l.WaitWANDefaultRoute(ctx, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	})
