@@ -1,7 +1,6 @@
 package dhcp6srv
 
 import (
-	"bufio"
 	"context"
 	"net/netip"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/v6edge/v6edge/internal/testbed"
 )
 
 // dhcpcdClient runs dhcpcd 9 as a LAN host in the client namespace.
@@ -116,17 +117,9 @@ func (c *dhcpcdClient) event(t *testing.T, p *peer, reason string, d time.Durati
 }
 
 func readEnv(t *testing.T, path string) map[string]string {
-	f, err := os.Open(path)
+	env, err := testbed.ReadHookEnv(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			env[k] = strings.Trim(v, "'")
-		}
 	}
 	return env
 }

@@ -39,12 +39,18 @@ func (r *pdRecorder) count() int {
 	return len(r.calls)
 }
 
-func TestRenumbering(t *testing.T) {
-	c := &clock{now: t0}
-	rec := &pdRecorder{}
-	cfg := testConfig(c)
+// newRecordedHandler is a handler on testConfig at t0 whose OnPD calls rec
+// records; cfg is what it was built from, for Update.
+func newRecordedHandler() (c *clock, rec *pdRecorder, cfg Config, h *Handler) {
+	c = &clock{now: t0}
+	rec = &pdRecorder{}
+	cfg = testConfig(c)
 	cfg.OnPD = rec.OnPD
-	h := NewHandler(cfg)
+	return c, rec, cfg, NewHandler(cfg)
+}
+
+func TestRenumbering(t *testing.T) {
+	c, rec, cfg, h := newRecordedHandler()
 
 	rep := exchange(t, h, c.Now(), msg(t, dhcpv6.MessageTypeRequest, 1, ours(), na(1), pd(2)), hostA)
 	oldAddr, oldPrefix := netip.MustParseAddr(leaseOf(t, rep, "NA")), netip.MustParsePrefix(leaseOf(t, rep, "PD"))
@@ -108,11 +114,7 @@ func TestRenumbering(t *testing.T) {
 }
 
 func TestLifetimeCapUpdate(t *testing.T) {
-	c := &clock{now: t0}
-	rec := &pdRecorder{}
-	cfg := testConfig(c)
-	cfg.OnPD = rec.OnPD
-	h := NewHandler(cfg)
+	c, rec, cfg, h := newRecordedHandler()
 	rep := exchange(t, h, t0, msg(t, dhcpv6.MessageTypeRequest, 1, ours(), pd(1)), hostA)
 	p := netip.MustParsePrefix(leaseOf(t, rep, "PD"))
 
@@ -133,11 +135,7 @@ func TestLifetimeCapUpdate(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	c := &clock{now: t0}
-	rec := &pdRecorder{}
-	cfg := testConfig(c)
-	cfg.OnPD = rec.OnPD
-	h := NewHandler(cfg)
+	_, rec, _, h := newRecordedHandler()
 	exchange(t, h, t0, msg(t, dhcpv6.MessageTypeRequest, 1, ours(), na(1), pd(2)), hostA)
 
 	if next := h.Expire(t0.Add(time.Minute)); !next.Equal(t0.Add(valid)) {

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -95,12 +92,12 @@ func encodeLeases(iface string, leases []Lease) ([]byte, error) {
 // LoadLeases reads a file written by SaveLeases. A missing file is no
 // error: it is the first start.
 func LoadLeases(path string) ([]Lease, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	data, found, err := statefile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading leases: %w", err)
+	}
+	if !found {
+		return nil, nil
 	}
 	leases, err := decodeLeases(data)
 	if err != nil {

@@ -69,41 +69,53 @@ func ListenFrom(ifname string, src netip.Addr) (*RawConn, error) {
 	if !src.Is6() || !src.IsLinkLocalUnicast() {
 		return nil, fmt.Errorf("ha: source %v on %s is not an IPv6 link-local", src, ifname)
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			// Bound to the device, the socket sees only this link's adverts
-			// even when another interface runs VRRP with the same VRID.
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
-		})
-		return errors.Join(err, serr)
-	}}
+	// Bound to the device, the socket sees only this link's adverts even
+	// when another interface runs VRRP with the same VRID.
+	lc := boundToDevice(ifname)
 	c, err := lc.ListenPacket(context.Background(), "ip6:"+strconv.Itoa(Protocol), "::")
 	if err != nil {
 		return nil, fmt.Errorf("ha: opening raw socket on %s: %w", ifname, err)
 	}
 	pc := ipv6.NewPacketConn(c)
-	setup := []struct {
+	// A router must not hear its own adverts: they would look like a peer
+	// with the same priority and address.
+	if err := joinLink(pc, ifi, Group, ipv6.FlagHopLimit|ipv6.FlagSrc|ipv6.FlagDst|ipv6.FlagInterface); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("ha: %w", err)
+	}
+	return &RawConn{pc: pc, c: c, ifi: ifi, local: src}, nil
+}
+
+// boundToDevice opens sockets bound to ifname (SO_BINDTODEVICE).
+func boundToDevice(ifname string) net.ListenConfig {
+	return net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
+		})
+		return errors.Join(err, serr)
+	}}
+}
+
+// joinLink readies pc for one link: joined to group on ifi, multicasting
+// there with hop limit 255 and without loopback, and reporting flags in
+// the control messages of what it reads.
+func joinLink(pc *ipv6.PacketConn, ifi *net.Interface, group netip.Addr, flags ipv6.ControlFlags) error {
+	for _, s := range []struct {
 		what string
 		err  func() error
 	}{
-		{"joining ff02::12", func() error { return pc.JoinGroup(ifi, &net.IPAddr{IP: Group.AsSlice()}) }},
+		{"joining " + group.String(), func() error { return pc.JoinGroup(ifi, &net.IPAddr{IP: group.AsSlice()}) }},
 		{"setting the multicast interface", func() error { return pc.SetMulticastInterface(ifi) }},
 		{"setting hop limit 255", func() error { return pc.SetMulticastHopLimit(HopLimit) }},
-		// A router must not hear its own adverts: they would look like a peer
-		// with the same priority and address.
 		{"disabling multicast loopback", func() error { return pc.SetMulticastLoopback(false) }},
-		{"asking for hop limits", func() error {
-			return pc.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagSrc|ipv6.FlagDst|ipv6.FlagInterface, true)
-		}},
-	}
-	for _, s := range setup {
+		{"asking for hop limits", func() error { return pc.SetControlMessage(flags, true) }},
+	} {
 		if err := s.err(); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("ha: %s on %s: %w", s.what, ifname, err)
+			return fmt.Errorf("%s on %s: %w", s.what, ifi.Name, err)
 		}
 	}
-	return &RawConn{pc: pc, c: c, ifi: ifi, local: src}, nil
+	return nil
 }
 
 // OwnLinkLocal returns the link-local of ifname that VRRP should send from

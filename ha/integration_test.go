@@ -425,22 +425,38 @@ func (k *keepalived) states() []string {
 	return strings.Fields(string(b))
 }
 
+// waitState waits up to d for keepalived's notify script to report state,
+// the latest of the states it recorded.
+func (k *keepalived) waitState(t *testing.T, d time.Duration, state string) {
+	t.Helper()
+	waitFor(t, d, "keepalived to report "+state, func() bool {
+		st := k.states()
+		return len(st) > 0 && st[len(st)-1] == state
+	})
+}
+
+// keepalivedMasterWithOurBackup starts keepalived at priority 200 and,
+// once it is master, our node at 100, and waits until our node has heard
+// three of keepalived's adverts.
+func keepalivedMasterWithOurBackup(t *testing.T, interval time.Duration) (*keepalived, *liveNode) {
+	t.Helper()
+	l := newLab(t)
+	k := startKeepalived(t, l.a, "va", 200, "0.1")
+	// Let keepalived win its own election first; started together, our
+	// node may become master before keepalived sends anything, and then
+	// step down (correctly) when keepalived preempts it.
+	k.waitState(t, 5*time.Second, "MASTER")
+	n := startLiveNode(t, l.b, "vb", vrrpConfig(100, interval))
+	waitFor(t, 5*time.Second, "keepalived adverts to reach our node", func() bool { return n.Status().AdvertsReceived >= 3 })
+	return k, n
+}
+
 func TestNodeWithKeepalived(t *testing.T) {
 	nstest.RequireRoot(t, "keepalived")
 	const interval = 100 * time.Millisecond
 
 	t.Run("a higher priority keepalived is master and our node follows it, then takes over when it dies", func(t *testing.T) {
-		l := newLab(t)
-		k := startKeepalived(t, l.a, "va", 200, "0.1")
-		// Let keepalived win its own election first; started together, our
-		// node may become master before keepalived sends anything, and then
-		// step down (correctly) when keepalived preempts it.
-		waitFor(t, 5*time.Second, "keepalived to become MASTER", func() bool {
-			st := k.states()
-			return len(st) > 0 && st[len(st)-1] == "MASTER"
-		})
-		n := startLiveNode(t, l.b, "vb", vrrpConfig(100, interval))
-		waitFor(t, 5*time.Second, "keepalived adverts to reach our node", func() bool { return n.Status().AdvertsReceived >= 3 })
+		k, n := keepalivedMasterWithOurBackup(t, interval)
 		s := n.Status()
 		if s.Role != RoleBackup || s.AdvertsSent != 0 {
 			t.Fatalf("our node: %+v, want a silent backup", s)
@@ -471,14 +487,7 @@ func TestNodeWithKeepalived(t *testing.T) {
 	})
 
 	t.Run("a keepalived master that stops gracefully hands over after our Skew_Time", func(t *testing.T) {
-		l := newLab(t)
-		k := startKeepalived(t, l.a, "va", 200, "0.1")
-		waitFor(t, 5*time.Second, "keepalived to become MASTER", func() bool {
-			st := k.states()
-			return len(st) > 0 && st[len(st)-1] == "MASTER"
-		})
-		n := startLiveNode(t, l.b, "vb", vrrpConfig(100, interval))
-		waitFor(t, 5*time.Second, "keepalived adverts to reach our node", func() bool { return n.Status().AdvertsReceived >= 3 })
+		k, n := keepalivedMasterWithOurBackup(t, interval)
 		// SIGTERM: keepalived sends priority 0 ("sent 0 priority").
 		if err := k.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -497,10 +506,7 @@ func TestNodeWithKeepalived(t *testing.T) {
 		n := startLiveNode(t, l.b, "vb", vrrpConfig(200, interval))
 		waitFor(t, 2*time.Second+schedSlack, "our node to become master", func() bool { return n.roles.is(RoleMaster) })
 		k := startKeepalived(t, l.a, "va", 100, "0.1")
-		waitFor(t, 5*time.Second, "keepalived to report BACKUP", func() bool {
-			st := k.states()
-			return len(st) > 0 && st[len(st)-1] == "BACKUP"
-		})
+		k.waitState(t, 5*time.Second, "BACKUP")
 		// Give keepalived several of its Master_Down_Intervals to go wrong.
 		before := n.Status().AdvertsReceived
 		time.Sleep(time.Second)
@@ -522,10 +528,7 @@ func TestNodeWithKeepalived(t *testing.T) {
 
 		// Our graceful stop hands over to keepalived after its Skew_Time.
 		n.stop()
-		waitFor(t, 2*time.Second+schedSlack, "keepalived to take over after our priority 0", func() bool {
-			st := k.states()
-			return len(st) > 0 && st[len(st)-1] == "MASTER"
-		})
+		k.waitState(t, 2*time.Second+schedSlack, "MASTER")
 	})
 }
 

@@ -179,13 +179,32 @@ func (rn *runningNode) stop(t *testing.T) {
 	}
 }
 
+// startPair starts a (priority 200) and b (priority 100) on one wire,
+// advertising every 100 ms.
+func startPair(t *testing.T, preempt bool) (log *roleLog, a, b *runningNode) {
+	t.Helper()
+	w := &wire{}
+	log = &roleLog{start: time.Now()}
+	interval := 100 * time.Millisecond
+	a = startNode(t, w, log, "a", "fe80::a", Config{Priority: 200, AdvertInterval: interval, Preempt: preempt})
+	b = startNode(t, w, log, "b", "fe80::b", Config{Priority: 100, AdvertInterval: interval, Preempt: preempt})
+	return log, a, b
+}
+
+// settledPair is startPair a second on, when a is master and b its backup,
+// with the log of that election taken.
+func settledPair(t *testing.T, preempt bool) (log *roleLog, a, b *runningNode) {
+	t.Helper()
+	log, a, b = startPair(t, preempt)
+	time.Sleep(time.Second)
+	synctest.Wait()
+	log.take()
+	return log, a, b
+}
+
 func TestNodeElectionAndHandover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &wire{}
-		log := &roleLog{start: time.Now()}
-		interval := 100 * time.Millisecond
-		a := startNode(t, w, log, "a", "fe80::a", Config{Priority: 200, AdvertInterval: interval, Preempt: true})
-		b := startNode(t, w, log, "b", "fe80::b", Config{Priority: 100, AdvertInterval: interval, Preempt: true})
+		log, a, b := startPair(t, true)
 		defer b.stop(t)
 
 		time.Sleep(2 * time.Second)
@@ -245,16 +264,9 @@ func TestNodeElectionAndHandover(t *testing.T) {
 
 func TestNodeCrashAndSplitBrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &wire{}
-		log := &roleLog{start: time.Now()}
-		interval := 100 * time.Millisecond
-		a := startNode(t, w, log, "a", "fe80::a", Config{Priority: 200, AdvertInterval: interval})
-		b := startNode(t, w, log, "b", "fe80::b", Config{Priority: 100, AdvertInterval: interval})
+		log, a, b := settledPair(t, false)
 		defer a.stop(t)
 		defer b.stop(t)
-		time.Sleep(time.Second)
-		synctest.Wait()
-		log.take()
 
 		// a falls silent right after its advert at 921.875 ms: b takes over
 		// Master_Down_Interval (360.9375 ms) after it.
@@ -342,16 +354,9 @@ func TestNodeValidation(t *testing.T) {
 
 func TestNodeSetPriority(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &wire{}
-		log := &roleLog{start: time.Now()}
-		interval := 100 * time.Millisecond
-		a := startNode(t, w, log, "a", "fe80::a", Config{Priority: 200, AdvertInterval: interval, Preempt: true})
-		b := startNode(t, w, log, "b", "fe80::b", Config{Priority: 100, AdvertInterval: interval, Preempt: true})
+		log, a, b := settledPair(t, true)
 		defer a.stop(t)
 		defer b.stop(t)
-		time.Sleep(time.Second)
-		synctest.Wait()
-		log.take()
 
 		// a drops to 50 at 1 s and says so at once; b (preempting) ignores
 		// that advert and takes over Master_Down_Interval after a's last

@@ -7,10 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 )
 
 // ErrSyncOffLink is returned by SyncConn.Receive for a datagram that did not
@@ -35,33 +33,16 @@ func ListenSync(ifname string) (*SyncConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ha sync: looking up %s: %w", ifname, err)
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
-		})
-		return errors.Join(err, serr)
-	}}
+	lc := boundToDevice(ifname)
 	addr := net.JoinHostPort(SyncGroup.String()+"%"+ifname, strconv.Itoa(SyncPort))
 	c, err := lc.ListenPacket(context.Background(), "udp6", addr)
 	if err != nil {
 		return nil, fmt.Errorf("ha sync: listening on %s: %w", addr, err)
 	}
 	pc := ipv6.NewPacketConn(c)
-	for _, s := range []struct {
-		what string
-		err  func() error
-	}{
-		{"joining " + SyncGroup.String(), func() error { return pc.JoinGroup(ifi, &net.UDPAddr{IP: SyncGroup.AsSlice()}) }},
-		{"setting the multicast interface", func() error { return pc.SetMulticastInterface(ifi) }},
-		{"setting hop limit 255", func() error { return pc.SetMulticastHopLimit(HopLimit) }},
-		{"disabling multicast loopback", func() error { return pc.SetMulticastLoopback(false) }},
-		{"asking for hop limits", func() error { return pc.SetControlMessage(ipv6.FlagHopLimit, true) }},
-	} {
-		if err := s.err(); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("ha sync: %s on %s: %w", s.what, ifname, err)
-		}
+	if err := joinLink(pc, ifi, SyncGroup, ipv6.FlagHopLimit); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("ha sync: %w", err)
 	}
 	return &SyncConn{c: c, pc: pc, ifi: ifi}, nil
 }

@@ -71,6 +71,14 @@ func (l *link) start(mb *member) {
 	l.handle(mb, mb.m.Start(l.now))
 }
 
+// startAll starts every member, in the order added, and runs the link for d.
+func (l *link) startAll(d time.Duration) {
+	for _, mb := range l.members {
+		l.start(mb)
+	}
+	l.runFor(d)
+}
+
 func (l *link) kill(mb *member) { mb.alive = false }
 
 func (l *link) shutdown(mb *member) {
@@ -213,9 +221,7 @@ func TestElection(t *testing.T) {
 		l := newLink(t)
 		a := l.add("a", Config{Priority: 200, Preempt: true})
 		b := l.add("b", Config{Priority: 100, Preempt: true})
-		l.start(a)
-		l.start(b)
-		l.runFor(30 * time.Second)
+		l.startAll(30 * time.Second)
 		want := []transition{
 			{0, "a", RoleBackup, ReasonStartup},
 			{0, "b", RoleBackup, ReasonStartup},
@@ -342,9 +348,7 @@ func TestTakeover(t *testing.T) {
 			l := newLink(t)
 			master := l.add("master", Config{Priority: 255, AdvertInterval: tt.interval})
 			backup := l.add("backup", Config{Priority: 100, AdvertInterval: time.Second})
-			l.start(master)
-			l.start(backup)
-			l.runFor(10 * time.Second)
+			l.startAll(10 * time.Second)
 			if got := backup.m.MasterAdverInterval(); got != tt.interval {
 				t.Fatalf("backup learned Master_Adver_Interval %v, want %v", got, tt.interval)
 			}
@@ -380,12 +384,10 @@ func TestSplitBrain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newLink(t)
-			a := l.add("a", Config{Priority: tt.pa}) // fe80::a (lower)
-			b := l.add("b", Config{Priority: tt.pb}) // fe80::b
+			l.add("a", Config{Priority: tt.pa}) // fe80::a (lower)
+			l.add("b", Config{Priority: tt.pb}) // fe80::b
 			l.partitioned = true
-			l.start(a)
-			l.start(b)
-			l.runFor(10 * time.Second)
+			l.startAll(10 * time.Second)
 			if diff := cmp.Diff([]string{"a", "b"}, l.masters(), cmpOpts...); diff != "" {
 				t.Fatalf("masters while partitioned (-want +got):\n%s", diff)
 			}
@@ -526,9 +528,7 @@ func TestSetPriority(t *testing.T) {
 		l := newLink(t)
 		a := l.add("a", Config{Priority: 150, Preempt: true})
 		b := l.add("b", Config{Priority: 100, Preempt: true})
-		l.start(a)
-		l.start(b)
-		l.runFor(5 * time.Second)
+		l.startAll(5 * time.Second)
 		l.handle(b, b.m.SetPriority(l.now, 200))
 		l.handle(a, a.m.SetPriority(l.now, 50))
 		l.runFor(10 * time.Second)

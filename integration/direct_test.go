@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/v6edge/v6edge/internal/testbed"
 )
@@ -15,10 +14,7 @@ import (
 // that /64 must be routed as is: the upstream reaches the host's global
 // address, and the host's own global source leaves untranslated.
 func TestExternalLANIsRoutedNotTranslated(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	t.Parallel()
+	parallel(t)
 	ctx := t.Context()
 	l := newLab(t, "v6it", testbed.Options{})
 	host := l.Hosts[0]
@@ -33,14 +29,8 @@ func TestExternalLANIsRoutedNotTranslated(t *testing.T) {
 	if !deleg.Contains(global.Addr()) {
 		t.Fatalf("bad test prefix %s for %s", global, deleg)
 	}
-	gua, err := l.WaitHostSLAAC(ctx, host, global, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ula, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gua := hostSLAAC(t, l, host, global)
+	ula := hostSLAAC(t, l, host, subnet1)
 	if testbed.MapAddr(ula, internal, deleg) == gua {
 		t.Fatalf("the host's global and ULA addresses share an interface id (%s, %s): the test needs them apart", gua, ula)
 	}

@@ -19,6 +19,16 @@ func (w testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// parallel skips t when the system tests cannot run here, and else lets it
+// run in parallel with the others.
+func parallel(t *testing.T) {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	t.Parallel()
+}
+
 // newLab builds a lab called name whose progress goes to the test log and
 // that Close removes when the test ends, also when it fails. It skips the
 // test where no lab can be built (skipReason).
@@ -163,24 +173,15 @@ func waitHostThroughPair(t *testing.T, l *testbed.Lab) netip.Addr {
 	t.Helper()
 	ctx := t.Context()
 	host := l.Hosts[0]
-	hostAddr, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = l.WaitFor(ctx, 10*time.Second, "the host's default route via "+pairVirtualLL.String(), func() (bool, error) {
+	hostAddr := hostSLAAC(t, l, host, subnet1)
+	err := l.WaitFor(ctx, 10*time.Second, "the host's default route via "+pairVirtualLL.String(), func() (bool, error) {
 		out, err := l.Exec(ctx, host, "ip", "-6", "route", "show", "default")
 		return strings.Contains(out, "via "+pairVirtualLL.String()+" "), err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = l.WaitFor(ctx, 10*time.Second, "the host reaching the internet through node 1", func() (bool, error) {
-		_, err := l.Exec(ctx, host, "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitInternet(t, l, host, 10*time.Second, "the host reaching the internet through node 1")
 	return hostAddr
 }
 
@@ -225,4 +226,52 @@ func pingSources(t *testing.T, l *testbed.Lab, host string, src netip.Addr) []ne
 		}
 	}
 	return seen
+}
+
+// netmapPresent waits until the router's ruleset maps internal onto deleg.
+func netmapPresent(t *testing.T, l *testbed.Lab, deleg netip.Prefix) string {
+	t.Helper()
+	out, err := l.WaitNetmap(t.Context(), l.Router, internal, deleg, netip.Prefix{}, 5*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return out
+}
+
+// wantStatusNAT checks that d's status reports the NAT installed with
+// external prefix deleg.
+func wantStatusNAT(t *testing.T, d *testbed.Daemon, deleg netip.Prefix) {
+	t.Helper()
+	doc, _, err := d.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if testbed.Get(doc, "nat", "installed") != true || testbed.GetString(doc, "nat", "external") != deleg.String() {
+		t.Errorf("status nat = %v, want installed with external %s", testbed.Get(doc, "nat"), deleg)
+	}
+}
+
+// hostSLAAC waits up to 20 s for host to number itself in prefix and
+// returns the address.
+func hostSLAAC(t *testing.T, l *testbed.Lab, host string, prefix netip.Prefix) netip.Addr {
+	t.Helper()
+	a, err := l.WaitHostSLAAC(t.Context(), host, prefix, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// waitInternet waits up to d, described as what, until host gets an answer
+// to a ping of the internet address.
+func waitInternet(t *testing.T, l *testbed.Lab, host string, d time.Duration, what string) {
+	t.Helper()
+	ctx := t.Context()
+	err := l.WaitFor(ctx, d, what, func() (bool, error) {
+		_, err := l.Exec(ctx, host, "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

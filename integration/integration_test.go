@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,11 +153,7 @@ func TestDaemonInLab(t *testing.T) {
 	})
 
 	t.Run("the router learned its default route from the upstream's RAs", func(t *testing.T) {
-		err := l.WaitFor(ctx, 10*time.Second, "a default route via wan0", func() (bool, error) {
-			out, err := l.Exec(ctx, l.Router, "ip", "-6", "route", "show", "default")
-			return strings.Contains(out, "via fe80::") && strings.Contains(out, "dev wan0"), err
-		})
-		if err != nil {
+		if err := l.WaitWANDefaultRoute(ctx, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -367,10 +364,7 @@ func TestRenumberingKeepsTheLANAndMovesTheNAT(t *testing.T) {
 	l, d, old := startBound(t, "slaac")
 	ctx := t.Context()
 	host := l.Hosts[0]
-	hostAddr, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostAddr := hostSLAAC(t, l, host, subnet1)
 
 	// The ISP renumbers: a new pool, the old binding forgotten.
 	newPool := netip.MustParsePrefix("2001:db8:200::/40")
@@ -422,11 +416,7 @@ func TestHairpinBetweenTwoHostsThroughTheExternalPrefix(t *testing.T) {
 	ctx := t.Context()
 	var addrs []netip.Addr
 	for _, h := range l.Hosts {
-		a, err := l.WaitHostSLAAC(ctx, h, subnet1, 20*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, a)
+		addrs = append(addrs, hostSLAAC(t, l, h, subnet1))
 	}
 	target := testbed.MapAddr(addrs[1], internal, deleg)
 	c, err := l.Capture(ctx, l.Hosts[1], testbed.HostIface, "icmp6 and ip6[40] == 128")
@@ -451,10 +441,7 @@ func TestHairpinBetweenTwoHostsThroughTheExternalPrefix(t *testing.T) {
 }
 
 func TestDemoShowsTheWholePathAndCleansUp(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	t.Parallel()
+	parallel(t)
 	var out strings.Builder
 	if err := testbed.Demo(t.Context(), &out, demo); err != nil {
 		t.Fatalf("Demo: %v\n%s", err, out.String())
@@ -492,11 +479,36 @@ func TestBenchTable(t *testing.T) {
 	t.Log("\n" + out.String())
 }
 
-func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
+// TestBenchOpsMeasuresBothSetups runs one round of the operations bench
+// (idle CPU, renumbering, restart) against v6edge and the incumbent in one
+// lab, and checks that each measured what the table reports.
+func TestBenchOpsMeasuresBothSetups(t *testing.T) {
+	parallel(t)
+	ctx := t.Context()
+	l := newLab(t, "v6bops", testbed.Options{})
+	for _, which := range []string{testbed.SetupV6edge, testbed.SetupIncumbent} {
+		t.Run(which+" renumbers, restarts and idles measurably", func(t *testing.T) {
+			before := l.Pool
+			res, err := testbed.MeasureOps(ctx, l, which, demo, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%+v", res)
+			if !res.Renumber.OK || before.Contains(res.Renumber.Prefix.Addr()) {
+				t.Errorf("renumbering from %s: %+v, want a Reply with a prefix from the other pool", before, res.Renumber)
+			}
+			if !res.Restart.OK || !res.Kept || slices.Contains(res.Restart.Client, "Solicit") {
+				t.Errorf("restart: %+v (kept %v), want a Reply with the same prefix and no Solicit", res.Restart, res.Kept)
+			}
+			if res.IdleWindow != 2*time.Second || res.IdleRun <= 0 && which == testbed.SetupV6edge {
+				t.Errorf("idle: %v of CPU (%v by schedstat) over %v; a Go daemon's runtime wakes within 2 s", res.IdleCPU, res.IdleRun, res.IdleWindow)
+			}
+		})
 	}
-	t.Parallel()
+}
+
+func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {
+	parallel(t)
 	ctx := t.Context()
 	l := newLab(t, "v6it", testbed.Options{Routers: 2})
 	nodes := runNodes(t, l, haConfig, 150, 100)
@@ -529,13 +541,7 @@ func TestHAFailoverKeepsThePrefixAndTheHostsAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = l.WaitFor(ctx, 15*time.Second, "the host reaching the internet through node 2", func() (bool, error) {
-		_, err := l.Exec(ctx, host, "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitInternet(t, l, host, 15*time.Second, "the host reaching the internet through node 2")
 	t.Logf("the host reached the internet again %v after node 1 died", time.Since(start).Round(time.Millisecond))
 	pkts, err := up.Stop()
 	if err != nil {

@@ -100,16 +100,6 @@ func opsRA(t *testing.T, l *testbed.Lab, host string, timeout time.Duration, wha
 	return got
 }
 
-// opsNetmapPresent waits until the router's ruleset maps internal onto deleg.
-func opsNetmapPresent(t *testing.T, l *testbed.Lab, deleg netip.Prefix) string {
-	t.Helper()
-	out, err := l.WaitNetmap(t.Context(), l.Router, internal, deleg, netip.Prefix{}, 5*time.Second)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	return out
-}
-
 // TestOpsDADFailureOfTheRoutersLANAddress: a host already holds the
 // router's LAN address. The router reports it, keeps no dadfailed leftover,
 // keeps NAT and RAs going, and takes the address back by itself once the
@@ -213,7 +203,7 @@ func TestOpsDADFailureOfTheRoutersLANAddress(t *testing.T) {
 
 	deleg := waitBoundWithin(t, d, l.Pool, 30*time.Second)
 	t.Run("NAT is installed for the delegated prefix regardless", func(t *testing.T) {
-		opsNetmapPresent(t, l, deleg)
+		netmapPresent(t, l, deleg)
 	})
 	t.Run("the host still receives RAs with the LAN prefix", func(t *testing.T) {
 		opsRA(t, l, host, 15*time.Second, "an RA carrying "+subnet1.String(), func(ra testbed.RA) bool {
@@ -687,7 +677,7 @@ func TestOpsRestartKeepsTheLease(t *testing.T) {
 	host := l.Hosts[0]
 	d := opsRun(t, l, opsConfig(opsOptions{}), "")
 	deleg := waitBoundWithin(t, d, l.Pool, 30*time.Second)
-	rulesBefore := opsNetmapPresent(t, l, deleg)
+	rulesBefore := netmapPresent(t, l, deleg)
 
 	capture, err := l.Capture(ctx, l.Upstream, testbed.UpstreamIface, "udp port 547")
 	if err != nil {
@@ -736,7 +726,7 @@ func TestOpsRestartKeepsTheLease(t *testing.T) {
 		}
 	})
 	t.Run("the NAT table is the one before the kill, with one snat and one dnat rule for the WAN", func(t *testing.T) {
-		out := opsNetmapPresent(t, l, deleg)
+		out := netmapPresent(t, l, deleg)
 		if out != rulesBefore {
 			t.Errorf("the table changed across the restart:\nbefore:\n%s\nafter:\n%s", rulesBefore, out)
 		}
@@ -866,11 +856,8 @@ func TestOpsRenumberingAtTheNextRenew(t *testing.T) {
 	host := l.Hosts[0]
 	d := opsRun(t, l, opsConfig(opsOptions{}), "")
 	old := waitBoundWithin(t, d, l.Pool, 30*time.Second)
-	hostAddr, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opsNetmapPresent(t, l, old)
+	hostAddr := hostSLAAC(t, l, host, subnet1)
+	netmapPresent(t, l, old)
 	// A flow through the old mapping, so conntrack has something to clean.
 	if out, err := l.Exec(ctx, host, "ping", "-c", "2", "-i", "0.2", "-W", "2", testbed.InternetAddr.String()); err != nil {
 		t.Fatalf("ping before renumbering: %v\n%s", err, out)
@@ -928,7 +915,7 @@ func TestOpsRenumberingAtTheNextRenew(t *testing.T) {
 		if swapAt.Sub(replyAt) > time.Second {
 			t.Errorf("NAT swapped %v after the Reply arrived, want within 1 s", swapAt.Sub(replyAt))
 		}
-		out := opsNetmapPresent(t, l, deleg)
+		out := netmapPresent(t, l, deleg)
 		if strings.Contains(out, old.String()) {
 			t.Errorf("the old prefix %s is still in the NAT table:\n%s", old, out)
 		}

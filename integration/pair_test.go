@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
 
+	"github.com/v6edge/v6edge/internal/nstest"
 	"github.com/v6edge/v6edge/internal/testbed"
 )
 
@@ -171,37 +170,6 @@ func pairCheckOneKeaLease(t *testing.T, l *testbed.Lab, deleg netip.Prefix) {
 	}
 }
 
-// pairInNetns runs fn on a locked OS thread switched into the namespace
-// ns; sockets fn opens belong to ns for their whole life, so they can be
-// used from any goroutine afterwards.
-func pairInNetns(ns string, fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("current netns: %w", err)
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("netns %s: %w", ns, err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in ns: it stays locked, so the runtime ends
-		// it with the goroutine instead of reusing it.
-		return errors.Join(ferr, fmt.Errorf("setns back from %s: %w", ns, err))
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
-
 // pairPinger sends ICMPv6 echo requests from a namespace at a fixed
 // spacing and records when each reply came back.
 type pairPinger struct {
@@ -222,7 +190,7 @@ type pairPinger struct {
 func pairStartPinger(t *testing.T, ns string, dst netip.Addr, every time.Duration) *pairPinger {
 	t.Helper()
 	p := &pairPinger{dst: dst, id: os.Getpid() & 0xffff, every: every, got: map[int]time.Time{}, stop: make(chan struct{})}
-	err := pairInNetns(ns, func() error {
+	err := nstest.DoNamed(ns, func() error {
 		var err error
 		p.conn, err = icmp.ListenPacket("ip6:ipv6-icmp", "::")
 		return err
@@ -462,10 +430,7 @@ func (o *pairOutage) pairViaMACs(tcpdump, oldMAC, newMAC string) {
 // internet, translated by node 1, carries on through node 2 after node 1
 // dies, without losing or reordering a byte, from the same mapped source.
 func TestPairTCPStreamSurvivesNodeDeath(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	t.Parallel()
+	parallel(t)
 	ctx := t.Context()
 	p := pairStart(t, 500*time.Millisecond)
 
@@ -560,7 +525,7 @@ type pairCounterServer struct {
 func pairStartCounterServer(t *testing.T, ns string) *pairCounterServer {
 	t.Helper()
 	s := &pairCounterServer{done: make(chan struct{}), start: time.Now()}
-	err := pairInNetns(ns, func() error {
+	err := nstest.DoNamed(ns, func() error {
 		var err error
 		s.ln, err = net.Listen("tcp6", net.JoinHostPort(testbed.InternetAddr.String(), "0"))
 		return err
@@ -683,7 +648,7 @@ type pairCounterClient struct {
 func pairStartCounterClient(t *testing.T, ns string, to netip.AddrPort, every time.Duration) *pairCounterClient {
 	t.Helper()
 	c := &pairCounterClient{stop: make(chan struct{}), done: make(chan struct{})}
-	err := pairInNetns(ns, func() error {
+	err := nstest.DoNamed(ns, func() error {
 		conn, err := net.DialTimeout("tcp6", to.String(), 5*time.Second)
 		if err == nil {
 			c.conn = conn.(*net.TCPConn)
@@ -776,10 +741,7 @@ var pairIntervals = []time.Duration{time.Second, 500 * time.Millisecond, 100 * t
 // then. The host pings at 10 ms spacing; the figures are logged for each
 // advert interval.
 func TestPairGracefulStopHandsOver(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	t.Parallel()
+	parallel(t)
 	for _, advert := range pairIntervals {
 		t.Run(fmt.Sprintf("at %v adverts the backup takes over soon after a priority 0 advert", advert), func(t *testing.T) {
 			p := pairStart(t, advert)
@@ -810,10 +772,7 @@ func TestPairGracefulStopHandsOver(t *testing.T) {
 // TestPairNodeDeathFailover: node 1 loses power; node 2 takes over after
 // Master_Down_Interval. The host pings at 10 ms spacing.
 func TestPairNodeDeathFailover(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	t.Parallel()
+	parallel(t)
 	for _, advert := range pairIntervals {
 		t.Run(fmt.Sprintf("at %v adverts the backup takes over within Master_Down_Interval", advert), func(t *testing.T) {
 			p := pairStart(t, advert)
@@ -1071,10 +1030,7 @@ func TestPairKeepalivedPeer(t *testing.T) {
 // `v6edge ha master|backup`; master adds the floating addresses, takes the
 // WAN MAC and sends RAs, backup undoes all three.
 func TestPairExternalRoles(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	t.Parallel()
+	parallel(t)
 	ctx := t.Context()
 	l := pairNewLab(t, 1)
 	d := runDaemon(t, l, pairExternalConfig(), 40)
@@ -1128,18 +1084,9 @@ func TestPairExternalRoles(t *testing.T) {
 			t.Errorf("wan0 MAC = %s (%v), want the shared %s", mac, err, pairSharedMAC)
 		}
 		pairWaitRAFrom(t, l, pairVirtualLL, 10*time.Second)
-		host, err := l.WaitHostSLAAC(ctx, l.Hosts[0], subnet1, 20*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		host := hostSLAAC(t, l, l.Hosts[0], subnet1)
 		want := testbed.MapAddr(host, internal, deleg)
-		err = l.WaitFor(ctx, 10*time.Second, "the host reaching the internet", func() (bool, error) {
-			_, err := l.Exec(ctx, l.Hosts[0], "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
-			return err == nil, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		waitInternet(t, l, l.Hosts[0], 10*time.Second, "the host reaching the internet")
 		for _, s := range pingUpstream(t, l, l.Hosts[0]) {
 			if s != want {
 				t.Errorf("upstream saw %s, want %s", s, want)

@@ -189,16 +189,8 @@ func pairIncRunIncumbent(t *testing.T, advert time.Duration, ownLL bool) pairInc
 		t.Fatal(err)
 	}
 	pairIncWaitNetmap(t, l, nodes[0], deleg, 10*time.Second)
-	hostAddr, err := l.WaitHostSLAAC(ctx, l.Hosts[0], subnet1, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.WaitFor(ctx, 15*time.Second, "the host reaching the internet through node 1", func() (bool, error) {
-		_, err := l.Exec(ctx, l.Hosts[0], "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
-		return err == nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	hostAddr := hostSLAAC(t, l, l.Hosts[0], subnet1)
+	waitInternet(t, l, l.Hosts[0], 15*time.Second, "the host reaching the internet through node 1")
 	row := pairIncRow{setup: "keepalived + dhcpcd + radvd (RAs from fe80::1)", advert: advert, routersBefore: pairIncHostRouters(t, l)}
 	recover := pairIncRecover
 	if ownLL {

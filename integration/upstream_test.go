@@ -171,24 +171,12 @@ func TestAltISCDHCPDAsTheUpstream(t *testing.T) {
 	})
 
 	t.Run("the NAT maps the internal prefix onto it", func(t *testing.T) {
-		out, err := l.WaitNetmap(ctx, l.Router, internal, deleg, netip.Prefix{}, 5*time.Second)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		doc, _, err := d.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if testbed.Get(doc, "nat", "installed") != true || testbed.GetString(doc, "nat", "external") != deleg.String() {
-			t.Errorf("status nat = %v, want installed with external %s", testbed.Get(doc, "nat"), deleg)
-		}
+		netmapPresent(t, l, deleg)
+		wantStatusNAT(t, d, deleg)
 	})
 
 	t.Run("a ping from the host leaves translated into it", func(t *testing.T) {
-		hostAddr, err := l.WaitHostSLAAC(ctx, l.Hosts[0], subnet1, 20*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		hostAddr := hostSLAAC(t, l, l.Hosts[0], subnet1)
 		want := testbed.MapAddr(hostAddr, internal, deleg)
 		for _, s := range pingUpstream(t, l, l.Hosts[0]) {
 			if s != want {
@@ -316,17 +304,11 @@ func TestAltUpstreamLossExpiresTheLeaseAndServiceComesBack(t *testing.T) {
 	host := l.Hosts[0]
 	d := altRun(t, l, altConfig("both"))
 	deleg := waitBound(t, d, l.Pool)
-	ula, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ula := hostSLAAC(t, l, host, subnet1)
 	// advertise = "both": the host also numbers itself in the delegated
 	// /64 that sits where the LAN's ULA /64 sits in the internal prefix.
 	gua64 := netip.PrefixFrom(testbed.MapAddr(ula, internal, deleg), 64).Masked()
-	gua, err := l.WaitHostSLAAC(ctx, host, gua64, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gua := hostSLAAC(t, l, host, gua64)
 	t.Logf("bound %s; the host has %s and %s", deleg, ula, gua)
 
 	if err := l.StopKea(); err != nil {
@@ -504,25 +486,10 @@ func TestAltUpstreamLossExpiresTheLeaseAndServiceComesBack(t *testing.T) {
 	t.Logf("bound again %v after Kea came back: %s (before: %s)", time.Since(restarted).Round(100*time.Millisecond), again, deleg)
 
 	t.Run("the NAT is back and the host leaves translated again", func(t *testing.T) {
-		out, err := l.WaitNetmap(ctx, l.Router, internal, again, netip.Prefix{}, 5*time.Second)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		doc, _, err := d.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if testbed.Get(doc, "nat", "installed") != true || testbed.GetString(doc, "nat", "external") != again.String() {
-			t.Errorf("status nat = %v, want installed with external %s", testbed.Get(doc, "nat"), again)
-		}
+		netmapPresent(t, l, again)
+		wantStatusNAT(t, d, again)
 		want := testbed.MapAddr(ula, internal, again)
-		err = l.WaitFor(ctx, 10*time.Second, "the host reaching the internet", func() (bool, error) {
-			_, err := l.Exec(ctx, host, "ping", "-c", "1", "-W", "1", testbed.InternetAddr.String())
-			return err == nil, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		waitInternet(t, l, host, 10*time.Second, "the host reaching the internet")
 		for _, s := range pingUpstream(t, l, host) {
 			if s != want {
 				t.Errorf("upstream saw source %s, want %s", s, want)
@@ -628,10 +595,7 @@ func TestAltISCDHCPDRestartsOnBothSides(t *testing.T) {
 	}
 
 	t.Run("the NAT maps the internal prefix onto the rebound prefix", func(t *testing.T) {
-		out, err := l.WaitNetmap(ctx, l.Router, internal, again, netip.Prefix{}, 5*time.Second)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
+		netmapPresent(t, l, again)
 	})
 }
 
@@ -720,10 +684,7 @@ func TestAltISCDHCPDRenumbersARebind(t *testing.T) {
 	srv := altStartDHCPD(t, l, testbed.AltDHCPDOptions{})
 	d := altRun(t, l, altConfig("both"))
 	old := waitBound(t, d, l.Pool)
-	ula, err := l.WaitHostSLAAC(ctx, host, subnet1, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ula := hostSLAAC(t, l, host, subnet1)
 	old64 := netip.PrefixFrom(testbed.MapAddr(ula, internal, old), 64).Masked()
 	if _, err := l.WaitHostSLAAC(ctx, host, old64, 20*time.Second); err != nil {
 		t.Fatal(err)

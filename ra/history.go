@@ -2,11 +2,8 @@ package ra
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -129,12 +126,12 @@ func StatePath(dir, iface string) string {
 // history, not an error.
 func LoadHistory(path string) (*History, error) {
 	h := &History{advertised: make(map[netip.Prefix]advertisement)}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return h, nil
-	}
+	b, found, err := statefile.Read(path)
 	if err != nil {
 		return h, fmt.Errorf("ra: reading prefix history: %w", err)
+	}
+	if !found {
+		return h, nil
 	}
 	var f stateFile
 	if err := json.Unmarshal(b, &f); err != nil {
@@ -169,11 +166,7 @@ func (h *History) Save(path string) error {
 	for _, d := range h.Deprecated {
 		f.Deprecated = append(f.Deprecated, stateEntry{Prefix: d.Prefix.String(), Since: d.Since.UTC(), ValidUntil: d.Until.UTC(), Autonomous: d.Autonomous, OnLink: d.OnLink})
 	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
-		return fmt.Errorf("ra: encoding prefix history: %w", err)
-	}
-	if err := statefile.Write(path, append(b, '\n'), 0o644); err != nil {
+	if err := statefile.WriteJSON(path, f, 0o644); err != nil {
 		return fmt.Errorf("ra: saving prefix history: %w", err)
 	}
 	return nil

@@ -94,6 +94,22 @@ func TestIntegrationRdisc6Modes(t *testing.T) {
 	}
 }
 
+// startOnHost runs a decoder in the host namespace of l for at most 10 s
+// (it is stopped at cleanup) and returns its output so far.
+func startOnHost(t *testing.T, l *vethLab, args ...string) *nstest.SyncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.host}, args...)...)
+	var buf nstest.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); cmd.Wait() })
+	return &buf
+}
+
 // TestIntegrationDecoders checks that independent decoders read every
 // option: radvdump (when installed) and tcpdump.
 func TestIntegrationDecoders(t *testing.T) {
@@ -104,15 +120,7 @@ func TestIntegrationDecoders(t *testing.T) {
 			t.Skipf("radvdump is not installed here (Debian's radvd package ships without it): %v", err)
 		}
 		l := newVethLab(t, map[string]string{"accept_ra": "0"})
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.host, "radvdump", "-d", "1")
-		var buf nstest.SyncBuffer
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); cmd.Wait() })
+		buf := startOnHost(t, l, "radvdump", "-d", "1")
 		time.Sleep(200 * time.Millisecond) // let radvdump open its socket; the burst repeats anyway
 		startAdvertiser(t, l, labConfig(t, Stateless, "2001:db8:100:1::/64"), nil)
 		for _, want := range []string{"AdvOtherConfigFlag on", "prefix 2001:db8:100:1::/64", "RDNSS 2001:db8:100:1::53", "DNSSL lan.example", "AdvLinkMTU 1500", "route fd00:aaaa:bbbb:cc00::/56", "AdvSourceLLAddress on"} {
@@ -124,15 +132,7 @@ func TestIntegrationDecoders(t *testing.T) {
 			t.Skipf("needs tcpdump: %v", err)
 		}
 		l := newVethLab(t, map[string]string{"accept_ra": "0"})
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.host, "tcpdump", "-l", "-n", "-vv", "-i", l.hostIf, "-c", "1", "icmp6 and ip6[40] == 134")
-		var buf nstest.SyncBuffer
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); cmd.Wait() })
+		buf := startOnHost(t, l, "tcpdump", "-l", "-n", "-vv", "-i", l.hostIf, "-c", "1", "icmp6 and ip6[40] == 134")
 		waitFor(t, 5*time.Second, "tcpdump to listen", func() bool { return strings.Contains(buf.String(), "listening on") })
 		startAdvertiser(t, l, labConfig(t, Stateless, "2001:db8:100:1::/64"), nil)
 		waitFor(t, 5*time.Second, "tcpdump to decode an RA", func() bool { return strings.Contains(buf.String(), "1 packet captured") })

@@ -11,6 +11,22 @@ import (
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed+1)) }
 
+// startedSchedule is a schedule of 200 to 600 s intervals started at t0.
+func startedSchedule() *Schedule {
+	s := NewSchedule(200*time.Second, 600*time.Second)
+	s.Start(t0)
+	return s
+}
+
+// steadySchedule is startedSchedule without the initial fast adverts, so
+// every unsolicited interval is drawn from 200 to 600 s.
+func steadySchedule() *Schedule {
+	s := NewSchedule(200*time.Second, 600*time.Second)
+	s.MaxInitialAdverts = 0
+	s.Start(t0)
+	return s
+}
+
 // multicastTimes fires s at each deadline until n multicast RAs went out
 // and returns their offsets from t0.
 func multicastTimes(s *Schedule, r *rand.Rand, n int) []time.Duration {
@@ -26,9 +42,7 @@ func multicastTimes(s *Schedule, r *rand.Rand, n int) []time.Duration {
 
 func TestScheduleIntervals(t *testing.T) {
 	t.Run("unsolicited intervals stay within min and max over thousands of draws", func(t *testing.T) {
-		s := NewSchedule(200*time.Second, 600*time.Second)
-		s.MaxInitialAdverts = 0
-		s.Start(t0)
+		s := steadySchedule()
 		r := newRand(1)
 		times := multicastTimes(s, r, 5001)
 		lo, hi := time.Duration(1<<62), time.Duration(0)
@@ -53,8 +67,7 @@ func TestScheduleIntervals(t *testing.T) {
 	})
 	t.Run("the first three RAs are at most 16 s apart, then the full interval applies", func(t *testing.T) {
 		for seed := range uint64(200) {
-			s := NewSchedule(200*time.Second, 600*time.Second)
-			s.Start(t0)
+			s := startedSchedule()
 			times := multicastTimes(s, newRand(seed), 4)
 			if times[0] != 0 {
 				t.Fatalf("first RA at %s, want at once", times[0])
@@ -85,9 +98,7 @@ func TestScheduleSolicitations(t *testing.T) {
 		r := newRand(7)
 		var lo, hi time.Duration = time.Hour, 0
 		for range 2000 {
-			s := NewSchedule(200*time.Second, 600*time.Second)
-			s.MaxInitialAdverts = 0
-			s.Start(t0)
+			s := steadySchedule()
 			s.Fire(t0, r) // the first unsolicited RA; the next is 200 s or more away
 			rs := t0.Add(100 * time.Second)
 			s.Solicited(rs, host, r)
@@ -107,8 +118,7 @@ func TestScheduleSolicitations(t *testing.T) {
 		}
 	})
 	t.Run("repeated RSs from one host get one pending answer", func(t *testing.T) {
-		s := NewSchedule(200*time.Second, 600*time.Second)
-		s.Start(t0)
+		s := startedSchedule()
 		r := newRand(3)
 		s.Fire(t0, r)
 		for i := range 5 {
@@ -121,9 +131,7 @@ func TestScheduleSolicitations(t *testing.T) {
 	})
 	t.Run("multicast answers to RSs from the unspecified address are never closer than 3 s", func(t *testing.T) {
 		r := newRand(11)
-		s := NewSchedule(200*time.Second, 600*time.Second)
-		s.MaxInitialAdverts = 0
-		s.Start(t0)
+		s := steadySchedule()
 		var sent []time.Time
 		// An RS every 100 ms for a minute.
 		for i := 0; i < 600; i++ {
@@ -145,8 +153,7 @@ func TestScheduleSolicitations(t *testing.T) {
 		}
 	})
 	t.Run("an RS answer never postpones an earlier scheduled RA", func(t *testing.T) {
-		s := NewSchedule(200*time.Second, 600*time.Second)
-		s.Start(t0)
+		s := startedSchedule()
 		r := newRand(5)
 		s.Fire(t0, r)
 		scheduled := s.Next()
@@ -156,8 +163,7 @@ func TestScheduleSolicitations(t *testing.T) {
 		}
 	})
 	t.Run("a multicast RA answers hosts still waiting for a unicast one", func(t *testing.T) {
-		s := NewSchedule(200*time.Second, 600*time.Second)
-		s.Start(t0)
+		s := startedSchedule()
 		r := newRand(5)
 		s.Solicited(t0, host, r)
 		m, uni := s.Fire(t0, r)
@@ -169,8 +175,7 @@ func TestScheduleSolicitations(t *testing.T) {
 		}
 	})
 	t.Run("an RS flood from many sources falls back to rate-limited multicast", func(t *testing.T) {
-		s := NewSchedule(200*time.Second, 600*time.Second)
-		s.Start(t0)
+		s := startedSchedule()
 		r := newRand(5)
 		s.Fire(t0, r)
 		for i := range 1000 {
@@ -188,9 +193,7 @@ func TestScheduleSolicitations(t *testing.T) {
 
 func TestScheduleRenumber(t *testing.T) {
 	t.Run("a prefix change sends three RAs 3 s apart starting at once", func(t *testing.T) {
-		s := NewSchedule(200*time.Second, 600*time.Second)
-		s.MaxInitialAdverts = 0
-		s.Start(t0)
+		s := steadySchedule()
 		r := newRand(9)
 		s.Fire(t0, r)
 		change := t0.Add(100 * time.Second)
@@ -210,8 +213,7 @@ func TestScheduleRenumber(t *testing.T) {
 		}
 	})
 	t.Run("a prefix change right after an RA waits for the rate limit", func(t *testing.T) {
-		s := NewSchedule(200*time.Second, 600*time.Second)
-		s.Start(t0)
+		s := startedSchedule()
 		r := newRand(9)
 		s.Fire(t0, r)
 		s.Renumber(t0.Add(time.Second))

@@ -4,6 +4,7 @@
 package statefile
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -45,4 +46,27 @@ func Write(path string, data []byte, perm fs.FileMode) error {
 	// Not every filesystem can sync a directory; the rename is done either way.
 	_ = d.Sync()
 	return nil
+}
+
+// WriteJSON writes v as indented JSON with a final newline, atomically as
+// Write does.
+func WriteJSON(path string, v any, perm fs.FileMode) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return Write(path, append(data, '\n'), perm)
+}
+
+// Read returns the contents of path. A file that does not exist is no
+// error, it is the first start: Read then returns found false.
+func Read(path string) (data []byte, found bool, err error) {
+	data, err = os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return data, true, nil
 }

@@ -282,20 +282,29 @@ func Bench(ctx context.Context, out io.Writer, v V6edge, runs int) error {
 }
 
 func benchOnce(ctx context.Context, v V6edge, runs int, o Options) (map[string][]Startup, error) {
+	return benchAlternating(ctx, o, runs, "run", func(l *Lab, which string) (Startup, error) {
+		return MeasureStartup(ctx, l, which, v)
+	})
+}
+
+// benchAlternating measures each setup runs times, v6edge and the incumbent
+// taking turns, in one lab named v6bench built from o; run names the
+// measurement in errors.
+func benchAlternating[R any](ctx context.Context, o Options, runs int, run string, measure func(l *Lab, which string) (R, error)) (map[string][]R, error) {
 	o.Name = "v6bench"
 	l, err := New(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	results := map[string][]Startup{}
+	results := map[string][]R{}
 	for i := range runs {
 		for _, which := range []string{SetupV6edge, SetupIncumbent} {
-			s, err := MeasureStartup(ctx, l, which, v)
+			r, err := measure(l, which)
 			if err != nil {
-				return nil, fmt.Errorf("run %d of %s: %w", i+1, which, err)
+				return nil, fmt.Errorf("%s %d of %s: %w", run, i+1, which, err)
 			}
-			results[which] = append(results[which], s)
+			results[which] = append(results[which], r)
 		}
 	}
 	return results, nil

@@ -639,22 +639,9 @@ const BenchOpsIdle = 10 * time.Second
 // benchOps runs MeasureOps runs times per setup, alternating, in one lab
 // with Kea's defaults.
 func benchOps(ctx context.Context, v V6edge, runs int, idle time.Duration) (map[string][]BenchOps, error) {
-	l, err := New(ctx, Options{Name: "v6bench"})
-	if err != nil {
-		return nil, err
-	}
-	defer l.Close()
-	results := map[string][]BenchOps{}
-	for i := range runs {
-		for _, which := range []string{SetupV6edge, SetupIncumbent} {
-			r, err := MeasureOps(ctx, l, which, v, idle)
-			if err != nil {
-				return nil, fmt.Errorf("operations run %d of %s: %w", i+1, which, err)
-			}
-			results[which] = append(results[which], r)
-		}
-	}
-	return results, nil
+	return benchAlternating(ctx, Options{}, runs, "operations run", func(l *Lab, which string) (BenchOps, error) {
+		return MeasureOps(ctx, l, which, v, idle)
+	})
 }
 
 // WriteBenchOpsTable prints the medians of MeasureOps results as markdown:

@@ -168,6 +168,15 @@ func (l *Lab) WaitHostSLAAC(ctx context.Context, host string, subnet netip.Prefi
 	return got, err
 }
 
+// WaitWANDefaultRoute waits until the router has a default route via a
+// link-local on wan0, learned from the upstream's RAs.
+func (l *Lab) WaitWANDefaultRoute(ctx context.Context, timeout time.Duration) error {
+	return l.WaitFor(ctx, timeout, "a default route on wan0", func() (bool, error) {
+		out, err := l.Exec(ctx, l.Router, "ip", "-6", "route", "show", "default")
+		return strings.Contains(out, "via fe80::") && strings.Contains(out, "dev wan0"), err
+	})
+}
+
 // MapAddr returns addr with its first to.Bits() bits taken from to, as a
 // NETMAP from from to to translates it. It returns the zero Addr if addr is
 // not in from or the prefixes differ in length.

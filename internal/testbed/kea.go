@@ -83,13 +83,7 @@ func (l *Lab) startKea(ctx context.Context, pool netip.Prefix) error {
 	l.Pool = pool
 	l.mu.Unlock()
 	// Listening means a socket on port 547 in the upstream namespace.
-	err = l.WaitFor(ctx, 10*time.Second, "kea-dhcp6 to listen on port 547", func() (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("kea-dhcp6 exited: %s", lastLines(p.Log(), 5))
-		}
-		out, err := l.Exec(ctx, l.Upstream, "ss", "-Hlun", "sport = :547")
-		return err == nil && strings.TrimSpace(out) != "", err
-	})
+	err = l.waitServing547(ctx, l.Upstream, p, "kea-dhcp6", "kea-dhcp6", 5)
 	if err != nil {
 		return err
 	}
@@ -309,4 +303,17 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// waitServing547 waits up to 10 s until the DHCPv6 server p (what, in the
+// wait's description) has a socket on UDP port 547 in ns. If p exits first
+// it fails at once, with the last logLines lines of p's log under name.
+func (l *Lab) waitServing547(ctx context.Context, ns string, p *Proc, what, name string, logLines int) error {
+	return l.WaitFor(ctx, 10*time.Second, what+" to listen on port 547", func() (bool, error) {
+		if p.exited() {
+			return false, fmt.Errorf("%s exited: %s", name, lastLines(p.Log(), logLines))
+		}
+		out, err := l.Exec(ctx, ns, "ss", "-Hlun", "sport = :547")
+		return err == nil && strings.TrimSpace(out) != "", err
+	})
 }

@@ -197,11 +197,10 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 	if o.Delegated <= o.Pool.Bits() || o.Delegated > 64 {
 		return nil, fmt.Errorf("lab: delegated length /%d does not fit pool %s", o.Delegated, o.Pool)
 	}
-	suffix := make([]byte, 3)
-	if _, err := rand.Read(suffix); err != nil {
-		return nil, fmt.Errorf("lab: random suffix: %w", err)
+	base, err := labBase(o.Name)
+	if err != nil {
+		return nil, err
 	}
-	base := o.Name + "-" + hex.EncodeToString(suffix)
 	l = &Lab{
 		Upstream: base + "-up",
 		Router:   base + "-rt",
@@ -239,23 +238,12 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 			return nil, fmt.Errorf("lab: %w", err)
 		}
 		l.ownDir = true
-		// The owner's pid lets a later lab remove this one if our process
-		// dies without Close (a `go test -timeout` panic, SIGKILL).
-		if err := os.WriteFile(filepath.Join(l.Dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-			return nil, fmt.Errorf("lab: %w", err)
+		if err := l.writeOwner(); err != nil {
+			return nil, err
 		}
 	}
-	defer func() {
-		if err != nil {
-			err = l.abandon(ctx, err)
-			l = nil
-		}
-	}()
-	if err := l.build(ctx); err != nil {
-		return l, err
-	}
-	if err := l.startUpstream(ctx); err != nil {
-		return l, err
+	if err := l.bringUp(ctx, l.build, l.startUpstream); err != nil {
+		return nil, err
 	}
 	l.logf("lab %s ready (dir %s)", base, l.Dir)
 	return l, nil
@@ -265,6 +253,37 @@ func New(ctx context.Context, o Options) (l *Lab, err error) {
 // joined with what Close says. An interrupted build fails in whatever step
 // it was in; abandon says that it was interrupted so callers can tell
 // (errors.Is ctx.Err()).
+// labBase is name with a random suffix: the start of the name of every
+// namespace of one lab, and of its directory.
+func labBase(name string) (string, error) {
+	suffix := make([]byte, 3)
+	if _, err := rand.Read(suffix); err != nil {
+		return "", fmt.Errorf("lab: random suffix: %w", err)
+	}
+	return name + "-" + hex.EncodeToString(suffix), nil
+}
+
+// writeOwner records our pid in the lab directory. It lets a later lab
+// remove this one if our process dies without Close (a `go test -timeout`
+// panic, SIGKILL).
+func (l *Lab) writeOwner() error {
+	if err := os.WriteFile(filepath.Join(l.Dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	return nil
+}
+
+// bringUp runs the steps that build and start a lab in order; when one
+// fails it removes everything created so far (see abandon).
+func (l *Lab) bringUp(ctx context.Context, steps ...func(context.Context) error) error {
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return l.abandon(ctx, err)
+		}
+	}
+	return nil
+}
+
 func (l *Lab) abandon(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w: %w", cerr, err)

@@ -85,11 +85,7 @@ func TestLabTopology(t *testing.T) {
 		}
 	}
 	t.Run("the upstream's RA gives the router a default route on wan0", func(t *testing.T) {
-		err := l.WaitFor(ctx, 10*time.Second, "a default route on wan0", func() (bool, error) {
-			out, err := l.Exec(ctx, l.Router, "ip", "-6", "route", "show", "default")
-			return strings.Contains(out, "via fe80::") && strings.Contains(out, "dev wan0"), err
-		})
-		if err != nil {
+		if err := l.WaitWANDefaultRoute(ctx, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	})

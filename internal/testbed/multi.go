@@ -2,8 +2,6 @@ package testbed
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,11 +110,10 @@ func NewMulti(ctx context.Context, o MultiOptions) (m *Multi, err error) {
 			return nil, fmt.Errorf("lab: delegated length /%d does not fit pool %s", lo.Delegated, p)
 		}
 	}
-	suffix := make([]byte, 3)
-	if _, err := rand.Read(suffix); err != nil {
-		return nil, fmt.Errorf("lab: random suffix: %w", err)
+	base, err := labBase(o.Name)
+	if err != nil {
+		return nil, err
 	}
-	base := o.Name + "-" + hex.EncodeToString(suffix)
 	l := &Lab{
 		Router:  base + "-rt",
 		Hosts:   []string{base + "-h1"},
@@ -144,22 +141,15 @@ func NewMulti(ctx context.Context, o MultiOptions) (m *Multi, err error) {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	l.ownDir = true
-	if err := os.WriteFile(filepath.Join(l.Dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return nil, errors.Join(fmt.Errorf("lab: %w", err), l.Close())
+	if err := l.writeOwner(); err != nil {
+		return nil, errors.Join(err, l.Close())
 	}
-	defer func() {
-		if err != nil {
-			err = l.abandon(ctx, err)
-			m = nil
-		}
-	}()
-	if err := m.build(ctx); err != nil {
-		return m, err
-	}
+	steps := []func(context.Context) error{m.build}
 	for i := range m.Upstreams {
-		if err := m.startUpstream(ctx, i); err != nil {
-			return m, err
-		}
+		steps = append(steps, func(ctx context.Context) error { return m.startUpstream(ctx, i) })
+	}
+	if err := l.bringUp(ctx, steps...); err != nil {
+		return nil, err
 	}
 	l.logf("multihoming lab %s ready (dir %s)", base, l.Dir)
 	return m, nil
@@ -286,13 +276,7 @@ func (m *Multi) startKeaOn(ctx context.Context, i int, pool netip.Prefix) error 
 	u.mu.Lock()
 	u.kea, u.pool = p, pool
 	u.mu.Unlock()
-	return m.WaitFor(ctx, 10*time.Second, "kea-dhcp6 in "+u.NS+" to listen on port 547", func() (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("kea-dhcp6 exited: %s", lastLines(p.Log(), 5))
-		}
-		out, err := m.Exec(ctx, u.NS, "ss", "-Hlun", "sport = :547")
-		return err == nil && strings.TrimSpace(out) != "", err
-	})
+	return m.waitServing547(ctx, u.NS, p, "kea-dhcp6 in "+u.NS, "kea-dhcp6", 5)
 }
 
 // writeBCP38 installs (create) or updates the source filter of upstream i

@@ -147,9 +147,19 @@ func (c *OpsDhcpcd) Reasons() []string {
 // Event returns the environment of the last event with this reason, or nil
 // if there was none yet.
 func (c *OpsDhcpcd) Event(reason string) map[string]string {
-	f, err := os.Open(filepath.Join(c.Events, reason+".env"))
+	env, err := ReadHookEnv(filepath.Join(c.Events, reason+".env"))
 	if err != nil {
 		return nil
+	}
+	return env
+}
+
+// ReadHookEnv reads the environment a dhcpcd hook script saved with `env`
+// (NAME=value lines) into a map, single quotes trimmed from the values.
+func ReadHookEnv(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	env := map[string]string{}
@@ -159,7 +169,7 @@ func (c *OpsDhcpcd) Event(reason string) map[string]string {
 			env[k] = strings.Trim(v, "'")
 		}
 	}
-	return env
+	return env, nil
 }
 
 // OpsScrape fetches url from inside the namespace ns with curl (or wget)

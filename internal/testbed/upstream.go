@@ -143,13 +143,7 @@ func AltStartDHCPD(ctx context.Context, l *Lab, o AltDHCPDOptions) (*AltDHCPD, e
 		return nil, err
 	}
 	s.Proc = p
-	err = l.WaitFor(ctx, 10*time.Second, "dhcpd -6 to listen on port 547", func() (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("dhcpd exited: %s", lastLines(p.Log(), 8))
-		}
-		out, err := l.Exec(ctx, l.Upstream, "ss", "-Hlun", "sport = :547")
-		return err == nil && strings.TrimSpace(out) != "", err
-	})
+	err = l.waitServing547(ctx, l.Upstream, p, "dhcpd -6", "dhcpd", 8)
 	if err != nil {
 		_ = p.Stop()
 		return nil, err
