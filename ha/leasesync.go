@@ -43,13 +43,13 @@ type SyncedAddress struct {
 // wireLease is the JSON payload. Times travel as ages and lifetimes as whole
 // seconds, so the two nodes' clocks need not agree.
 type wireLease struct {
-	WAN        string       `json:"wan"`
-	IAID       uint32       `json:"iaid"`
-	ServerID   string       `json:"server_id"`
-	T1S        int64        `json:"t1_s"`
-	T2S        int64        `json:"t2_s"`
-	AgeMS      int64        `json:"age_ms"`
-	Hint       int          `json:"hint"`
+	WAN        string        `json:"wan"`
+	IAID       uint32        `json:"iaid"`
+	ServerID   string        `json:"server_id"`
+	T1S        int64         `json:"t1_s"`
+	T2S        int64         `json:"t2_s"`
+	AgeMS      int64         `json:"age_ms"`
+	Hint       int           `json:"hint"`
 	Prefixes   []wirePrefix  `json:"prefixes"`
 	ServerAddr netip.Addr    `json:"server_addr,omitzero"`
 	Addresses  []wireAddress `json:"addresses,omitempty"`
