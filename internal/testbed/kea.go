@@ -36,6 +36,9 @@ func keaConfig(dir, leaseFile string, pool netip.Prefix, o Options) ([]byte, err
 		// Kea sends an option the client did not request only with always-send.
 		subnet["option-data"] = []any{map[string]any{"name": "preference", "data": fmt.Sprint(o.Preference), "always-send": true}}
 	}
+	if err := keaISP(subnet, o); err != nil {
+		return nil, err
+	}
 	cfg := map[string]any{"Dhcp6": map[string]any{
 		"interfaces-config": map[string]any{"interfaces": []string{UpstreamIface}},
 		"data-directory":    dir,

@@ -61,6 +61,18 @@ type Options struct {
 	Preference int
 	Log        io.Writer
 
+	// ISP varieties (rendered by keaConfig; see isp.go). ExcludedPrefix:
+	// Kea's pd-pool carries an RFC 6603 excluded prefix, the last /64 of
+	// every delegated prefix (ExcludedOf), sent only to a client whose ORO
+	// asks for option 67. AddressPool: an IA_NA pool inside the upstream
+	// /64, not holding UpstreamAddr (a Lab's link; a Multi's upstreams
+	// have other links). DNS and Domains: option-data
+	// dns-servers and domain-search, sent to a client that requests them.
+	ExcludedPrefix bool
+	AddressPool    netip.Prefix
+	DNS            []netip.Addr
+	Domains        []string
+
 	// Dir holds every peer's files. Empty: a fresh temporary directory that
 	// Close removes. A given Dir is left in place.
 	Dir string
