@@ -38,7 +38,8 @@ func uplinkFrom(w configs.WAN, s dhcp6pd.Snapshot, now time.Time) plan.Uplink {
 		up.DNS, up.Domains = l.DNS, l.Domains
 	}
 	for _, a := range l.ValidAddresses(now) {
-		up.Addresses = append(up.Addresses, a.Addr)
+		up.Addresses = append(up.Addresses, plan.LeaseAddr{Addr: a.Addr,
+			PreferredUntil: l.Acquired.Add(a.Preferred), ValidUntil: l.Acquired.Add(a.Valid)})
 	}
 	return up
 }
@@ -93,7 +94,8 @@ func lanServerConfig(cfg *configs.Config, l plan.LAN) dhcp6srv.Config {
 func wantsOf(addrs []plan.Address) []netif.Want {
 	var wants []netif.Want
 	for _, a := range addrs {
-		wants = append(wants, netif.Want{Interface: a.Interface, Prefix: a.Prefix, NoDAD: a.NoDAD})
+		wants = append(wants, netif.Want{Interface: a.Interface, Prefix: a.Prefix, NoDAD: a.NoDAD,
+			PreferredUntil: a.PreferredUntil, ValidUntil: a.ValidUntil})
 	}
 	return wants
 }

@@ -165,7 +165,8 @@ func (f *FakeHandle) AddrAdd(link netlink.Link, addr *netlink.Addr) error {
 	} else {
 		flags |= unix.IFA_F_NODAD
 	}
-	f.addrs[idx] = append(f.addrs[idx], netlink.Addr{IPNet: ipNet(p), Flags: flags, LinkIndex: idx})
+	f.addrs[idx] = append(f.addrs[idx], netlink.Addr{IPNet: ipNet(p), Flags: flags, LinkIndex: idx,
+		PreferedLft: addr.PreferedLft, ValidLft: addr.ValidLft})
 	f.emit(Event{LinkIndex: idx, Address: p, Flags: flags})
 	return nil
 }
@@ -238,6 +239,19 @@ func (f *FakeHandle) FinishDAD(name string, a netip.Addr, ok bool) bool {
 	p, _ := prefixOf(x.IPNet)
 	f.emit(Event{LinkIndex: idx, Address: p, Flags: x.Flags})
 	return true
+}
+
+// Lifetimes returns the preferred and valid lifetimes (seconds, 0 =
+// forever) an address was last given.
+func (f *FakeHandle) Lifetimes(name string, a netip.Addr) (preferred, valid int, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := f.find(f.link(name).Index, a)
+	if i < 0 {
+		return 0, 0, false
+	}
+	x := f.addrs[f.link(name).Index][i]
+	return x.PreferedLft, x.ValidLft, true
 }
 
 // Addrs returns the addresses of a link with their state, sorted.

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 var _ MACHandle = (*FakeHandle)(nil)
@@ -26,17 +27,22 @@ func (f *FakeHandle) LinkSetHardwareAddr(link netlink.Link, hwaddr net.HardwareA
 	return fmt.Errorf("fake LinkSetHardwareAddr: %w", syscall.ENODEV)
 }
 
-// AddrReplace implements MACHandle: the address ends up there exactly once,
-// with the new flags.
+// AddrReplace implements Handle: an address already there keeps its DAD
+// state and takes the new lifetimes, as the kernel's NLM_F_REPLACE does; a
+// missing one is added.
 func (f *FakeHandle) AddrReplace(link netlink.Link, addr *netlink.Addr) error {
 	p, _ := prefixOf(addr.IPNet)
 	f.mu.Lock()
-	i := f.find(link.Attrs().Index, p.Addr())
-	f.mu.Unlock()
-	if i >= 0 {
-		if err := f.AddrDel(link, addr); err != nil {
-			return err
-		}
+	f.Calls["AddrReplace"]++
+	idx := link.Attrs().Index
+	if i := f.find(idx, p.Addr()); i >= 0 {
+		x := &f.addrs[idx][i]
+		x.PreferedLft, x.ValidLft = addr.PreferedLft, addr.ValidLft
+		x.Flags |= addr.Flags & unix.IFA_F_NODAD
+		f.emit(Event{LinkIndex: idx, Address: p, Flags: x.Flags})
+		f.mu.Unlock()
+		return nil
 	}
+	f.mu.Unlock()
 	return f.AddrAdd(link, addr)
 }

@@ -15,6 +15,7 @@ type Handle interface {
 	LinkByIndex(index int) (netlink.Link, error)
 	AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
 	AddrAdd(link netlink.Link, addr *netlink.Addr) error
+	AddrReplace(link netlink.Link, addr *netlink.Addr) error
 	AddrDel(link netlink.Link, addr *netlink.Addr) error
 	RouteReplace(route *netlink.Route) error
 	RouteDel(route *netlink.Route) error

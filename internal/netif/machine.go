@@ -60,6 +60,7 @@ const (
 	actAdd  actionKind = iota // add prefix (nodad when noDAD)
 	actDel                    // delete prefix
 	actHeal                   // give iface a fresh stable_secret, drop the failed link-locals, regenerate
+	actRefresh                // set the lifetimes of a present address
 )
 
 type action struct {
@@ -67,6 +68,9 @@ type action struct {
 	iface  string
 	prefix netip.Prefix
 	noDAD  bool
+	// preferredLft and validLft are the lifetimes in seconds for actAdd and
+	// actRefresh; 0 is forever.
+	preferredLft, validLft int
 	// failed lists every failed link-local of iface for actHeal: a clone
 	// with stable privacy can show several (the kernel's own idgen_retries
 	// regenerate into the same sequence on both clones), and all must go.
@@ -76,6 +80,7 @@ type action struct {
 // entry is the tracked state of one wanted address.
 type entry struct {
 	want      Want
+	applied   Want // the lifetimes last given to the kernel
 	state     AddrState
 	since     time.Time
 	streak    int // consecutive DAD failures: the backoff exponent
@@ -276,18 +281,58 @@ func (m *machine) stepWanted(now time.Time, k key, e *entry, v linkView) []actio
 		m.owned[k] = w.Prefix
 		m.set(e, StateTentative, now, "added")
 		e.since = now
-		return []action{{kind: actAdd, iface: k.iface, prefix: w.Prefix, noDAD: w.NoDAD}}
+		e.applied = w
+		return []action{addAction(now, k, w)}
 	}
 	if ka.prefix.Bits() != w.Prefix.Bits() {
 		m.log.Info("address has the wrong prefix length; replacing it", "iface", k.iface, "prefix", w.Prefix, "have", ka.prefix)
 		m.owned[k] = w.Prefix
 		m.set(e, StateTentative, now, "added")
 		e.since = now
+		e.applied = w
 		return []action{
 			{kind: actDel, iface: k.iface, prefix: ka.prefix},
-			{kind: actAdd, iface: k.iface, prefix: w.Prefix, noDAD: w.NoDAD},
+			addAction(now, k, w),
 		}
 	}
+	var refresh []action
+	if (e.applied.ValidUntil != w.ValidUntil || e.applied.PreferredUntil != w.PreferredUntil) && stateOf(ka.flags) != StateDADFailed {
+		e.applied = w
+		a := addAction(now, k, w)
+		a.kind = actRefresh
+		refresh = append(refresh, a)
+	}
+	return append(refresh, m.stepPresent(now, k, e, v, ka)...)
+}
+
+// addAction adds w with its lifetimes as of now.
+func addAction(now time.Time, k key, w Want) action {
+	a := action{kind: actAdd, iface: k.iface, prefix: w.Prefix, noDAD: w.NoDAD}
+	if !w.ValidUntil.IsZero() {
+		a.validLft = lifetimeSeconds(w.ValidUntil.Sub(now))
+		switch {
+		case w.PreferredUntil.IsZero():
+			a.preferredLft = a.validLft
+		case !now.Before(w.PreferredUntil):
+			a.preferredLft = 0 // deprecated (RFC 4862 §5.5.4), still valid
+		default:
+			a.preferredLft = min(lifetimeSeconds(w.PreferredUntil.Sub(now)), a.validLft)
+		}
+	}
+	return a
+}
+
+// lifetimeSeconds rounds d up to whole seconds, at least 1 (0 would mean
+// forever) and below the kernel's infinity.
+func lifetimeSeconds(d time.Duration) int {
+	s := (d + time.Second - 1) / time.Second
+	return int(min(max(s, 1), 0xfffffffe))
+}
+
+// stepPresent follows the DAD outcome of a wanted address that is on the
+// interface with the right length.
+func (m *machine) stepPresent(now time.Time, k key, e *entry, v linkView, ka kernelAddr) []action {
+	w := e.want
 	switch stateOf(ka.flags) {
 	case StateDADFailed:
 		if e.state != StateDADFailed {

@@ -13,12 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MACHandle is a Handle that can also change a link's MAC and replace an
-// address in place: what moving an HA pair's shared WAN MAC needs.
+// MACHandle is a Handle that can also change a link's MAC: what moving an
+// HA pair's shared WAN MAC needs.
 type MACHandle interface {
 	Handle
 	LinkSetHardwareAddr(link netlink.Link, hwaddr net.HardwareAddr) error
-	AddrReplace(link netlink.Link, addr *netlink.Addr) error
 }
 
 var _ MACHandle = (*netlink.Handle)(nil)

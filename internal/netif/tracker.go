@@ -35,6 +35,11 @@ type Want struct {
 	// (IFA_F_NODAD): for floating HA addresses that both nodes may briefly
 	// hold during a takeover.
 	NoDAD bool
+	// PreferredUntil and ValidUntil, when set, are the address's lifetimes
+	// (a DHCPv6 IA_NA address): the kernel deprecates and removes it by
+	// itself then, even if v6edge is gone, and a new value (a renewal)
+	// refreshes them in place. Zero: forever.
+	PreferredUntil, ValidUntil time.Time
 }
 
 // AddrStatus is the state of one managed address (or of a link-local of a
@@ -406,10 +411,18 @@ func (t *Tracker) apply(a action) error {
 		return fmt.Errorf("looking up %s: %w", a.iface, err)
 	}
 	switch a.kind {
-	case actAdd:
-		addr := &netlink.Addr{IPNet: ipNet(a.prefix)}
+	case actAdd, actRefresh:
+		addr := &netlink.Addr{IPNet: ipNet(a.prefix), PreferedLft: a.preferredLft, ValidLft: a.validLft}
 		if a.noDAD {
 			addr.Flags = unix.IFA_F_NODAD
+		}
+		if a.kind == actRefresh {
+			// NLM_F_REPLACE on a present address changes its lifetimes
+			// in place; DAD does not run again.
+			if err := t.h.AddrReplace(link, addr); err != nil {
+				return fmt.Errorf("refreshing the lifetimes of %s on %s: %w", a.prefix, a.iface, err)
+			}
+			return nil
 		}
 		if err := t.h.AddrAdd(link, addr); err != nil && !errors.Is(err, syscall.EEXIST) {
 			return fmt.Errorf("adding %s to %s: %w", a.prefix, a.iface, err)

@@ -43,8 +43,14 @@ type Uplink struct {
 	DNS     []netip.Addr
 	Domains []string
 	// Addresses are the WAN addresses the uplink's IA_NA holds (RFC 7084
-	// WAA-4), valid now: they go on the WAN as /128s.
-	Addresses []netip.Addr
+	// WAA-4), valid now: they go on the WAN as /128s with their lifetimes.
+	Addresses []LeaseAddr
+}
+
+// LeaseAddr is a leased address and when its lifetimes end.
+type LeaseAddr struct {
+	Addr                       netip.Addr
+	PreferredUntil, ValidUntil time.Time
 }
 
 // Input is everything Compute looks at.
@@ -105,6 +111,9 @@ type Address struct {
 	Interface string
 	Prefix    netip.Prefix
 	NoDAD     bool // floating (HA): DAD would fight the peer's copy
+	// PreferredUntil and ValidUntil are a leased address's lifetimes; zero
+	// for the router's own addresses, which live forever.
+	PreferredUntil, ValidUntil time.Time
 }
 
 // Desired is the whole desired state.
@@ -320,7 +329,11 @@ func Compute(in Input) Desired {
 		// HA pair both share one DUID, so it floats with the master.
 		for _, up := range in.Uplinks {
 			for _, a := range up.Addresses {
-				d.Addresses = append(d.Addresses, Address{Interface: up.Interface, Prefix: netip.PrefixFrom(a, 128), NoDAD: cfg.HA != nil})
+				if !a.ValidUntil.IsZero() && !in.Now.Before(a.ValidUntil) {
+					continue
+				}
+				d.Addresses = append(d.Addresses, Address{Interface: up.Interface, Prefix: netip.PrefixFrom(a.Addr, 128),
+					NoDAD: cfg.HA != nil, PreferredUntil: a.PreferredUntil, ValidUntil: a.ValidUntil})
 			}
 		}
 	}

@@ -417,10 +417,12 @@ func TestComputeHARoleParts(t *testing.T) {
 
 func TestComputeWANAddress(t *testing.T) {
 	wanAddr := netip.MustParseAddr("2001:db8:0:1::1:5")
+	la := LeaseAddr{Addr: wanAddr, PreferredUntil: t0.Add(30 * time.Minute), ValidUntil: t0.Add(time.Hour)}
 	up := Uplink{Interface: "wan0", Delegated: pfx("2001:db8:100::/56"), ValidUntil: t0.Add(time.Hour), Healthy: true,
-		Addresses: []netip.Addr{wanAddr}}
+		Addresses: []LeaseAddr{la}}
 	has := func(d Desired, noDAD bool) bool {
-		return slices.Contains(d.Addresses, Address{Interface: "wan0", Prefix: netip.PrefixFrom(wanAddr, 128), NoDAD: noDAD})
+		return slices.Contains(d.Addresses, Address{Interface: "wan0", Prefix: netip.PrefixFrom(wanAddr, 128), NoDAD: noDAD,
+			PreferredUntil: la.PreferredUntil, ValidUntil: la.ValidUntil})
 	}
 	if d := Compute(Input{Config: baseConfig(), Uplinks: []Uplink{up}, Role: Standalone, Now: t0}); !has(d, false) {
 		t.Errorf("standalone: addresses %v lack the IA_NA /128 with DAD", d.Addresses)
@@ -432,5 +434,8 @@ func TestComputeWANAddress(t *testing.T) {
 	}
 	if d := Compute(Input{Config: cfg, Uplinks: []Uplink{up}, Role: Backup, Now: t0}); has(d, true) || has(d, false) {
 		t.Errorf("HA backup holds the IA_NA address: %v", d.Addresses)
+	}
+	if d := Compute(Input{Config: baseConfig(), Uplinks: []Uplink{up}, Role: Standalone, Now: la.ValidUntil}); has(d, false) {
+		t.Errorf("an expired IA_NA address is still wanted: %v", d.Addresses)
 	}
 }
