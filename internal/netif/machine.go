@@ -57,10 +57,10 @@ func (v linkView) find(a netip.Addr) (kernelAddr, bool) {
 type actionKind int
 
 const (
-	actAdd  actionKind = iota // add prefix (nodad when noDAD)
-	actDel                    // delete prefix
-	actHeal                   // give iface a fresh stable_secret, drop the failed link-locals, regenerate
-	actRefresh                // set the lifetimes of a present address
+	actAdd     actionKind = iota // add prefix (nodad when noDAD)
+	actDel                       // delete prefix
+	actHeal                      // give iface a fresh stable_secret, drop the failed link-locals, regenerate
+	actRefresh                   // set the lifetimes of a present address
 )
 
 type action struct {
