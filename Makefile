@@ -77,6 +77,8 @@ bench: deps build
 	./$(LAB) bench
 	@# the LAN DHCPv6 server against Kea under perfdhcp:
 	$(GO) test -tags perf -count=1 -run TestPerf -v ./dhcp6srv/ 2>&1 | grep -E '^\|' || true
+	@# v6edge and dhcpcd 9 against each ISP variety (incl. the 4-minute long refusal):
+	$(GO) test -tags comparison -count=1 -run 'ISP|Refusal' -v ./integration/ 2>&1 | grep -E 'incumbent:|v6edge:|^(---|ok|FAIL)' || true
 
 # deb: a Debian package in dist/ (binary, systemd unit, example config, man pages).
 deb: build

@@ -163,3 +163,48 @@ func sameStrings(got any, want []string) bool {
 	}
 	return true
 }
+
+// TestRefusalThenDelegates is the incumbent's refusal case for v6edge: Kea
+// answers NoPrefixAvail (its only prefix is another client's) for 20 s after
+// v6edge starts, status says why nothing is bound, and once Kea can delegate
+// v6edge binds on its next Solicit. RFC 8415's Solicit backoff stays: after a
+// 20 s refusal the next Solicit is at most one retransmission (≤ 17.6 s with
+// the +10 % jitter, §15) away.
+func TestRefusalThenDelegates(t *testing.T) {
+	t.Parallel()
+	l := opsLab(t, testbed.Options{})
+	ctx := t.Context()
+	if _, err := l.RestartKeaExhausted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	d := opsRun(t, l, daemonConfig("slaac"), "")
+	doc, err := d.WaitStatus(ctx, 15*time.Second, "the refusal in status problems", func(doc map[string]any) bool {
+		probs, _ := testbed.Get(doc, "problems").([]any)
+		return slices.ContainsFunc(probs, func(p any) bool { s, _ := p.(string); return strings.Contains(s, "NoPrefixAvail") })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs, _ := testbed.Get(doc, "problems").([]any); len(probs) > 3 {
+		t.Errorf("problems grow with each refused Advertise: %v", probs)
+	}
+	select {
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	case <-time.After(20*time.Second - time.Since(started)):
+	}
+	if st := testbed.GetString(doc, "wan", "state"); st == "bound" {
+		t.Fatalf("bound while Kea refused: %v", doc)
+	}
+	if err := l.RestartKea(ctx, testbed.DefaultPool, true); err != nil {
+		t.Fatal(err)
+	}
+	able := time.Now()
+	deleg := waitBoundWithin(t, d, testbed.DefaultPool, 30*time.Second)
+	took := time.Since(able)
+	t.Logf("v6edge: NoPrefixAvail for 20s, then a prefix: bound %v %.1f s after Kea could delegate", deleg, took.Seconds())
+	if took > 18*time.Second {
+		t.Errorf("bound %v after Kea could delegate, want within one Solicit retransmission (≤ 17.6 s)", took)
+	}
+}
