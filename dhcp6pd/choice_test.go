@@ -41,6 +41,10 @@ func TestChosenByLifetime(t *testing.T) {
 		{"a prefix longer than /64 is never chosen",
 			[]Prefix{pfx("2001:db8:1::/72", h, 2*h)}, 0, ""},
 		{"nothing valid left: none", []Prefix{pfx("2001:db8:1::/56", h, 2*h)}, 2 * h, ""},
+		{"a prefix the last Reply left out loses to one it named, with more preferred lifetime left (ISC dhcpd renumbering a Rebind)",
+			[]Prefix{pfx("2001:db8:2::/56", h, 2*h), {Prefix: netip.MustParsePrefix("2001:db8:1::/56"), Preferred: 3 * h, Valid: 4 * h, Carried: true}}, 0, "2001:db8:2::/56"},
+		{"a carried prefix still beats a deprecated named one",
+			[]Prefix{pfx("2001:db8:2::/56", 0, 2*h), {Prefix: netip.MustParsePrefix("2001:db8:1::/56"), Preferred: h, Valid: 2 * h, Carried: true}}, 0, "2001:db8:1::/56"},
 		{"an infinite lifetime outlasts any finite one",
 			[]Prefix{pfx("2001:db8:1::/56", 100*h, 100*h), pfx("2001:db8:2::/60", Infinity, Infinity)}, 0, "2001:db8:2::/60"},
 	}

@@ -36,6 +36,10 @@ type Prefix struct {
 	// zero Prefix when the server named none. When valid it is longer
 	// than Prefix, inside it, and at most /128.
 	Exclude netip.Prefix
+	// Carried: the last Reply did not mention this prefix; it lives out
+	// the lifetimes it had (RFC 8415 §18.2.10.1) but is no longer what
+	// the server gives, so Chosen prefers the ones it named.
+	Carried bool
 }
 
 // Address is one IA Address of the lease's IA_NA (RFC 8415 §21.6): the
@@ -120,6 +124,9 @@ func (l *Lease) ValidAddresses(now time.Time) []Address {
 // move to the new one); then the longest remaining preferred lifetime
 // wins (for deprecated ones, the longest remaining valid lifetime); ties
 // go to a prefix of length hint, then to the first in the lease's order.
+// A prefix the last Reply named beats one carried over from before it
+// (ISC dhcpd renumbers a Rebind by leaving the old prefix out): the server
+// has moved the router, whatever lifetime the old one has left.
 func (l *Lease) Chosen(hint int, now time.Time) (Prefix, bool) {
 	if l == nil {
 		return Prefix{}, false
@@ -144,6 +151,7 @@ func (l *Lease) Chosen(hint int, now time.Time) (Prefix, bool) {
 // choiceKey is what Chosen compares.
 type choiceKey struct {
 	preferred bool
+	current   bool          // named by the last Reply
 	left      time.Duration // preferred lifetime left, or valid left when deprecated
 	hint      bool
 }
@@ -151,6 +159,9 @@ type choiceKey struct {
 func (k choiceKey) better(o choiceKey) bool {
 	if k.preferred != o.preferred {
 		return k.preferred
+	}
+	if k.current != o.current {
+		return k.current
 	}
 	if k.left != o.left {
 		return k.left > o.left
@@ -166,7 +177,7 @@ func (l *Lease) choiceKey(p Prefix, hint int, now time.Time) (choiceKey, bool) {
 	if validLeft <= 0 {
 		return choiceKey{}, false
 	}
-	k := choiceKey{hint: p.Prefix.Bits() == hint}
+	k := choiceKey{hint: p.Prefix.Bits() == hint, current: !p.Carried}
 	if prefLeft := l.left(p.Preferred, now); prefLeft > 0 {
 		k.preferred, k.left = true, prefLeft
 	} else {

@@ -925,6 +925,7 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 				p.Preferred = max(p.Preferred-gone, 0)
 			}
 			if p.Valid > 0 {
+				p.Carried = true
 				l.Prefixes = append(l.Prefixes, p)
 			}
 		}

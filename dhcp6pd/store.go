@@ -39,6 +39,7 @@ type savedPrefix struct {
 	Preferred int64  `json:"preferred_s"`
 	Valid     int64  `json:"valid_s"`
 	Exclude   string `json:"exclude,omitempty"` // RFC 6603
+	Carried   bool   `json:"carried,omitempty"` // not named by the last Reply
 }
 
 type savedAddr struct {
@@ -81,6 +82,7 @@ func toSaved(l *Lease) savedLease {
 			Prefix:    p.Prefix.String(),
 			Preferred: int64(p.Preferred / time.Second),
 			Valid:     int64(p.Valid / time.Second),
+			Carried:   p.Carried,
 		}
 		if p.Exclude.IsValid() {
 			sp.Exclude = p.Exclude.String()
@@ -160,6 +162,7 @@ func fromSaved(s savedLease) (*Lease, error) {
 			Prefix:    p,
 			Preferred: time.Duration(sp.Preferred) * time.Second,
 			Valid:     time.Duration(sp.Valid) * time.Second,
+			Carried:   sp.Carried,
 		}
 		if sp.Exclude != "" {
 			if lp.Exclude, err = netip.ParsePrefix(sp.Exclude); err != nil {
