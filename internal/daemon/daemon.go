@@ -284,7 +284,7 @@ func (d *Daemon) build(cfg *configs.Config) ([]Task, error) {
 			return nil, err
 		}
 		d.clients[w.Interface] = c
-		tasks = append(tasks, c, &solicitTask{iface: w.Interface, solicit: dr.SolicitRouter})
+		tasks = append(tasks, c, &solicitTask{iface: w.Interface, solicit: dr.SolicitRouter, post: d.post})
 	}
 	first := plan.Compute(plan.Input{Config: cfg, Role: d.st.role, Now: d.now()})
 	d.probeSource.Store(&first.ProbeSource)
@@ -536,6 +536,10 @@ func (d *Daemon) pass(ctx context.Context) {
 	for _, w := range cfg.WANs {
 		up := uplinkFrom(w, st.snaps[w.Interface], now)
 		up.Healthy = st.healthy[w.Interface]
+		if k.DefaultRouter != nil && d.wanUp(w.Interface) {
+			// A default route over a dead link leads nowhere either.
+			_, up.DefaultRouter = k.DefaultRouter(w.Interface)
+		}
 		in.Uplinks = append(in.Uplinks, up)
 		if last, ok := st.lastPrefix[w.Interface]; up.Delegated.IsValid() && (!ok || last != up.Delegated) {
 			if ok {

@@ -31,15 +31,19 @@ func (l *linkDriver) Run(ctx context.Context) error {
 	return nil
 }
 
-// solicitTask runs the WAN's Router Solicitations once at start.
+// solicitTask runs the WAN's Router Solicitations once at start, and says
+// when it is done: the default route it brought may let the LANs' RAs name
+// this router as their default router.
 type solicitTask struct {
 	iface   string
 	solicit func(ctx context.Context, iface string)
+	post    func(event)
 }
 
 func (s *solicitTask) String() string { return "router solicitation " + s.iface }
 
 func (s *solicitTask) Run(ctx context.Context) error {
 	s.solicit(ctx, s.iface)
+	s.post(changedEvent{})
 	return nil
 }

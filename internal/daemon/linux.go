@@ -53,7 +53,7 @@ func Linux(cfg *configs.Config, log *slog.Logger, changed func()) (*Kernel, erro
 			return gw, ok && err == nil
 		},
 		FlushFlows: uplink.FlushUplink,
-		Tasks:      []Task{links, &natWatch{table}},
+		Tasks:      []Task{links, &natWatch{table}, &defaultRouteWatch{changed: changed, log: log}},
 		Close:      func() { nl.Close() },
 	}
 	if len(cfg.WANs) > 1 {
@@ -71,6 +71,41 @@ func Linux(cfg *configs.Config, log *slog.Logger, changed func()) (*Kernel, erro
 	}
 	ok = true
 	return k, nil
+}
+
+// defaultRouteWatch tells the loop when an IPv6 default route comes or
+// goes: whether the WANs have a default router decides the LANs' router
+// lifetime (RFC 7084 G-4), and the kernel learns it from the upstream's RAs
+// with no other event.
+type defaultRouteWatch struct {
+	changed func()
+	log     *slog.Logger
+}
+
+func (w *defaultRouteWatch) String() string { return "default route watch" }
+
+func (w *defaultRouteWatch) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		updates := make(chan netlink.RouteUpdate, 64)
+		err := netlink.RouteSubscribeWithOptions(updates, ctx.Done(), netlink.RouteSubscribeOptions{
+			ErrorCallback: func(err error) { w.log.Debug("route subscription", "err", err) },
+		})
+		if err != nil {
+			return fmt.Errorf("subscribing to route events: %w", err)
+		}
+		for u := range updates {
+			if u.Family == netlink.FAMILY_V6 && (u.Dst == nil || u.Dst.IP.IsUnspecified()) {
+				w.changed()
+			}
+		}
+		// The subscription ended: look again, then subscribe anew.
+		w.changed()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
 }
 
 // marksWatch restores table ip6 v6edge-policy when someone else changes it.

@@ -63,11 +63,17 @@ func raConfig(cfg *configs.Config, l plan.LAN) ra.Config {
 			Autonomous: p.Autonomous, OnLink: true,
 		})
 	}
+	// RFC 4191: a route's lifetime is its own, not the router lifetime; a
+	// router that is not a default router (lifetime 0) still routes these.
+	// Static routes live three RA intervals, like RDNSS (RFC 8106 §5.1).
 	for _, r := range lc.RA.Routes {
-		c.Routes = append(c.Routes, ra.Route{Prefix: r, Lifetime: lc.RA.RouterLifetime, Preference: raPreference(lc.RA.Preference)})
+		c.Routes = append(c.Routes, ra.Route{Prefix: r, Lifetime: staticRouteLifetime(lc.RA.MaxInterval), Preference: raPreference(lc.RA.Preference)})
 	}
 	return c
 }
+
+// staticRouteLifetime is 3 × MaxRtrAdvInterval.
+func staticRouteLifetime(maxInterval time.Duration) time.Duration { return 3 * maxInterval }
 
 func raPreference(s string) ndp.Preference {
 	switch s {

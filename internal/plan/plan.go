@@ -35,6 +35,8 @@ type Uplink struct {
 	ValidUntil     time.Time
 	// Healthy is false while the link is down or the health check fails.
 	Healthy bool
+	// DefaultRouter: the WAN has a default route from the upstream's RAs.
+	DefaultRouter bool
 	// Exclude is the delegated prefix's excluded part (RFC 6603): never
 	// advertised, translated or delegated.
 	Exclude netip.Prefix
@@ -303,6 +305,14 @@ func Compute(in Input) Desired {
 		d.Unreachable = append([]netip.Prefix{internal.Masked()}, d.Unreachable...)
 	}
 
+	// RFC 7084 G-4: a router with no usable delegation and no default
+	// router on its WAN must not advertise itself as a default router, or
+	// hosts send traffic that goes nowhere. With several uplinks, any one
+	// usable keeps the LAN's default route.
+	wayOut := false
+	for _, u := range usable {
+		wayOut = wayOut || (u.up.Healthy && u.up.DefaultRouter)
+	}
 	serving := in.Role.Serving()
 	for _, w := range cfg.WANs {
 		d.WANs = append(d.WANs, WAN{Interface: w.Interface, Standby: cfg.HA != nil && in.Role != Master})
@@ -340,6 +350,9 @@ func Compute(in Input) Desired {
 
 	for _, lc := range cfg.LANs {
 		lan := LAN{Interface: lc.Interface, Config: lc, Advertise: serving, Source: source}
+		if !wayOut {
+			lan.Config.RA.RouterLifetime = 0
+		}
 		ula := Subnet64(internal, lc.Subnet)
 		var gua netip.Prefix
 		if preferred != nil {

@@ -439,3 +439,40 @@ func TestComputeWANAddress(t *testing.T) {
 		t.Errorf("an expired IA_NA address is still wanted: %v", d.Addresses)
 	}
 }
+
+// TestComputeRouterLifetime: RFC 7084 G-4. Without a usable delegation and
+// a default router upstream the LAN is told this router is no default
+// router (lifetime 0); with one it gets the configured lifetime; with
+// several uplinks any one usable is enough.
+func TestComputeRouterLifetime(t *testing.T) {
+	cfg := baseConfig()
+	cfg.LANs[0].RA.RouterLifetime = 1800 * time.Second
+	bound := func(iface string, healthy, router bool) Uplink {
+		return Uplink{Interface: iface, Delegated: pfx("2001:db8:100::/56"), ValidUntil: t0.Add(time.Hour), Healthy: healthy, DefaultRouter: router}
+	}
+	for _, tc := range []struct {
+		name    string
+		uplinks []Uplink
+		want    time.Duration
+	}{
+		{"before the first lease", []Uplink{{Interface: "wan0", Healthy: true, DefaultRouter: true}}, 0},
+		{"a lease but no default router upstream", []Uplink{bound("wan0", true, false)}, 0},
+		{"a lease and a default router", []Uplink{bound("wan0", true, true)}, 1800 * time.Second},
+		{"the lease expired", []Uplink{{Interface: "wan0", Delegated: pfx("2001:db8:100::/56"), ValidUntil: t0, Healthy: true, DefaultRouter: true}}, 0},
+		{"two uplinks, one dead", []Uplink{bound("wan0", false, true), {Interface: "wan1", Delegated: pfx("2001:db8:200::/56"), ValidUntil: t0.Add(time.Hour), Healthy: true, DefaultRouter: true}}, 1800 * time.Second},
+		{"two uplinks, both dead", []Uplink{bound("wan0", false, true), bound("wan1", false, true)}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			if len(tc.uplinks) > 1 {
+				cc := *cfg
+				cc.WANs = []configs.WAN{{Interface: "wan0", PrefixLength: 56}, {Interface: "wan1", PrefixLength: 56}}
+				c = &cc
+			}
+			d := Compute(Input{Config: c, Uplinks: tc.uplinks, Role: Standalone, Now: t0})
+			if got := d.LANs[0].Config.RA.RouterLifetime; got != tc.want {
+				t.Errorf("router lifetime %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
