@@ -166,9 +166,9 @@ func TestModeFlags(t *testing.T) {
 	}{
 		{"slaac sets only A", `mode = "slaac"`, false, false, true},
 		{"stateless sets A and O", `mode = "stateless"`, false, true, true},
-		{"stateful sets M and O but not A", `mode = "stateful"`, true, true, false},
+		{"stateful sets M, not O or A (SPEC.md, OpenStack dhcpv6-stateful)", `mode = "stateful"`, true, false, false},
 		{"managed overrides the mode", "mode = \"slaac\"\nmanaged = true", true, false, true},
-		{"other overrides the mode", "mode = \"stateful\"\nother = false", true, false, false},
+		{"other overrides the mode", "mode = \"stateful\"\nother = true", true, true, false},
 		{"no mode means slaac", "", false, false, true},
 	}
 	for _, tt := range tests {

@@ -366,7 +366,10 @@ func (r *reporter) lans(raws []rawLAN, nat NAT, wans []WAN, ha bool) []LAN {
 		case ModeStateless:
 			l.Autonomous, l.Other = true, true
 		case ModeStateful:
-			l.Managed, l.Other = true, true
+			// OpenStack's dhcpv6-stateful and SPEC.md: M=1 A=0. A host
+			// doing stateful DHCPv6 gets DNS in the same exchange;
+			// other = true is there for whoever wants O as well.
+			l.Managed = true
 		default:
 			r.errorf(key("mode"), "must be \"slaac\", \"stateless\" or \"stateful\" (got %q)", l.Mode)
 		}

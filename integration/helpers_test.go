@@ -275,3 +275,18 @@ func waitInternet(t *testing.T, l *testbed.Lab, host string, d time.Duration, wh
 		t.Fatal(err)
 	}
 }
+
+// waitHostDefaultRoute waits until host has a default route on its LAN
+// interface: the router names itself default router only once it has a
+// way out (RFC 7084 G-4), at its next RA after the lease and the upstream's
+// default route arrived (RFC 4861 paces RAs at least 3 s apart).
+func waitHostDefaultRoute(t *testing.T, l *testbed.Lab, host string) {
+	t.Helper()
+	err := l.WaitFor(t.Context(), 10*time.Second, host+"'s default route", func() (bool, error) {
+		out, err := l.Exec(t.Context(), host, "ip", "-6", "route", "show", "default")
+		return strings.Contains(out, "dev "+testbed.HostIface), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -273,10 +273,9 @@ func TestRAModes(t *testing.T) {
 	}{
 		{"slaac", false, false, true},
 		{"stateless", false, true, true},
-		// SPEC.md says M=1 A=0 and is silent on O; with M=1 the O flag is
-		// redundant (RFC 4861 §4.2), and odhcpd and the usual radvd configs
-		// set both, as v6edge does.
-		{"stateful", true, true, false},
+		// SPEC.md and OpenStack's dhcpv6-stateful: M=1 A=0, O left clear
+		// (with M=1 the O flag is redundant, RFC 4861 §4.2).
+		{"stateful", true, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("in %s mode the host's rdisc6 shows M=%v O=%v A=%v, RDNSS and DNSSL", tt.mode, tt.managed, tt.other, tt.autonomous), func(t *testing.T) {

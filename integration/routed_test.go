@@ -36,6 +36,7 @@ func TestRoutedMode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the host got no address in %v: %v", lan, err)
 	}
+	waitHostDefaultRoute(t, l, host)
 	t.Run("the router holds ::1 of the delegated /64 on the LAN", func(t *testing.T) {
 		addrs, err := l.IfaceAddrs(ctx, l.Router, testbed.LANIface, lan)
 		if err != nil || !containsAddr(addrs, lan.Addr().Next()) {

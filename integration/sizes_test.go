@@ -59,6 +59,7 @@ func TestDelegationSmallerThanTheInternalPrefix(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			waitHostDefaultRoute(t, l, host)
 			want := testbed.MapAddr(hostAddr, block, deleg)
 			for _, s := range pingUpstream(t, l, host) {
 				if s != want {

@@ -449,7 +449,26 @@ func TestAltUpstreamLossExpiresTheLeaseAndServiceComesBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// With no lease the RAs say router lifetime 0 (RFC 7084 G-4), so the
+		// host has no default route at all; a host route of its own via
+		// the router still puts the guard to the test, as a host with a
+		// static route, or one that missed the last RA, would.
+		if err := l.WaitFor(ctx, 10*time.Second, "the host to drop its default route", func() (bool, error) {
+			out, err := l.Exec(ctx, host, "ip", "-6", "route", "show", "default")
+			return !strings.Contains(out, "dev "+testbed.HostIface), err
+		}); err != nil {
+			t.Error(err)
+		}
+		ll, err := l.IfaceAddrs(ctx, l.Router, testbed.LANIface, netip.MustParsePrefix("fe80::/10"))
+		if err != nil || len(ll) == 0 {
+			t.Fatalf("router lan0 link-local: %v, %v", ll, err)
+		}
+		if _, err := l.Exec(ctx, host, "ip", "-6", "route", "replace", testbed.InternetAddr.String()+"/128",
+			"via", ll[0].Prefix.Addr().String(), "dev", testbed.HostIface); err != nil {
+			t.Fatal(err)
+		}
 		out, perr := l.Exec(ctx, host, "ping", "-c", "3", "-i", "0.2", "-W", "1", testbed.InternetAddr.String())
+		_, _ = l.Exec(ctx, host, "ip", "-6", "route", "del", testbed.InternetAddr.String()+"/128")
 		arrived, err := in.Stop()
 		if err != nil {
 			t.Fatal(err)
