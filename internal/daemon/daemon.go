@@ -595,6 +595,12 @@ func (d *Daemon) pass(ctx context.Context) {
 // applyStandby tells each client whether it may talk to the upstream, and
 // which lease it holds meanwhile, when that changed.
 func (d *Daemon) applyStandby(wans []plan.WAN) {
+	if d.st.cfg.HA == nil {
+		// Standby is an HA pair's: a standalone client is never told, or
+		// the lease it is handed (the saved one, published at start) would
+		// overwrite the one its server just gave it.
+		return
+	}
 	for _, w := range wans {
 		c := d.clients[w.Interface]
 		if c == nil {

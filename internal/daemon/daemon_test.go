@@ -158,6 +158,9 @@ func TestLeaseFlowsToNATAndRA(t *testing.T) {
 	}
 	h.client("wan0").publish(bound("2001:db8:100::/56", time.Now()))
 	h.eventually("NAT onto the delegated prefix", func() bool { return natExternal(h) == netip.MustParsePrefix("2001:db8:100::/56") })
+	if _, n := h.client("wan0").lastStandby(); n != 0 {
+		t.Errorf("a standalone client was told about standby %d times: it would replace its lease with the one it was handed", n)
+	}
 
 	ad := h.w.ads["lan0"]
 	if got := ad.config().Prefixes; len(got) != 1 || got[0].Prefix != netip.MustParsePrefix("fd00:aaaa:bbbb:cc01::/64") {
