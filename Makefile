@@ -12,7 +12,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 
 # Debian packages the lab and the integration tests use as real peers.
 DEB_PACKAGES := iproute2 nftables kea-dhcp6-server kea-admin ndisc6 radvd radvdump dhcpcd-base keepalived \
-                conntrack tcpdump iputils-ping procps isc-dhcp-server curl util-linux
+                conntrack tcpdump iputils-ping procps isc-dhcp-server curl util-linux prometheus
 
 .PHONY: all build lab deps demo test unit lint fuzz bench deb clean
 

@@ -46,7 +46,7 @@ v6edge_ra_sent_total{interface="lan0"} 7
 		t.Errorf("wan_state series = %d (%v), want one per state", n, err)
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP v6edge_dhcp6_messages_total DHCPv6 messages by direction or outcome and type.
+# HELP v6edge_dhcp6_messages_total DHCPv6 client messages by direction or outcome and type.
 # TYPE v6edge_dhcp6_messages_total counter
 v6edge_dhcp6_messages_total{interface="wan0",kind="rejected",type="bad-client-id"} 3
 v6edge_dhcp6_messages_total{interface="wan0",kind="sent",type="SOLICIT"} 1

@@ -95,7 +95,18 @@ type DHCP struct {
 	Received    uint64   `json:"received"`
 	Replied     uint64   `json:"replied"`
 	Dropped     uint64   `json:"dropped"`
+	// DroppedBy splits Dropped by reason: "rate_limited", "malformed",
+	// "invalid", "not_for_us" and "other" (unsupported types, nothing to
+	// answer); the values add up to Dropped.
+	DroppedBy map[string]uint64 `json:"dropped_by,omitempty"`
+	// WriteErrors are replies the socket refused; SaveErrors failed writes
+	// of the lease file.
+	WriteErrors uint64 `json:"write_errors"`
+	SaveErrors  uint64 `json:"save_errors"`
 }
+
+// DropReasons are the keys of DHCP.DroppedBy, in order.
+var DropReasons = []string{"rate_limited", "malformed", "invalid", "not_for_us", "other"}
 
 // Prefix is an advertised prefix and the lifetimes the last RA carried.
 type Prefix struct {

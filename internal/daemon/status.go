@@ -177,7 +177,8 @@ func (d *Daemon) Status() control.Status {
 		}
 		if srv := v.servers[l.Interface]; srv != nil {
 			s := srv.Stats()
-			ls.DHCP = &control.DHCP{Leases: s.Leases, Received: s.Received, Replied: s.Replied, Dropped: s.Dropped}
+			ls.DHCP = &control.DHCP{Leases: s.Leases, Received: s.Received, Replied: s.Replied, Dropped: s.Dropped,
+				DroppedBy: dropReasons(s), WriteErrors: s.WriteErrors, SaveErrors: s.SaveErrors}
 			for _, dl := range v.delegations[l.Interface] {
 				ls.DHCP.Delegations = append(ls.DHCP.Delegations, dl.Prefix.String()+" via "+dl.Via.String())
 			}
@@ -209,4 +210,15 @@ func (d *Daemon) Status() control.Status {
 	slices.Sort(st.Problems)
 	st.Problems = slices.Compact(st.Problems)
 	return st
+}
+
+// dropReasons splits s.Dropped by reason (control.DropReasons). The
+// counters are read one after the other while the server runs, so a reason
+// may be a message ahead of Dropped: "other" never goes below zero.
+func dropReasons(s dhcp6srv.Stats) map[string]uint64 {
+	m := map[string]uint64{"rate_limited": s.RateLimited, "malformed": s.Malformed, "invalid": s.Invalid, "not_for_us": s.NotForUs, "other": 0}
+	if known := s.RateLimited + s.Malformed + s.Invalid + s.NotForUs; s.Dropped > known {
+		m["other"] = s.Dropped - known
+	}
+	return m
 }
