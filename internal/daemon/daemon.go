@@ -94,7 +94,11 @@ type loopState struct {
 	standby map[string]standbyTold
 	// linkUp is each WAN's link as last seen, for the Rebind on link-up.
 	linkUp map[string]bool
-	health map[string]*uplink.Health
+	// prepared is the ifindex each interface was last configured at (its
+	// sysctls); missing lists the configured interfaces not there now.
+	prepared map[string]int
+	missing  map[string]bool
+	health   map[string]*uplink.Health
 	// unhealthy is why each uplink is unhealthy ("" healthy).
 	unhealthy   map[string]string
 	healthy     map[string]bool
@@ -155,6 +159,7 @@ func New(o Options) (*Daemon, error) {
 		st: loopState{
 			cfg: cfg, snaps: map[string]dhcp6pd.Snapshot{}, role: role, roleWhy: "starting", roleAt: now,
 			standby: map[string]standbyTold{}, linkUp: map[string]bool{}, health: map[string]*uplink.Health{},
+			prepared: map[string]int{}, missing: map[string]bool{},
 			unhealthy: map[string]string{}, delegations: map[string][]dhcp6srv.Delegation{},
 			announcers: map[string]*hook.Announcer{}, lastPrefix: map[string]netip.Prefix{}, prefixes: map[string]uint64{},
 		},
@@ -329,9 +334,37 @@ func (d *Daemon) currentProbeSource() netip.Addr {
 // loop's state.
 func (d *Daemon) newClient(cfg *configs.Config, w configs.WAN) (Client, error) {
 	duid, err := duidFor(cfg, w, d.k.Links, d.now())
+	if errors.Is(err, errNoWAN) {
+		// The WAN is not there yet: wait for it rather than exit, and build
+		// the client from its MAC when it appears.
+		lc := &lateClient{iface: w.Interface, poll: 500 * time.Millisecond}
+		lc.build = func() (Client, error) {
+			duid, err := duidFor(cfg, w, d.k.Links, d.now())
+			if err != nil {
+				return nil, err
+			}
+			return d.clientWith(cfg, w, duid), nil
+		}
+		if cfg.HA != nil {
+			lc.SetStandby(true, nil)
+			d.st.standby[w.Interface] = standbyTold{told: true, standby: true}
+		}
+		return lc, nil
+	}
 	if err != nil {
 		return nil, err
 	}
+	c := d.clientWith(cfg, w, duid)
+	if cfg.HA != nil {
+		// A backup never sends: standby before the first Solicit could go.
+		c.SetStandby(true, nil)
+		d.st.standby[w.Interface] = standbyTold{told: true, standby: true}
+	}
+	return c, nil
+}
+
+// clientWith builds a WAN's client with its DUID.
+func (d *Daemon) clientWith(cfg *configs.Config, w configs.WAN, duid []byte) Client {
 	iface := w.Interface
 	var from netip.Addr
 	if cfg.HA != nil && cfg.HA.WANMAC != nil && d.k.SharedMAC != nil && iface == cfg.WANs[0].Interface {
@@ -354,12 +387,7 @@ func (d *Daemon) newClient(cfg *configs.Config, w configs.WAN) (Client, error) {
 		},
 		Notify: func(s dhcp6pd.Snapshot) { d.post(leaseEvent{wan: iface, snap: s}) },
 	})
-	if cfg.HA != nil {
-		// A backup never sends: standby before the first Solicit could go.
-		c.SetStandby(true, nil)
-		d.st.standby[iface] = standbyTold{told: true, standby: true}
-	}
-	return c, nil
+	return c
 }
 
 // loop is the event loop: fold in every pending event, then one pass of
@@ -457,9 +485,45 @@ func (d *Daemon) fold(e event) {
 	}
 }
 
-// observeLinks re-reads each WAN's link; one that came up Rebinds its lease
-// (RFC 8415 §18.2.12: the link may lead elsewhere now).
+// observeLinks re-reads every configured link. Router firmware brings links
+// up in any order: one that is missing is waited for (said once, and in
+// status), one that appears — or was deleted and created anew, with a new
+// ifindex — is configured then. A WAN that came up Rebinds its lease (RFC
+// 8415 §18.2.12: the link may lead elsewhere now).
 func (d *Daemon) observeLinks() {
+	st := &d.st
+	check := func(iface string, wan bool) {
+		link, err := d.k.Links.LinkByName(iface)
+		if err != nil {
+			if !st.missing[iface] {
+				st.missing[iface] = true
+				delete(st.prepared, iface)
+				d.log.Warn("interface not found; waiting for it", "iface", iface)
+			}
+			return
+		}
+		idx := link.Attrs().Index
+		if st.prepared[iface] == idx {
+			return
+		}
+		if d.k.PrepareLink != nil {
+			if err := d.k.PrepareLink(iface, wan); err != nil {
+				d.log.Error("configuring interface", "iface", iface, "err", err)
+				return // tried again at the next event
+			}
+		}
+		if st.missing[iface] {
+			d.log.Info("interface appeared; configured", "iface", iface, "index", idx)
+		}
+		st.prepared[iface] = idx
+		delete(st.missing, iface)
+	}
+	for _, w := range st.cfg.WANs {
+		check(w.Interface, true)
+	}
+	for _, l := range st.cfg.LANs {
+		check(l.Interface, false)
+	}
 	for _, w := range d.st.cfg.WANs {
 		up := d.wanUp(w.Interface)
 		was, seen := d.st.linkUp[w.Interface]
@@ -528,7 +592,7 @@ func (d *Daemon) pass(ctx context.Context) {
 	st, k := &d.st, d.k
 	now := d.now()
 	cfg := st.cfg
-	if st.linkUp == nil || len(st.linkUp) < len(cfg.WANs) {
+	if len(st.linkUp) < len(cfg.WANs) || len(st.missing) > 0 {
 		d.observeLinks()
 	}
 	st.healthy = d.uplinkHealth(now)

@@ -65,6 +65,17 @@ func solicitRouter(ctx context.Context, iface string, log *slog.Logger) {
 		_, ok, err := netif.DefaultRouter(nl, iface)
 		return err == nil && ok
 	}
+	// A WAN that appears after the start (PPPoE, a VLAN) is waited for.
+	for {
+		if _, err := nl.LinkByName(iface); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 	for range maxRtrSolicitations {
 		if hasRoute() {
 			return

@@ -156,11 +156,6 @@ func (nopConn) ReadFrom([]byte) (int, netip.AddrPort, error) {
 }
 func (nopConn) Close() error { return nil }
 
-type standbyCall struct {
-	standby bool
-	lease   *dhcp6pd.Lease
-}
-
 type fakeClient struct {
 	cfg dhcp6pd.Config
 	w   *world

@@ -67,8 +67,13 @@ type Kernel struct {
 	// Watcher delivers link events (one subscription shared with the
 	// Tracker).
 	Watcher netif.Watcher
-	// Prepare switches on forwarding and accept_ra=2 on the WANs.
+	// Prepare switches on IPv6 forwarding for the whole box, at start.
 	Prepare func() error
+	// PrepareLink configures one interface as a router's (forwarding;
+	// accept_ra=2 on a WAN, so the upstream's RAs still give the default
+	// route). The loop calls it whenever the interface appears, also again
+	// after it was deleted and created anew.
+	PrepareLink func(iface string, wan bool) error
 	// DefaultRouter is the WAN's default router as the kernel learned it.
 	DefaultRouter func(iface string) (netip.Addr, bool)
 	// FlushFlows drops the conntrack entries of a failed uplink's mark.

@@ -42,12 +42,13 @@ func Linux(cfg *configs.Config, log *slog.Logger, changed func()) (*Kernel, erro
 		OnChange: changed, Watcher: links,
 	})
 	k := &Kernel{
-		Links:     nl,
-		Addresses: tracker,
-		Routes:    netif.NewRoutes(nl, log.With("part", "routes")),
-		NAT:       table,
-		Watcher:   links,
-		Prepare:   func() error { return prepareKernel(cfg) },
+		Links:       nl,
+		Addresses:   tracker,
+		Routes:      netif.NewRoutes(nl, log.With("part", "routes")),
+		NAT:         table,
+		Watcher:     links,
+		Prepare:     func() error { return netif.SetForwardingAll(true) },
+		PrepareLink: prepareLink,
 		DefaultRouter: func(iface string) (netip.Addr, bool) {
 			gw, ok, err := netif.DefaultRouter(nl, iface)
 			return gw, ok && err == nil
@@ -120,31 +121,23 @@ type natWatch struct{ t *nat.Table }
 func (w *natWatch) String() string                { return "nat drift watch" }
 func (w *natWatch) Run(ctx context.Context) error { return w.t.Watch(ctx, time.Second) }
 
-// prepareKernel switches on what a router needs: forwarding, and RAs on the
-// WAN despite forwarding (accept_ra=2), so the default route is learned from
-// the upstream as ISPs expect.
-func prepareKernel(cfg *configs.Config) error {
+// prepareLink switches on what a router needs on one interface:
+// forwarding, and on a WAN RAs despite forwarding (accept_ra=2), so the
+// default route is learned from the upstream as ISPs expect. The global
+// switch (Prepare) also set every interface's "forwarding" that existed
+// then; an interface created later needs its own.
+func prepareLink(iface string, wan bool) error {
 	var errs []error
-	// The kernel forwards IPv6 only when the global switch is on; setting it
-	// also sets every interface's "forwarding" (router behaviour).
-	if err := netif.SetForwardingAll(true); err != nil {
+	if wan {
+		if err := netif.SetAcceptRA(iface, 2); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := netif.SetForwarding(iface, true); err != nil {
 		errs = append(errs, err)
 	}
-	for _, w := range cfg.WANs {
-		if err := netif.SetAcceptRA(w.Interface, 2); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", w.Interface, err))
-		}
-		if err := netif.SetForwarding(w.Interface, true); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, l := range cfg.LANs {
-		if err := netif.SetForwarding(l.Interface, true); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("preparing the kernel: %w", err)
+		return fmt.Errorf("preparing %s: %w", iface, err)
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ type view struct {
 	failoverAt  time.Time
 	failoverWhy string
 	servers     map[string]LANServer
+	missing     []string
 	delegations map[string][]dhcp6srv.Delegation
 }
 
@@ -49,6 +50,9 @@ func (d *Daemon) publish() {
 	if d.servers != nil {
 		v.servers = d.servers.servers()
 	}
+	for iface := range st.missing {
+		v.missing = append(v.missing, iface)
+	}
 	d.view.Store(v)
 }
 
@@ -62,6 +66,9 @@ func (d *Daemon) Status() control.Status {
 	cfg, des := v.cfg, v.desired
 	st := control.Status{Version: d.opts.Version, Started: d.started.UTC().Format(time.RFC3339), Problems: []string{}}
 	st.Problems = append(st.Problems, des.Problems...)
+	for _, iface := range v.missing {
+		st.Problems = append(st.Problems, iface+": interface not found; waiting for it")
+	}
 	messages := d.stats.snapshot()
 	for _, w := range cfg.WANs {
 		s := v.snaps[w.Interface]

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -118,6 +119,9 @@ func downstreamRoutes(dels map[string][]dhcp6srv.Delegation) []netif.Route {
 	return rs
 }
 
+// errNoWAN: the WAN whose MAC makes the DUID does not exist (yet).
+var errNoWAN = errors.New("the interface does not exist")
+
 // duidFor builds the client DUID of an uplink. DUID-LL from a MAC is the
 // default because two HA nodes sharing one WAN MAC then are one client to the
 // upstream and keep one prefix across failover.
@@ -133,7 +137,7 @@ func duidFor(cfg *configs.Config, w configs.WAN, links Links, now time.Time) ([]
 	if mac == nil {
 		link, err := links.LinkByName(w.Interface)
 		if err != nil {
-			return nil, fmt.Errorf("wan %s: %w", w.Interface, err)
+			return nil, fmt.Errorf("wan %s: %w: %w", w.Interface, errNoWAN, err)
 		}
 		mac = link.Attrs().HardwareAddr
 	}
