@@ -97,35 +97,19 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 			ReleaseOnStop:  deref(rw.ReleaseOnStop, false),
 			Priority:       i * 10,
 		}
-		if prev, dup := seenIf[w.Interface]; dup && w.Interface != "" {
-			r.errorf(key("interface"), "%q is already the interface of %s", w.Interface, prev)
+		if w.Interface != "" {
+			unique(r, seenIf, w.Interface, rw.path, key("interface"), "%q is already the interface of %s")
 		}
-		seenIf[w.Interface] = rw.path
 
 		w.DUIDKind, w.DUIDRaw = r.duid(key("duid"), rw.DUID)
 		if rw.DUIDMAC != nil {
 			w.DUIDMAC = r.mac(key("duid_mac"), *rw.DUIDMAC, false)
 		}
 
-		if rw.IAID != nil {
-			if *rw.IAID < 0 || *rw.IAID > math.MaxUint32 {
-				r.errorf(key("iaid"), "must be between 0 and %d (got %d)", uint32(math.MaxUint32), *rw.IAID)
-			} else {
-				w.IAID = uint32(*rw.IAID)
-			}
-		}
-		if prev, dup := seenIAID[w.IAID]; dup {
-			r.errorf(key("iaid"), "%d is already the IAID of %s; every uplink needs its own", w.IAID, prev)
-		}
-		seenIAID[w.IAID] = rw.path
+		w.IAID = uint32(r.between(key("iaid"), rw.IAID, 0, math.MaxUint32, "", int64(w.IAID)))
+		unique(r, seenIAID, w.IAID, rw.path, key("iaid"), "%d is already the IAID of %s; every uplink needs its own")
 
-		if rw.PrefixLength != nil {
-			if *rw.PrefixLength < 1 || *rw.PrefixLength > 64 {
-				r.errorf(key("prefix_length"), "must be between 1 and 64 (got %d): LANs need whole /64s", *rw.PrefixLength)
-			} else {
-				w.PrefixLength = int(*rw.PrefixLength)
-			}
-		}
+		w.PrefixLength = int(r.between(key("prefix_length"), rw.PrefixLength, 1, 64, ": LANs need whole /64s", int64(w.PrefixLength)))
 		if rw.RequestAddr != nil {
 			switch m := AddressMode(*rw.RequestAddr); m {
 			case AddressTry, AddressRequire, AddressNever:
@@ -138,17 +122,8 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 			r.errorf(key("release_on_stop"), "must not be true with [ha]: the peer takes over the same lease, and a Release would renumber every host")
 		}
 
-		if rw.Priority != nil {
-			if *rw.Priority < 0 || *rw.Priority > math.MaxInt32 {
-				r.errorf(key("priority"), "must be between 0 and %d (got %d)", math.MaxInt32, *rw.Priority)
-			} else {
-				w.Priority = int(*rw.Priority)
-			}
-		}
-		if prev, dup := seenPrio[w.Priority]; dup {
-			r.errorf(key("priority"), "%d is already the priority of %s; uplinks need distinct priorities", w.Priority, prev)
-		}
-		seenPrio[w.Priority] = rw.path
+		w.Priority = int(r.between(key("priority"), rw.Priority, 0, math.MaxInt32, "", int64(w.Priority)))
+		unique(r, seenPrio, w.Priority, rw.path, key("priority"), "%d is already the priority of %s; uplinks need distinct priorities")
 
 		if rw.Check != nil {
 			a, err := parseAddr(*rw.Check)
@@ -172,6 +147,29 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 		r.wanPaths = append(r.wanPaths, rw.path)
 	}
 	return wans
+}
+
+// between returns *p when it lies between lo and hi, and def when p is nil
+// or, reported under key (the message ending in why), out of range.
+func (r *reporter) between(key string, p *int64, lo, hi int64, why string, def int64) int64 {
+	if p == nil {
+		return def
+	}
+	if *p < lo || *p > hi {
+		r.errorf(key, "must be between %d and %d (got %d)%s", lo, hi, *p, why)
+		return def
+	}
+	return *p
+}
+
+// unique reports, under key, a value v that an earlier table (seen[v])
+// already has, with format taking v and that table's path, and records v as
+// path's.
+func unique[K comparable](r *reporter, seen map[K]string, v K, path, key, format string) {
+	if prev, dup := seen[v]; dup {
+		r.errorf(key, format, v, prev)
+	}
+	seen[v] = path
 }
 
 // duid parses the duid key: "ll" (default), "llt", "en:<enterprise>:<hex>"
