@@ -426,38 +426,38 @@ func (m *Machine) startRenew(now time.Time) []Action {
 	if !now.Before(end) {
 		return m.startRebind(now)
 	}
-	m.ex = &exchange{
+	return m.extend(now, StateRenewing, exchange{
 		typ:      dhcpv6.MessageTypeRenew,
-		xid:      m.newXID(),
 		irt:      m.RenTimeout,
 		mrt:      m.RenMaxRT,
 		end:      end,
-		to:       AllServers,
 		serverID: l.ServerID,
-		prefixes: leasePrefixes(l),
-		withNA:   m.leaseNA(l),
-		addrs:    leaseAddrs(l),
-	}
-	acts := []Action{m.setState(now, StateRenewing)}
-	return append(acts, m.transmit(now)...)
+	})
 }
 
 // startRebind asks any server to extend the lease (RFC 8415 §18.2.5),
 // until the last prefix expires.
 func (m *Machine) startRebind(now time.Time) []Action {
+	return m.extend(now, StateRebinding, exchange{
+		typ: dhcpv6.MessageTypeRebind,
+		irt: m.RebTimeout,
+		mrt: m.RebMaxRT,
+		end: m.lease.lastValid(),
+	})
+}
+
+// extend enters state and starts ex, a Renew or a Rebind of the lease:
+// ex says its type, timers, end and server, extend adds a new transaction
+// ID and what the lease holds, and sends the first transmission.
+func (m *Machine) extend(now time.Time, state State, ex exchange) []Action {
 	l := m.lease
-	m.ex = &exchange{
-		typ:      dhcpv6.MessageTypeRebind,
-		xid:      m.newXID(),
-		irt:      m.RebTimeout,
-		mrt:      m.RebMaxRT,
-		end:      l.lastValid(),
-		to:       AllServers,
-		prefixes: leasePrefixes(l),
-		withNA:   m.leaseNA(l),
-		addrs:    leaseAddrs(l),
-	}
-	acts := []Action{m.setState(now, StateRebinding)}
+	ex.xid = m.newXID()
+	ex.to = AllServers
+	ex.prefixes = leasePrefixes(l)
+	ex.withNA = m.leaseNA(l)
+	ex.addrs = leaseAddrs(l)
+	m.ex = &ex
+	acts := []Action{m.setState(now, state)}
 	return append(acts, m.transmit(now)...)
 }
 
