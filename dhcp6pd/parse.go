@@ -172,39 +172,39 @@ func parseMessage(b []byte) (m *message, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
-	iaids := map[uint32]bool{}
-	for _, o := range dm.Options.Get(dhcpv6.OptionIAPD) {
-		pd, ok := o.(*dhcpv6.OptIAPD)
-		if !ok {
-			return nil, fmt.Errorf("%w: IA_PD not decoded", errMalformed)
-		}
-		ia, err := convertIAPD(pd)
-		if err != nil {
-			return nil, err
-		}
-		if iaids[ia.IAID] {
-			return nil, fmt.Errorf("%w: duplicate IA_PD for IAID %d", errMalformed, ia.IAID)
-		}
-		iaids[ia.IAID] = true
-		m.IAPDs = append(m.IAPDs, ia)
+	if m.IAPDs, err = convertIAs(dm.Options.Get(dhcpv6.OptionIAPD), "IA_PD", convertIAPD,
+		func(ia iaPD) uint32 { return ia.IAID }); err != nil {
+		return nil, err
 	}
-	naIDs := map[uint32]bool{}
-	for _, o := range dm.Options.Get(dhcpv6.OptionIANA) {
-		na, ok := o.(*dhcpv6.OptIANA)
-		if !ok {
-			return nil, fmt.Errorf("%w: IA_NA not decoded", errMalformed)
-		}
-		ia, err := convertIANA(na)
-		if err != nil {
-			return nil, err
-		}
-		if naIDs[ia.IAID] {
-			return nil, fmt.Errorf("%w: duplicate IA_NA for IAID %d", errMalformed, ia.IAID)
-		}
-		naIDs[ia.IAID] = true
-		m.IANAs = append(m.IANAs, ia)
+	if m.IANAs, err = convertIAs(dm.Options.Get(dhcpv6.OptionIANA), "IA_NA", convertIANA,
+		func(ia iaNA) uint32 { return ia.IAID }); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// convertIAs converts the IA options (IA_PD or IA_NA, named what) of a
+// message, refusing one the library left undecoded and a second one for an
+// IAID.
+func convertIAs[O dhcpv6.Option, IA any](opts []dhcpv6.Option, what string, convert func(O) (IA, error), iaid func(IA) uint32) ([]IA, error) {
+	var out []IA
+	seen := map[uint32]bool{}
+	for _, o := range opts {
+		opt, ok := o.(O)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s not decoded", errMalformed, what)
+		}
+		ia, err := convert(opt)
+		if err != nil {
+			return nil, err
+		}
+		if seen[iaid(ia)] {
+			return nil, fmt.Errorf("%w: duplicate %s for IAID %d", errMalformed, what, iaid(ia))
+		}
+		seen[iaid(ia)] = true
+		out = append(out, ia)
+	}
+	return out, nil
 }
 
 // walkOptions splits an option area into its options, refusing any length
