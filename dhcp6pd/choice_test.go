@@ -127,7 +127,7 @@ func TestClientRepublishesWhenTheChoiceChanges(t *testing.T) {
 		t1: 100 * time.Second, t2: 160 * time.Second, pref: 1 * time.Second, valid: 200 * time.Second,
 		extra: []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:200::/56"), Preferred: 0, Valid: 300 * time.Second}}}
 	rc := startClient(t, srv, Config{})
-	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.waitBound(t)
 	if p, _ := rc.c.Snapshot().Lease.Chosen(56, time.Now()); p.Prefix != srv.prefix {
 		t.Fatalf("chose %s first, want %s", p.Prefix, srv.prefix)
 	}

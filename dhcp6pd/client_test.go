@@ -25,6 +25,12 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
+// waitBound waits up to 5 s until the client is bound.
+func (rc *runningClient) waitBound(t *testing.T) {
+	t.Helper()
+	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -94,7 +100,7 @@ func TestClientSolicitBoundRenew(t *testing.T) {
 	dir := t.TempDir()
 	rc := startClient(t, srv, Config{StateDir: dir})
 
-	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.waitBound(t)
 	first := rc.c.Snapshot()
 	if p, _ := first.Lease.Chosen(56, time.Now()); p.Prefix != srv.prefix {
 		t.Fatalf("bound to %v, want %s", first.Lease, srv.prefix)
@@ -130,7 +136,7 @@ func TestClientRestartRebindsSavedLease(t *testing.T) {
 		t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
 	dir := t.TempDir()
 	rc := startClient(t, srv, Config{StateDir: dir})
-	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.waitBound(t)
 	rc.stop(t)
 
 	srv2 := &fakeServer{duid: serverA, prefix: srv.prefix, t1: srv.t1, t2: srv.t2, pref: srv.pref, valid: srv.valid}
@@ -154,7 +160,7 @@ func TestClientReleaseOnStop(t *testing.T) {
 			srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
 				t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
 			rc := startClient(t, srv, Config{ReleaseOnStop: release})
-			waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+			rc.waitBound(t)
 			rc.stop(t)
 			want := 0
 			if release {
@@ -171,7 +177,7 @@ func TestClientStandbySendsNothing(t *testing.T) {
 	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
 		t1: 1 * time.Second, t2: 2 * time.Second, pref: 3 * time.Second, valid: 4 * time.Second}
 	rc := startClient(t, srv, Config{ReleaseOnStop: true})
-	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.waitBound(t)
 	rc.c.SetStandby(true, nil)
 	waitFor(t, "standby", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateStandby })
 	n := len(srv.seen())

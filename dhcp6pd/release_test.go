@@ -17,7 +17,7 @@ func TestClientReleaseOnStopRetransmits(t *testing.T) {
 			t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
 		cfg.ReleaseOnStop = true
 		rc := startClient(t, srv, cfg)
-		waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+		rc.waitBound(t)
 		srv.mu.Lock()
 		srv.silent = true
 		srv.mu.Unlock()
