@@ -402,6 +402,19 @@ func (m *Machine) leaseNA(l *Lease) bool {
 	return m.wantNA() && (len(l.Addresses) > 0 || m.cfg.RequestAddress == AddressRequire)
 }
 
+// countDown is what is left of a preferred and a valid lifetime once gone
+// has passed: valid may go negative (expired), preferred stops at 0, and
+// Infinity stays infinite.
+func countDown(preferred, valid, gone time.Duration) (time.Duration, time.Duration) {
+	if valid != Infinity {
+		valid -= gone
+	}
+	if preferred != Infinity {
+		preferred = max(preferred-gone, 0)
+	}
+	return preferred, valid
+}
+
 func leaseAddrs(l *Lease) []netip.Addr {
 	var as []netip.Addr
 	for _, a := range l.Addresses {
@@ -899,12 +912,7 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 			if said[a.Addr] {
 				continue
 			}
-			if a.Valid != Infinity {
-				a.Valid -= gone
-			}
-			if a.Preferred != Infinity {
-				a.Preferred = max(a.Preferred-gone, 0)
-			}
+			a.Preferred, a.Valid = countDown(a.Preferred, a.Valid, gone)
 			if a.Valid > 0 && m.wantNA() {
 				l.Addresses = append(l.Addresses, a)
 			}
@@ -918,12 +926,7 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 			if mentioned[p.Prefix] {
 				continue
 			}
-			if p.Valid != Infinity {
-				p.Valid -= gone
-			}
-			if p.Preferred != Infinity {
-				p.Preferred = max(p.Preferred-gone, 0)
-			}
+			p.Preferred, p.Valid = countDown(p.Preferred, p.Valid, gone)
 			if p.Valid > 0 {
 				l.Prefixes = append(l.Prefixes, p)
 			}

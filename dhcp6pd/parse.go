@@ -296,27 +296,9 @@ func (m *message) addRaw(o rawOption) error {
 		}
 		m.Auth = a
 	case dhcpv6.OptionDNSRecursiveNameServer:
-		if m.DNS != nil || m.hasIgnored(o.code) {
-			m.ignore(o.code, "appears twice; the first one counts")
-			return nil
-		}
-		dns, err := parseDNSServers(o.data)
-		if err != nil {
-			m.ignore(o.code, err.Error())
-			return nil
-		}
-		m.DNS = dns
+		addList(m, o, &m.DNS, parseDNSServers)
 	case dhcpv6.OptionDomainSearchList:
-		if m.Domains != nil || m.hasIgnored(o.code) {
-			m.ignore(o.code, "appears twice; the first one counts")
-			return nil
-		}
-		ds, err := parseDomainList(o.data)
-		if err != nil {
-			m.ignore(o.code, err.Error())
-			return nil
-		}
-		m.Domains = ds
+		addList(m, o, &m.Domains, parseDomainList)
 	case dhcpv6.OptionIAPD:
 		// RFC 8415 §21.21: IAID, T1, T2 are 12 bytes; PixieFail-style short
 		// IA options must not reach a decoder.
@@ -403,6 +385,22 @@ func convertIAPD(pd *dhcpv6.OptIAPD) (iaPD, error) {
 		ia.Prefixes = append(ia.Prefixes, pre)
 	}
 	return ia, nil
+}
+
+// addList sets *dst, a list option we can do without (DNS servers, the
+// domain search list), from o. A second one, and one that does not parse,
+// is ignored with the reason, not the message dropped.
+func addList[E any](m *message, o rawOption, dst *[]E, parse func([]byte) ([]E, error)) {
+	if *dst != nil || m.hasIgnored(o.code) {
+		m.ignore(o.code, "appears twice; the first one counts")
+		return
+	}
+	list, err := parse(o.data)
+	if err != nil {
+		m.ignore(o.code, err.Error())
+		return
+	}
+	*dst = list
 }
 
 func (m *message) ignore(code dhcpv6.OptionCode, why string) {
