@@ -95,17 +95,11 @@ func TestNextChoiceChange(t *testing.T) {
 // renumbering) moves the router to the new prefix, and the lease stays
 // bound after the old one expires.
 func TestRenumberingRenewKeepsTheNewPrefix(t *testing.T) {
-	m := newTestMachine(fixedSource(0), nil)
-	bound := bindMachine(t, m, goodPD())
-	now := bound
-	out := advance(t, m, &now, bound.Sub(t0)+1000*time.Second)
-	if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeRenew {
-		t.Fatalf("want a Renew, got %+v", out)
-	}
+	m, renew, now := renewAtT1(t)
 	pd := iapd(testIAID, 1000*time.Second, 1600*time.Second,
 		iaprefix("2001:db8:100::/56", 0, 300*time.Second),
 		iaprefix("2001:db8:300::/56", 2000*time.Second, 3000*time.Second))
-	m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, pd), addrA)
+	m.Receive(now, answer(renew, dhcpv6.MessageTypeReply, serverA, pd), addrA)
 	if p, _ := m.Lease().Chosen(56, now); p.Prefix.String() != "2001:db8:300::/56" {
 		t.Fatalf("chose %s, want the new prefix", p.Prefix)
 	}
