@@ -155,6 +155,9 @@ type rawTable struct{ path string }
 
 func (rt *rawTable) setPath(path string) { rt.path = path }
 
+// key is the path of key k of the table, as errors name it.
+func (rt rawTable) key(k string) string { return joinPath(rt.path, k) }
+
 // read reads a table without sub-tables into a T and reports the keys it
 // does not know.
 func read[T any, P interface {

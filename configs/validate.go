@@ -87,7 +87,7 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 	seenIAID := map[uint32]string{}
 	seenPrio := map[int]string{}
 	for i, rw := range raws {
-		key := func(k string) string { return joinPath(rw.path, k) }
+		key := rw.key
 		w := WAN{
 			Interface:      r.ifname(key("interface"), rw.Interface),
 			IAID:           uint32(i + 1),
@@ -281,7 +281,7 @@ func (r *reporter) nat(n *rawNAT, lans []rawLAN, wans []WAN) NAT {
 	}
 	out.Hairpin = deref(n.Hairpin, true)
 	out.RemoveOnStop = deref(n.RemoveOnStop, false)
-	key := func(k string) string { return joinPath(n.path, k) }
+	key := n.key
 	if n.InternalPrefix == nil {
 		r.missing(key("internal_prefix"), "required: the ULA prefix LAN hosts use, such as \"fd00:aaaa:bbbb:cc00::/56\"")
 		return out
@@ -336,7 +336,7 @@ func (r *reporter) lans(raws []rawLAN, nat NAT, wans []WAN, ha bool) []LAN {
 	seenSubnet := map[int]string{}
 	out := make([]LAN, 0, len(raws))
 	for _, rl := range raws {
-		key := func(k string) string { return joinPath(rl.path, k) }
+		key := rl.key
 		l := LAN{Interface: r.ifname(key("interface"), rl.Interface)}
 		if l.Interface != "" {
 			if prev, dup := seenIf[l.Interface]; dup {
@@ -488,7 +488,7 @@ func lanPrefix(p netip.Prefix, n int) netip.Prefix {
 }
 
 func (r *reporter) lanPD(pd *rawLANPD, wans []WAN) *LANPD {
-	key := func(k string) string { return joinPath(pd.path, k) }
+	key := pd.key
 	out := &LANPD{Count: 1}
 	if pd.Length == nil {
 		r.missing(key("length"), "required: the length of the prefixes delegated to routers on this LAN, such as 60")
@@ -515,7 +515,7 @@ func (r *reporter) lanPD(pd *rawLANPD, wans []WAN) *LANPD {
 }
 
 func (r *reporter) ra(raw rawRA, ha bool) RA {
-	key := func(k string) string { return joinPath(raw.path, k) }
+	key := raw.key
 	ra := RA{
 		MaxInterval:   deref(raw.MaxInterval, defaultMaxInterval),
 		Preference:    deref(raw.Preference, "medium"),
@@ -637,7 +637,7 @@ func unitName(unit time.Duration) string {
 }
 
 func (r *reporter) ha(raw *rawHA, lans []LAN) *HA {
-	key := func(k string) string { return joinPath(raw.path, k) }
+	key := raw.key
 	h := &HA{
 		Mode:           deref(raw.Mode, HAModeVRRP),
 		Priority:       defaultHAPriority,
@@ -707,7 +707,7 @@ func isLAN(lans []LAN, name string) bool {
 }
 
 func (r *reporter) dad(raw rawDAD) DAD {
-	key := func(k string) string { return joinPath(raw.path, k) }
+	key := raw.key
 	d := DAD{
 		HealLinkLocal: deref(raw.HealLinkLocal, false),
 		RetryMin:      deref(raw.RetryMin, defaultDADRetryMin),
@@ -722,7 +722,7 @@ func (r *reporter) dad(raw rawDAD) DAD {
 }
 
 func (r *reporter) control(raw rawControl) Control {
-	key := func(k string) string { return joinPath(raw.path, k) }
+	key := raw.key
 	c := Control{
 		Socket:      deref(raw.Socket, defaultSocket),
 		StateDir:    deref(raw.StateDir, defaultStateDir),
