@@ -84,9 +84,7 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 	t.Run("an address removed by someone else is added again", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0")
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
-			stop := runTracker(tr)
+			_, stop := runWanting(f, Want{Interface: "lan0", Prefix: lanAddr, NoDAD: true})
 			defer stop()
 			f.RemoveAddr("lan0", lanAddr.Addr())
 			synctest.Wait()
@@ -122,9 +120,7 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0")
 			f.SetCarrier("lan0", false)
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr}})
-			stop := runTracker(tr)
+			tr, stop := runWanting(f, Want{Interface: "lan0", Prefix: lanAddr})
 			defer stop()
 			time.Sleep(10 * time.Second)
 			synctest.Wait()
@@ -137,9 +133,7 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 	t.Run("address events of other interfaces do not make it look again", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0", "veth9")
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
-			stop := runTracker(tr)
+			_, stop := runWanting(f, Want{Interface: "lan0", Prefix: lanAddr, NoDAD: true})
 			defer stop()
 			looks := f.Calls["AddrList"]
 			f.PutAddr("veth9", netip.MustParsePrefix("2001:db8::9/64"), unix.IFA_F_PERMANENT)
@@ -157,9 +151,7 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 	t.Run("a lost subscription is renewed and the state re-read", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0")
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
-			stop := runTracker(tr)
+			_, stop := runWanting(f, Want{Interface: "lan0", Prefix: lanAddr, NoDAD: true})
 			defer stop()
 			f.EndWatches()
 			synctest.Wait()
@@ -283,6 +275,13 @@ func TestTrackerStateDir(t *testing.T) {
 			}
 		})
 	})
+}
+
+// runWanting runs a Tracker on f, with fake sysctls, wanting wants.
+func runWanting(f *FakeHandle, wants ...Want) (*Tracker, func() error) {
+	tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
+	tr.Set(wants)
+	return tr, runTracker(tr)
 }
 
 // secretDir is a state directory holding lan0's saved stable_secret.
