@@ -351,15 +351,21 @@ func parseStatus(b []byte) (*status, error) {
 	return &status{Code: iana.StatusCode(binary.BigEndian.Uint16(b)), Message: string(b[2:])}, nil
 }
 
+// statusOf is the Status Code option the library decoded, nil when absent.
+func statusOf(s *dhcpv6.OptStatusCode) *status {
+	if s == nil {
+		return nil
+	}
+	return &status{Code: s.StatusCode, Message: s.StatusMessage}
+}
+
 func convertIAPD(pd *dhcpv6.OptIAPD) (iaPD, error) {
 	ia := iaPD{
 		IAID: binary.BigEndian.Uint32(pd.IaId[:]),
 		T1:   pd.T1,
 		T2:   pd.T2,
 	}
-	if s := pd.Options.Status(); s != nil {
-		ia.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
-	}
+	ia.Status = statusOf(pd.Options.Status())
 	for _, o := range pd.Options.Get(dhcpv6.OptionIAPrefix) {
 		p, ok := o.(*dhcpv6.OptIAPrefix)
 		if !ok {
@@ -376,9 +382,7 @@ func convertIAPD(pd *dhcpv6.OptIAPD) (iaPD, error) {
 		}
 		// An invalid pre.Prefix (length 0 or over 128) is rejected with a
 		// reason in validate.go.
-		if s := p.Options.Status(); s != nil {
-			pre.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
-		}
+		pre.Status = statusOf(p.Options.Status())
 		for _, x := range p.Options.Get(dhcpv6.OptionPDExclude) {
 			pre.Exclude = append(pre.Exclude, x.ToBytes())
 		}
@@ -423,9 +427,7 @@ func convertIANA(na *dhcpv6.OptIANA) (iaNA, error) {
 		T1:   na.T1,
 		T2:   na.T2,
 	}
-	if s := na.Options.Status(); s != nil {
-		ia.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
-	}
+	ia.Status = statusOf(na.Options.Status())
 	for _, o := range na.Options.Get(dhcpv6.OptionIAAddr) {
 		a, ok := o.(*dhcpv6.OptIAAddress)
 		if !ok {
@@ -436,9 +438,7 @@ func convertIANA(na *dhcpv6.OptIANA) (iaNA, error) {
 			return iaNA{}, fmt.Errorf("%w: IA Address", errMalformed)
 		}
 		ad := iaAddr{Addr: addr, Preferred: a.PreferredLifetime, Valid: a.ValidLifetime}
-		if s := a.Options.Status(); s != nil {
-			ad.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
-		}
+		ad.Status = statusOf(a.Options.Status())
 		ia.Addrs = append(ia.Addrs, ad)
 	}
 	return ia, nil
