@@ -47,13 +47,13 @@ func (c *countingConn) count(t dhcpv6.MessageType) int {
 	return n
 }
 
-// listenIn opens the client socket inside network namespace ns: the
-// socket stays in the namespace it was created in, so the thread switches
-// in, binds, and switches back.
-func listenIn(ns nstest.Netns, ifname string, wrap func(Conn) Conn) func(ctx context.Context) (Conn, error) {
+// listenIn opens the client socket with listen inside network namespace
+// ns: the socket stays in the namespace it was created in, so the thread
+// switches in, binds, and switches back. wrap wraps the socket.
+func listenIn(ns nstest.Netns, wrap func(Conn) Conn, listen func(context.Context) (Conn, error)) func(ctx context.Context) (Conn, error) {
 	return func(ctx context.Context) (Conn, error) {
 		var c Conn
-		if err := nstest.Do(ns, func() (err error) { c, err = ListenUDP(ctx, ifname); return err }); err != nil {
+		if err := nstest.Do(ns, func() (err error) { c, err = listen(ctx); return err }); err != nil {
 			return nil, err
 		}
 		return wrap(c), nil
@@ -153,7 +153,8 @@ func TestKea(t *testing.T) {
 				st.notes = append(st.notes, s)
 				st.mu.Unlock()
 			},
-			Listen: listenIn(nsC, "c0", func(c Conn) Conn { cc.Conn = c; return cc }),
+			Listen: listenIn(nsC, func(c Conn) Conn { cc.Conn = c; return cc },
+				func(ctx context.Context) (Conn, error) { return ListenUDP(ctx, "c0") }),
 			Tune: func(m *Machine) {
 				m.SolMaxDelay = 100 * time.Millisecond
 				m.RenTimeout = 500 * time.Millisecond

@@ -2,21 +2,18 @@ package dhcp6pd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // keaLab is a kea-dhcp6 in one network namespace and a veth into a client
@@ -25,7 +22,7 @@ import (
 // so several clients can share the link, each getting its own Replies.
 type keaLab struct {
 	t        *testing.T
-	nsS, nsC string
+	nsS, nsC nstest.Netns
 	dir      string
 	leases   string
 	cfgPath  string
@@ -33,40 +30,17 @@ type keaLab struct {
 	done     chan struct{}
 }
 
-func labCmd(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // newKeaLab starts Kea with subnet as the one subnet6 entry (its
 // "interface" is filled in) and extra merged into Dhcp6.
 func newKeaLab(t *testing.T, subnet map[string]any, extra map[string]any) *keaLab {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	kea, err := exec.LookPath("kea-dhcp6")
-	if err != nil {
-		kea = "/usr/sbin/kea-dhcp6"
-		if _, err := os.Stat(kea); err != nil {
-			t.Skip("kea-dhcp6 not installed")
-		}
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) not installed")
-	}
-	suffix := make([]byte, 4)
-	rand.Read(suffix)
-	l := &keaLab{t: t, nsS: "v6lab-" + hex.EncodeToString(suffix) + "-s", nsC: "v6lab-" + hex.EncodeToString(suffix) + "-c", dir: t.TempDir()}
-	labCmd(t, "ip", "netns", "add", l.nsS)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", l.nsS).Run() })
-	labCmd(t, "ip", "netns", "add", l.nsC)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", l.nsC).Run() })
-	labCmd(t, "ip", "netns", "exec", l.nsS, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
-	labCmd(t, "ip", "-n", l.nsS, "link", "add", "s0", "type", "veth", "peer", "name", "c0", "netns", l.nsC)
-	labCmd(t, "ip", "-n", l.nsS, "link", "set", "s0", "up")
-	labCmd(t, "ip", "-n", l.nsC, "link", "set", "c0", "up")
+	nstest.RequireRoot(t)
+	kea := nstest.Program(t, "kea-dhcp6")
+	suffix := nstest.Suffix()
+	l := &keaLab{t: t, nsS: nstest.NewNamedNetns(t, "v6lab-"+suffix+"-s"), nsC: nstest.NewNamedNetns(t, "v6lab-"+suffix+"-c"), dir: t.TempDir()}
+	l.nsS.Sysctl(t, "net.ipv6.conf.default.accept_dad=0")
+	nstest.Veth(t, l.nsS, "s0", l.nsC, "c0")
+	l.nsS.IP(t, "link", "set", "s0", "up")
+	l.nsC.IP(t, "link", "set", "c0", "up")
 
 	l.leases = filepath.Join(l.dir, "leases.csv")
 	subnet["interface"] = "s0"
@@ -88,10 +62,10 @@ func newKeaLab(t *testing.T, subnet map[string]any, extra map[string]any) *keaLa
 	if err := os.WriteFile(l.cfgPath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("ip", "netns", "exec", l.nsS, kea, "-t", l.cfgPath).CombinedOutput(); err != nil {
+	if out, err := exec.Command("ip", "netns", "exec", l.nsS.Name, kea, "-t", l.cfgPath).CombinedOutput(); err != nil {
 		t.Fatalf("kea-dhcp6 -t: %v\n%s", err, out)
 	}
-	l.cmd = exec.Command("ip", "netns", "exec", l.nsS, kea, "-c", l.cfgPath)
+	l.cmd = exec.Command("ip", "netns", "exec", l.nsS.Name, kea, "-c", l.cfgPath)
 	l.cmd.Env = append(os.Environ(), "KEA_PIDFILE_DIR="+l.dir, "KEA_LOCKFILE_DIR="+l.dir)
 	out, _ := os.Create(filepath.Join(l.dir, "kea.out"))
 	l.cmd.Stdout, l.cmd.Stderr = out, out
@@ -154,38 +128,15 @@ type labClient struct {
 // without DAD). wrap, if not nil, wraps the socket.
 func (l *keaLab) client(cfg Config, ll netip.Addr, wrap func(Conn) Conn) *labClient {
 	t := l.t
-	labCmd(t, "ip", "-n", l.nsC, "addr", "add", ll.String()+"/64", "dev", "c0", "nodad")
+	l.nsC.IP(t, "addr", "add", ll.String()+"/64", "dev", "c0", "nodad")
 	cfg.Interface = "c0"
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
-	ns := l.nsC
-	cfg.Listen = func(ctx context.Context) (Conn, error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return nil, err
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			return nil, err
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			return nil, err
-		}
-		defer netns.Set(orig)
-		c, err := ListenUDPFrom(ctx, "c0", ll)
-		if err != nil {
-			return nil, err
-		}
-		if wrap != nil {
-			return wrap(c), nil
-		}
-		return c, nil
+	if wrap == nil {
+		wrap = func(c Conn) Conn { return c }
 	}
+	cfg.Listen = listenIn(l.nsC, wrap, func(ctx context.Context) (Conn, error) { return ListenUDPFrom(ctx, "c0", ll) })
 	if cfg.Tune == nil {
 		cfg.Tune = func(m *Machine) {
 			m.SolMaxDelay = 100 * time.Millisecond
