@@ -67,10 +67,21 @@ func (s *status) String() string {
 	return fmt.Sprintf("%s (%q)", s.Code, s.Message)
 }
 
+// iaHead is what IA_PD and IA_NA options share (RFC 8415 §21.4, §21.21).
+type iaHead struct {
+	IAID   uint32
+	T1, T2 time.Duration
+	Status *status
+}
+
+func newIAHead(id [4]byte, t1, t2 time.Duration, st *dhcpv6.OptStatusCode) iaHead {
+	return iaHead{IAID: binary.BigEndian.Uint32(id[:]), T1: t1, T2: t2, Status: statusOf(st)}
+}
+
+func (h iaHead) iaid() uint32 { return h.IAID }
+
 type iaPD struct {
-	IAID     uint32
-	T1, T2   time.Duration
-	Status   *status
+	iaHead
 	Prefixes []iaPrefix
 }
 
@@ -87,10 +98,8 @@ type iaPrefix struct {
 
 // iaNA is an IA_NA (RFC 8415 §21.4) with its IA Addresses (§21.6).
 type iaNA struct {
-	IAID   uint32
-	T1, T2 time.Duration
-	Status *status
-	Addrs  []iaAddr
+	iaHead
+	Addrs []iaAddr
 }
 
 type iaAddr struct {
@@ -172,12 +181,10 @@ func parseMessage(b []byte) (m *message, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
-	if m.IAPDs, err = convertIAs(dm.Options.Get(dhcpv6.OptionIAPD), "IA_PD", convertIAPD,
-		func(ia iaPD) uint32 { return ia.IAID }); err != nil {
+	if m.IAPDs, err = convertIAs(dm.Options.Get(dhcpv6.OptionIAPD), "IA_PD", convertIAPD); err != nil {
 		return nil, err
 	}
-	if m.IANAs, err = convertIAs(dm.Options.Get(dhcpv6.OptionIANA), "IA_NA", convertIANA,
-		func(ia iaNA) uint32 { return ia.IAID }); err != nil {
+	if m.IANAs, err = convertIAs(dm.Options.Get(dhcpv6.OptionIANA), "IA_NA", convertIANA); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -186,7 +193,7 @@ func parseMessage(b []byte) (m *message, err error) {
 // convertIAs converts the IA options (IA_PD or IA_NA, named what) of a
 // message, refusing one the library left undecoded and a second one for an
 // IAID.
-func convertIAs[O dhcpv6.Option, IA any](opts []dhcpv6.Option, what string, convert func(O) (IA, error), iaid func(IA) uint32) ([]IA, error) {
+func convertIAs[O dhcpv6.Option, IA interface{ iaid() uint32 }](opts []dhcpv6.Option, what string, convert func(O) (IA, error)) ([]IA, error) {
 	var out []IA
 	seen := map[uint32]bool{}
 	for _, o := range opts {
@@ -198,10 +205,10 @@ func convertIAs[O dhcpv6.Option, IA any](opts []dhcpv6.Option, what string, conv
 		if err != nil {
 			return nil, err
 		}
-		if seen[iaid(ia)] {
-			return nil, fmt.Errorf("%w: duplicate %s for IAID %d", errMalformed, what, iaid(ia))
+		if seen[ia.iaid()] {
+			return nil, fmt.Errorf("%w: duplicate %s for IAID %d", errMalformed, what, ia.iaid())
 		}
-		seen[iaid(ia)] = true
+		seen[ia.iaid()] = true
 		out = append(out, ia)
 	}
 	return out, nil
@@ -360,12 +367,7 @@ func statusOf(s *dhcpv6.OptStatusCode) *status {
 }
 
 func convertIAPD(pd *dhcpv6.OptIAPD) (iaPD, error) {
-	ia := iaPD{
-		IAID: binary.BigEndian.Uint32(pd.IaId[:]),
-		T1:   pd.T1,
-		T2:   pd.T2,
-	}
-	ia.Status = statusOf(pd.Options.Status())
+	ia := iaPD{iaHead: newIAHead(pd.IaId, pd.T1, pd.T2, pd.Options.Status())}
 	for _, o := range pd.Options.Get(dhcpv6.OptionIAPrefix) {
 		p, ok := o.(*dhcpv6.OptIAPrefix)
 		if !ok {
@@ -422,12 +424,7 @@ func (m *message) hasIgnored(code dhcpv6.OptionCode) bool {
 }
 
 func convertIANA(na *dhcpv6.OptIANA) (iaNA, error) {
-	ia := iaNA{
-		IAID: binary.BigEndian.Uint32(na.IaId[:]),
-		T1:   na.T1,
-		T2:   na.T2,
-	}
-	ia.Status = statusOf(na.Options.Status())
+	ia := iaNA{iaHead: newIAHead(na.IaId, na.T1, na.T2, na.Options.Status())}
 	for _, o := range na.Options.Get(dhcpv6.OptionIAAddr) {
 		a, ok := o.(*dhcpv6.OptIAAddress)
 		if !ok {
