@@ -257,12 +257,8 @@ func (f *FakeHandle) RouteReplace(route *netlink.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Calls["RouteReplace"]++
-	r := *route
-	if r.Table == 0 {
-		r.Table = unix.RT_TABLE_MAIN
-	}
-	k := routeKeyNL(r)
-	if i := slices.IndexFunc(f.routes, func(x netlink.Route) bool { return routeKeyNL(x) == k }); i >= 0 {
+	r := inMain(*route)
+	if i := f.routeIndex(r); i >= 0 {
 		f.routes[i] = r
 		return nil
 	}
@@ -270,19 +266,30 @@ func (f *FakeHandle) RouteReplace(route *netlink.Route) error {
 	return nil
 }
 
+// inMain is r with table 0 read as main, as the kernel does.
+func inMain(r netlink.Route) netlink.Route {
+	if r.Table == 0 {
+		r.Table = unix.RT_TABLE_MAIN
+	}
+	return r
+}
+
+// routeIndex is the index of the route with r's key in f.routes, or -1.
+// f.mu is held.
+func (f *FakeHandle) routeIndex(r netlink.Route) int {
+	k := routeKeyNL(r)
+	return slices.IndexFunc(f.routes, func(x netlink.Route) bool { return routeKeyNL(x) == k })
+}
+
 // RouteDel implements Handle.
 func (f *FakeHandle) RouteDel(route *netlink.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Calls["RouteDel"]++
-	r := *route
-	if r.Table == 0 {
-		r.Table = unix.RT_TABLE_MAIN
-	}
-	k := routeKeyNL(r)
-	i := slices.IndexFunc(f.routes, func(x netlink.Route) bool { return routeKeyNL(x) == k })
+	r := inMain(*route)
+	i := f.routeIndex(r)
 	if i < 0 {
-		return fmt.Errorf("fake RouteDel %s: %w", k.dst, syscall.ESRCH)
+		return fmt.Errorf("fake RouteDel %s: %w", routeKeyNL(r).dst, syscall.ESRCH)
 	}
 	f.routes = slices.Delete(f.routes, i, i+1)
 	return nil
@@ -312,10 +319,7 @@ func (f *FakeHandle) RouteListFiltered(family int, filter *netlink.Route, mask u
 func (f *FakeHandle) PutRoute(r netlink.Route) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r.Table == 0 {
-		r.Table = unix.RT_TABLE_MAIN
-	}
-	f.routes = append(f.routes, r)
+	f.routes = append(f.routes, inMain(r))
 }
 
 // Routes returns a copy of all routes.
