@@ -95,8 +95,7 @@ func (rc *runningClient) stop(t *testing.T) {
 }
 
 func TestClientSolicitBoundRenew(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 1 * time.Second, t2: 2 * time.Second, pref: 10 * time.Second, valid: 20 * time.Second}
+	srv := serverAFor(1*time.Second, 2*time.Second, 10*time.Second, 20*time.Second)
 	dir := t.TempDir()
 	rc := startClient(t, srv, Config{StateDir: dir})
 
@@ -132,8 +131,7 @@ func TestClientSolicitBoundRenew(t *testing.T) {
 }
 
 func TestClientRestartRebindsSavedLease(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+	srv := serverAFor(100*time.Second, 160*time.Second, 200*time.Second, 300*time.Second)
 	dir := t.TempDir()
 	rc := startClient(t, srv, Config{StateDir: dir})
 	rc.waitBound(t)
@@ -157,8 +155,7 @@ func TestClientReleaseOnStop(t *testing.T) {
 			name = "with ReleaseOnStop a stop sends one Release"
 		}
 		t.Run(name, func(t *testing.T) {
-			srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-				t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+			srv := serverAFor(100*time.Second, 160*time.Second, 200*time.Second, 300*time.Second)
 			rc := startClient(t, srv, Config{ReleaseOnStop: release})
 			rc.waitBound(t)
 			rc.stop(t)
@@ -174,8 +171,7 @@ func TestClientReleaseOnStop(t *testing.T) {
 }
 
 func TestClientStandbySendsNothing(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 1 * time.Second, t2: 2 * time.Second, pref: 3 * time.Second, valid: 4 * time.Second}
+	srv := serverAFor(1*time.Second, 2*time.Second, 3*time.Second, 4*time.Second)
 	rc := startClient(t, srv, Config{ReleaseOnStop: true})
 	rc.waitBound(t)
 	rc.c.SetStandby(true, nil)
@@ -192,8 +188,7 @@ func TestClientStandbySendsNothing(t *testing.T) {
 }
 
 func TestClientStandbyBeforeRun(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 1 * time.Second, t2: 2 * time.Second, pref: 3 * time.Second, valid: 4 * time.Second}
+	srv := serverAFor(1*time.Second, 2*time.Second, 3*time.Second, 4*time.Second)
 	rc := &runningClient{conn: newFakeConn(srv), done: make(chan error, 1)}
 	rc.c = NewClient(Config{Interface: "wan0", DUID: clientDUID, IAID: testIAID, PrefixLength: 56, Tune: fastTune,
 		Listen: func(context.Context) (Conn, error) { return rc.conn, nil }})
@@ -212,8 +207,7 @@ func TestClientStandbyBeforeRun(t *testing.T) {
 }
 
 func TestClientReopensADeadSocket(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+	srv := serverAFor(100*time.Second, 160*time.Second, 200*time.Second, 300*time.Second)
 	var mu sync.Mutex
 	var conns []*fakeConn
 	c := NewClient(Config{Interface: "wan0", DUID: clientDUID, IAID: testIAID, PrefixLength: 56, Tune: fastTune,

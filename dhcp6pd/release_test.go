@@ -1,7 +1,6 @@
 package dhcp6pd
 
 import (
-	"net/netip"
 	"testing"
 	"time"
 
@@ -13,8 +12,7 @@ import (
 // out; a stop waits for that at most StopTimeout.
 func TestClientReleaseOnStopRetransmits(t *testing.T) {
 	bound := func(t *testing.T, cfg Config) (*fakeServer, *runningClient) {
-		srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-			t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+		srv := serverAFor(100*time.Second, 160*time.Second, 200*time.Second, 300*time.Second)
 		cfg.ReleaseOnStop = true
 		rc := startClient(t, srv, cfg)
 		rc.waitBound(t)
