@@ -185,3 +185,14 @@ func bindMachine(t *testing.T, m *Machine, pd *dhcpv6.OptIAPD) time.Time {
 	}
 	return now
 }
+
+// startAndRun starts a machine drawing its RAND from src at t0 and runs it
+// for d; it returns the machine, the time then and everything it sent.
+func startAndRun(t *testing.T, src rand.Source, d time.Duration) (*Machine, time.Time, []sent) {
+	t.Helper()
+	m := newTestMachine(src, nil)
+	now := t0
+	out := sends(t, now, m.Start(now, nil))
+	out = append(out, advance(t, m, &now, d)...)
+	return m, now, out
+}
