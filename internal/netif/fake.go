@@ -117,23 +117,20 @@ func (f *FakeHandle) emit(ev Event) {
 
 // LinkByName implements Handle.
 func (f *FakeHandle) LinkByName(name string) (netlink.Link, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, l := range f.links {
-		if l.Name == name {
-			c := *l
-			return &c, nil
-		}
-	}
-	return nil, netlink.LinkNotFoundError{}
+	return f.findLink(func(l *netlink.Dummy) bool { return l.Name == name })
 }
 
 // LinkByIndex implements Handle.
 func (f *FakeHandle) LinkByIndex(index int) (netlink.Link, error) {
+	return f.findLink(func(l *netlink.Dummy) bool { return l.Index == index })
+}
+
+// findLink returns a copy of the first link match accepts.
+func (f *FakeHandle) findLink(match func(*netlink.Dummy) bool) (netlink.Link, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, l := range f.links {
-		if l.Index == index {
+		if match(l) {
 			c := *l
 			return &c, nil
 		}
