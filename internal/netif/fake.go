@@ -150,10 +150,8 @@ func (f *FakeHandle) AddrList(link netlink.Link, family int) ([]netlink.Addr, er
 func (f *FakeHandle) AddrAdd(link netlink.Link, addr *netlink.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.Calls["AddrAdd"]++
-	idx := link.Attrs().Index
-	p, _ := prefixOf(addr.IPNet)
-	if f.find(idx, p.Addr()) >= 0 {
+	idx, p, i := f.addrCall("AddrAdd", link, addr)
+	if i >= 0 {
 		return fmt.Errorf("fake AddrAdd %s: %w", p, syscall.EEXIST)
 	}
 	flags := unix.IFA_F_PERMANENT
@@ -171,16 +169,23 @@ func (f *FakeHandle) AddrAdd(link netlink.Link, addr *netlink.Addr) error {
 func (f *FakeHandle) AddrDel(link netlink.Link, addr *netlink.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.Calls["AddrDel"]++
-	idx := link.Attrs().Index
-	p, _ := prefixOf(addr.IPNet)
-	i := f.find(idx, p.Addr())
+	idx, p, i := f.addrCall("AddrDel", link, addr)
 	if i < 0 {
 		return fmt.Errorf("fake AddrDel %s: %w", p, syscall.EADDRNOTAVAIL)
 	}
 	f.addrs[idx] = slices.Delete(f.addrs[idx], i, i+1)
 	f.emit(Event{LinkIndex: idx, Address: p, Deleted: true})
 	return nil
+}
+
+// addrCall counts a call of the Handle method named call and returns the
+// link's index, addr's prefix and where the link has that address (-1:
+// nowhere). f.mu is held.
+func (f *FakeHandle) addrCall(call string, link netlink.Link, addr *netlink.Addr) (idx int, p netip.Prefix, i int) {
+	f.Calls[call]++
+	idx = link.Attrs().Index
+	p, _ = prefixOf(addr.IPNet)
+	return idx, p, f.find(idx, p.Addr())
 }
 
 func (f *FakeHandle) find(idx int, a netip.Addr) int {
