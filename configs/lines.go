@@ -343,45 +343,13 @@ func (s *lineScanner) value(path string) {
 	}
 	switch c := s.src[s.pos]; c {
 	case '{':
-		s.advance()
-		for !s.eof() {
-			s.skipBlank(true)
-			if s.eof() || s.src[s.pos] == '}' {
-				break
-			}
-			start := s.pos
-			s.keyValue(path)
-			s.skipBlank(true)
-			if !s.eof() && s.src[s.pos] == ',' {
-				s.advance()
-			} else if s.pos == start {
-				s.advance()
-			}
-		}
-		if !s.eof() {
-			s.advance()
-		}
+		s.elements('}', func(int) { s.keyValue(path) })
 	case '[':
-		s.advance()
-		for i := 0; !s.eof(); i++ {
-			s.skipBlank(true)
-			if s.eof() || s.src[s.pos] == ']' {
-				break
-			}
-			start := s.pos
+		s.elements(']', func(i int) {
 			elem := indexPath(path, i)
 			s.record(elem)
 			s.value(elem)
-			s.skipBlank(true)
-			if !s.eof() && s.src[s.pos] == ',' {
-				s.advance()
-			} else if s.pos == start {
-				s.advance()
-			}
-		}
-		if !s.eof() {
-			s.advance()
-		}
+		})
 	case '"', '\'':
 		s.str(c)
 	default:
@@ -400,6 +368,31 @@ func (s *lineScanner) value(path string) {
 			}
 			s.advance()
 		}
+	}
+}
+
+// elements reads the comma-separated elements of an inline table or an
+// array, from its opening bracket to the closing one (end), calling each
+// with the index of every element. It always advances, even on an element
+// each cannot read.
+func (s *lineScanner) elements(end byte, each func(i int)) {
+	s.advance()
+	for i := 0; !s.eof(); i++ {
+		s.skipBlank(true)
+		if s.eof() || s.src[s.pos] == end {
+			break
+		}
+		start := s.pos
+		each(i)
+		s.skipBlank(true)
+		if !s.eof() && s.src[s.pos] == ',' {
+			s.advance()
+		} else if s.pos == start {
+			s.advance()
+		}
+	}
+	if !s.eof() {
+		s.advance()
 	}
 }
 

@@ -3,6 +3,7 @@ package configs
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -24,92 +25,92 @@ type rawConfig struct {
 }
 
 type rawWAN struct {
-	path          string
-	Interface     *string
-	DUID          *string
-	DUIDMAC       *string
-	IAID          *int64
-	PrefixLength  *int64
-	RapidCommit   *bool
-	RequestAddr   *string
-	ReleaseOnStop *bool
-	Priority      *int64
-	Check         *string
-	Hook          *string
+	rawTable
+	Interface     *string `key:"interface"`
+	DUID          *string `key:"duid"`
+	DUIDMAC       *string `key:"duid_mac"`
+	IAID          *int64  `key:"iaid"`
+	PrefixLength  *int64  `key:"prefix_length"`
+	RapidCommit   *bool   `key:"rapid_commit"`
+	RequestAddr   *string `key:"request_address"`
+	ReleaseOnStop *bool   `key:"release_on_stop"`
+	Priority      *int64  `key:"priority"`
+	Check         *string `key:"check"`
+	Hook          *string `key:"hook"`
 }
 
 type rawNAT struct {
-	path           string
-	InternalPrefix *string
-	Hairpin        *bool
-	RemoveOnStop   *bool
-	SubPrefix      *int64
+	rawTable
+	InternalPrefix *string `key:"internal_prefix"`
+	Hairpin        *bool   `key:"hairpin"`
+	RemoveOnStop   *bool   `key:"remove_on_stop"`
+	SubPrefix      *int64  `key:"sub_prefix"`
 }
 
 type rawLAN struct {
-	path      string
-	Interface *string
-	Subnet    *int64
-	Mode      *string
-	Managed   *bool
-	Other     *bool
-	Advertise *string
-	Address   *string
-	DNS       []string // nil when absent
-	Domains   []string
+	rawTable
+	Interface *string  `key:"interface"`
+	Subnet    *int64   `key:"subnet"`
+	Mode      *string  `key:"mode"`
+	Managed   *bool    `key:"managed"`
+	Other     *bool    `key:"other"`
+	Advertise *string  `key:"advertise"`
+	Address   *string  `key:"address"`
+	DNS       []string `key:"dns"` // nil when absent
+	Domains   []string `key:"domains"`
 	PD        *rawLANPD
 	RA        rawRA
 }
 
 type rawLANPD struct {
-	path   string
-	Length *int64
-	Count  *int64
+	rawTable
+	Length *int64 `key:"length"`
+	Count  *int64 `key:"count"`
 }
 
 type rawRA struct {
-	path           string
-	MinInterval    *time.Duration
-	MaxInterval    *time.Duration
-	RouterLifetime *time.Duration
-	Preference     *string
-	HopLimit       *int64
-	ReachableTime  *time.Duration
-	RetransTimer   *time.Duration
-	MTU            *int64
-	Preferred      *time.Duration
-	Valid          *time.Duration
-	FinalRA        *bool
-	Routes         []string
+	rawTable
+	MinInterval    *time.Duration `key:"min_interval"`
+	MaxInterval    *time.Duration `key:"max_interval"`
+	RouterLifetime *time.Duration `key:"router_lifetime"`
+	Preference     *string        `key:"preference"`
+	HopLimit       *int64         `key:"hop_limit"`
+	ReachableTime  *time.Duration `key:"reachable_time"`
+	RetransTimer   *time.Duration `key:"retrans_timer"`
+	MTU            *int64         `key:"mtu"`
+	Preferred      *time.Duration `key:"preferred"`
+	Valid          *time.Duration `key:"valid"`
+	FinalRA        *bool          `key:"final_ra"`
+	Routes         []string       `key:"routes"`
 }
 
 type rawHA struct {
-	path             string
-	Mode             *string
-	VRID             *int64
-	Priority         *int64
-	Interface        *string
-	AdvertInterval   *time.Duration
-	Preempt          *bool
-	PreemptDelay     *time.Duration
-	VirtualLinkLocal *string
-	WANMAC           *string
-	SyncKey          *string
+	rawTable
+	Mode             *string        `key:"mode"`
+	VRID             *int64         `key:"vrid"`
+	Priority         *int64         `key:"priority"`
+	Interface        *string        `key:"interface"`
+	AdvertInterval   *time.Duration `key:"advert_interval"`
+	Preempt          *bool          `key:"preempt"`
+	PreemptDelay     *time.Duration `key:"preempt_delay"`
+	VirtualLinkLocal *string        `key:"virtual_link_local"`
+	WANMAC           *string        `key:"wan_mac"`
+	SyncKey          *string        `key:"sync_key"`
 }
 
 type rawDAD struct {
-	path          string
-	HealLinkLocal *bool
-	RetryMin      *time.Duration
-	RetryMax      *time.Duration
+	rawTable
+	HealLinkLocal *bool          `key:"heal_link_local"`
+	RetryMin      *time.Duration `key:"retry_min"`
+	RetryMax      *time.Duration `key:"retry_max"`
 }
 
 type rawControl struct {
-	path        string
-	Socket      *string
-	StateDir    *string
-	Metrics     *string
-	SocketGroup *string
+	rawTable
+	Socket      *string `key:"socket"`
+	StateDir    *string `key:"state_dir"`
+	Metrics     *string `key:"metrics"`
+	SocketGroup *string `key:"socket_group"`
 }
 
 // readRaw walks the generic tree BurntSushi/toml decoded. Walking it by hand,
@@ -121,135 +122,82 @@ func (r *reporter) readRaw(doc map[string]any) *rawConfig {
 	root := &table{r: r, m: doc}
 
 	for _, t := range root.tables("wan") {
-		c.WANs = append(c.WANs, readWAN(t))
+		c.WANs = append(c.WANs, *read[rawWAN](t))
 	}
 	if t := root.sub("nat"); t != nil {
-		c.NAT = readNAT(t)
+		c.NAT = read[rawNAT](t)
 	}
 	for _, t := range root.tables("lan") {
 		c.LANs = append(c.LANs, readLAN(t))
 	}
 	if t := root.sub("ha"); t != nil {
-		c.HA = readHA(t)
+		c.HA = read[rawHA](t)
 	}
-	c.DAD = readDAD(root.sub("dad").orEmpty(r, "dad"))
-	c.Control = readControl(root.sub("control").orEmpty(r, "control"))
+	c.DAD = *read[rawDAD](root.sub("dad").orEmpty(r, "dad"))
+	c.Control = *read[rawControl](root.sub("control").orEmpty(r, "control"))
 	root.done()
 	return &c
 }
 
-func readWAN(t *table) rawWAN {
-	w := rawWAN{
-		path:          t.path,
-		Interface:     t.str("interface"),
-		DUID:          t.str("duid"),
-		DUIDMAC:       t.str("duid_mac"),
-		IAID:          t.integer("iaid"),
-		PrefixLength:  t.integer("prefix_length"),
-		RapidCommit:   t.boolean("rapid_commit"),
-		RequestAddr:   t.str("request_address"),
-		ReleaseOnStop: t.boolean("release_on_stop"),
-		Priority:      t.integer("priority"),
-		Check:         t.str("check"),
-		Hook:          t.str("hook"),
-	}
-	t.done()
-	return w
-}
-
-func readNAT(t *table) *rawNAT {
-	n := &rawNAT{
-		path:           t.path,
-		InternalPrefix: t.str("internal_prefix"),
-		Hairpin:        t.boolean("hairpin"),
-		RemoveOnStop:   t.boolean("remove_on_stop"),
-		SubPrefix:      t.integer("sub_prefix"),
-	}
-	t.done()
-	return n
-}
-
 func readLAN(t *table) rawLAN {
-	l := rawLAN{
-		path:      t.path,
-		Interface: t.str("interface"),
-		Subnet:    t.integer("subnet"),
-		Mode:      t.str("mode"),
-		Managed:   t.boolean("managed"),
-		Other:     t.boolean("other"),
-		Advertise: t.str("advertise"),
-		Address:   t.str("address"),
-		DNS:       t.strs("dns"),
-		Domains:   t.strs("domains"),
-	}
+	var l rawLAN
+	t.fill(&l)
 	if pd := t.sub("pd"); pd != nil {
-		l.PD = &rawLANPD{path: pd.path, Length: pd.integer("length"), Count: pd.integer("count")}
-		pd.done()
+		l.PD = read[rawLANPD](pd)
 	}
-	l.RA = readRA(t.sub("ra").orEmpty(t.r, joinPath(t.path, "ra")))
+	l.RA = *read[rawRA](t.sub("ra").orEmpty(t.r, joinPath(t.path, "ra")))
 	t.done()
 	return l
 }
 
-func readRA(t *table) rawRA {
-	ra := rawRA{
-		path:           t.path,
-		MinInterval:    t.duration("min_interval"),
-		MaxInterval:    t.duration("max_interval"),
-		RouterLifetime: t.duration("router_lifetime"),
-		Preference:     t.str("preference"),
-		HopLimit:       t.integer("hop_limit"),
-		ReachableTime:  t.duration("reachable_time"),
-		RetransTimer:   t.duration("retrans_timer"),
-		MTU:            t.integer("mtu"),
-		Preferred:      t.duration("preferred"),
-		Valid:          t.duration("valid"),
-		FinalRA:        t.boolean("final_ra"),
-		Routes:         t.strs("routes"),
-	}
+// rawTable is what every raw table has: its path, for the errors.
+type rawTable struct{ path string }
+
+func (rt *rawTable) setPath(path string) { rt.path = path }
+
+// key is the path of key k of the table, as errors name it.
+func (rt rawTable) key(k string) string { return joinPath(rt.path, k) }
+
+// read reads a table without sub-tables into a T and reports the keys it
+// does not know.
+func read[T any, P interface {
+	*T
+	setPath(string)
+}](t *table) P {
+	v := P(new(T))
+	t.fill(v)
 	t.done()
-	return ra
+	return v
 }
 
-func readHA(t *table) *rawHA {
-	h := &rawHA{
-		path:             t.path,
-		Mode:             t.str("mode"),
-		VRID:             t.integer("vrid"),
-		Priority:         t.integer("priority"),
-		Interface:        t.str("interface"),
-		AdvertInterval:   t.duration("advert_interval"),
-		Preempt:          t.boolean("preempt"),
-		PreemptDelay:     t.duration("preempt_delay"),
-		VirtualLinkLocal: t.str("virtual_link_local"),
-		WANMAC:           t.str("wan_mac"),
-		SyncKey:          t.str("sync_key"),
+// fill gives the raw table v points to t's path and sets each field with a
+// key tag through the accessor of the field's type, in field order, so the
+// tag is the one place that names the key.
+func (t *table) fill(v interface{ setPath(string) }) {
+	v.setPath(t.path)
+	rv := reflect.ValueOf(v).Elem()
+	for i := range rv.NumField() {
+		key := rv.Type().Field(i).Tag.Get("key")
+		if key == "" {
+			continue
+		}
+		var x any
+		switch f := rv.Field(i); f.Interface().(type) {
+		case *string:
+			x = t.str(key)
+		case *int64:
+			x = t.integer(key)
+		case *bool:
+			x = t.boolean(key)
+		case *time.Duration:
+			x = t.duration(key)
+		case []string:
+			x = t.strs(key)
+		default:
+			panic(fmt.Sprintf("configs: no accessor for key %q of type %s", key, f.Type()))
+		}
+		rv.Field(i).Set(reflect.ValueOf(x))
 	}
-	t.done()
-	return h
-}
-
-func readDAD(t *table) rawDAD {
-	d := rawDAD{
-		path:          t.path,
-		HealLinkLocal: t.boolean("heal_link_local"),
-		RetryMin:      t.duration("retry_min"),
-		RetryMax:      t.duration("retry_max"),
-	}
-	t.done()
-	return d
-}
-
-func readControl(t *table) rawControl {
-	c := rawControl{
-		path:        t.path,
-		Socket:      t.str("socket"),
-		StateDir:    t.str("state_dir"),
-		Metrics:     t.str("metrics"),
-		SocketGroup: t.str("socket_group"),
-	}
-	t.done()
-	return c
 }
 
 // table is one TOML table being read. Every accessor marks its key as known;

@@ -87,7 +87,7 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 	seenIAID := map[uint32]string{}
 	seenPrio := map[int]string{}
 	for i, rw := range raws {
-		key := func(k string) string { return joinPath(rw.path, k) }
+		key := rw.key
 		w := WAN{
 			Interface:      r.ifname(key("interface"), rw.Interface),
 			IAID:           uint32(i + 1),
@@ -97,35 +97,19 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 			ReleaseOnStop:  deref(rw.ReleaseOnStop, false),
 			Priority:       i * 10,
 		}
-		if prev, dup := seenIf[w.Interface]; dup && w.Interface != "" {
-			r.errorf(key("interface"), "%q is already the interface of %s", w.Interface, prev)
+		if w.Interface != "" {
+			unique(r, seenIf, w.Interface, rw.path, key("interface"), "%q is already the interface of %s")
 		}
-		seenIf[w.Interface] = rw.path
 
 		w.DUIDKind, w.DUIDRaw = r.duid(key("duid"), rw.DUID)
 		if rw.DUIDMAC != nil {
 			w.DUIDMAC = r.mac(key("duid_mac"), *rw.DUIDMAC, false)
 		}
 
-		if rw.IAID != nil {
-			if *rw.IAID < 0 || *rw.IAID > math.MaxUint32 {
-				r.errorf(key("iaid"), "must be between 0 and %d (got %d)", uint32(math.MaxUint32), *rw.IAID)
-			} else {
-				w.IAID = uint32(*rw.IAID)
-			}
-		}
-		if prev, dup := seenIAID[w.IAID]; dup {
-			r.errorf(key("iaid"), "%d is already the IAID of %s; every uplink needs its own", w.IAID, prev)
-		}
-		seenIAID[w.IAID] = rw.path
+		w.IAID = uint32(r.between(key("iaid"), rw.IAID, 0, math.MaxUint32, "", int64(w.IAID)))
+		unique(r, seenIAID, w.IAID, rw.path, key("iaid"), "%d is already the IAID of %s; every uplink needs its own")
 
-		if rw.PrefixLength != nil {
-			if *rw.PrefixLength < 1 || *rw.PrefixLength > 64 {
-				r.errorf(key("prefix_length"), "must be between 1 and 64 (got %d): LANs need whole /64s", *rw.PrefixLength)
-			} else {
-				w.PrefixLength = int(*rw.PrefixLength)
-			}
-		}
+		w.PrefixLength = int(r.between(key("prefix_length"), rw.PrefixLength, 1, 64, ": LANs need whole /64s", int64(w.PrefixLength)))
 		if rw.RequestAddr != nil {
 			switch m := AddressMode(*rw.RequestAddr); m {
 			case AddressTry, AddressRequire, AddressNever:
@@ -138,17 +122,8 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 			r.errorf(key("release_on_stop"), "must not be true with [ha]: the peer takes over the same lease, and a Release would renumber every host")
 		}
 
-		if rw.Priority != nil {
-			if *rw.Priority < 0 || *rw.Priority > math.MaxInt32 {
-				r.errorf(key("priority"), "must be between 0 and %d (got %d)", math.MaxInt32, *rw.Priority)
-			} else {
-				w.Priority = int(*rw.Priority)
-			}
-		}
-		if prev, dup := seenPrio[w.Priority]; dup {
-			r.errorf(key("priority"), "%d is already the priority of %s; uplinks need distinct priorities", w.Priority, prev)
-		}
-		seenPrio[w.Priority] = rw.path
+		w.Priority = int(r.between(key("priority"), rw.Priority, 0, math.MaxInt32, "", int64(w.Priority)))
+		unique(r, seenPrio, w.Priority, rw.path, key("priority"), "%d is already the priority of %s; uplinks need distinct priorities")
 
 		if rw.Check != nil {
 			a, err := parseAddr(*rw.Check)
@@ -172,6 +147,29 @@ func (r *reporter) wans(raws []rawWAN, ha bool) []WAN {
 		r.wanPaths = append(r.wanPaths, rw.path)
 	}
 	return wans
+}
+
+// between returns *p when it lies between lo and hi, and def when p is nil
+// or, reported under key (the message ending in why), out of range.
+func (r *reporter) between(key string, p *int64, lo, hi int64, why string, def int64) int64 {
+	if p == nil {
+		return def
+	}
+	if *p < lo || *p > hi {
+		r.errorf(key, "must be between %d and %d (got %d)%s", lo, hi, *p, why)
+		return def
+	}
+	return *p
+}
+
+// unique reports, under key, a value v that an earlier table (seen[v])
+// already has, with format taking v and that table's path, and records v as
+// path's.
+func unique[K comparable](r *reporter, seen map[K]string, v K, path, key, format string) {
+	if prev, dup := seen[v]; dup {
+		r.errorf(key, format, v, prev)
+	}
+	seen[v] = path
 }
 
 // duid parses the duid key: "ll" (default), "llt", "en:<enterprise>:<hex>"
@@ -283,7 +281,7 @@ func (r *reporter) nat(n *rawNAT, lans []rawLAN, wans []WAN) NAT {
 	}
 	out.Hairpin = deref(n.Hairpin, true)
 	out.RemoveOnStop = deref(n.RemoveOnStop, false)
-	key := func(k string) string { return joinPath(n.path, k) }
+	key := n.key
 	if n.InternalPrefix == nil {
 		r.missing(key("internal_prefix"), "required: the ULA prefix LAN hosts use, such as \"fd00:aaaa:bbbb:cc00::/56\"")
 		return out
@@ -338,7 +336,7 @@ func (r *reporter) lans(raws []rawLAN, nat NAT, wans []WAN, ha bool) []LAN {
 	seenSubnet := map[int]string{}
 	out := make([]LAN, 0, len(raws))
 	for _, rl := range raws {
-		key := func(k string) string { return joinPath(rl.path, k) }
+		key := rl.key
 		l := LAN{Interface: r.ifname(key("interface"), rl.Interface)}
 		if l.Interface != "" {
 			if prev, dup := seenIf[l.Interface]; dup {
@@ -493,7 +491,7 @@ func lanPrefix(p netip.Prefix, n int) netip.Prefix {
 }
 
 func (r *reporter) lanPD(pd *rawLANPD, wans []WAN) *LANPD {
-	key := func(k string) string { return joinPath(pd.path, k) }
+	key := pd.key
 	out := &LANPD{Count: 1}
 	if pd.Length == nil {
 		r.missing(key("length"), "required: the length of the prefixes delegated to routers on this LAN, such as 60")
@@ -520,7 +518,7 @@ func (r *reporter) lanPD(pd *rawLANPD, wans []WAN) *LANPD {
 }
 
 func (r *reporter) ra(raw rawRA, ha bool) RA {
-	key := func(k string) string { return joinPath(raw.path, k) }
+	key := raw.key
 	ra := RA{
 		MaxInterval:   deref(raw.MaxInterval, defaultMaxInterval),
 		Preference:    deref(raw.Preference, "medium"),
@@ -642,7 +640,7 @@ func unitName(unit time.Duration) string {
 }
 
 func (r *reporter) ha(raw *rawHA, lans []LAN) *HA {
-	key := func(k string) string { return joinPath(raw.path, k) }
+	key := raw.key
 	h := &HA{
 		Mode:           deref(raw.Mode, HAModeVRRP),
 		Priority:       defaultHAPriority,
@@ -712,7 +710,7 @@ func isLAN(lans []LAN, name string) bool {
 }
 
 func (r *reporter) dad(raw rawDAD) DAD {
-	key := func(k string) string { return joinPath(raw.path, k) }
+	key := raw.key
 	d := DAD{
 		HealLinkLocal: deref(raw.HealLinkLocal, false),
 		RetryMin:      deref(raw.RetryMin, defaultDADRetryMin),
@@ -727,7 +725,7 @@ func (r *reporter) dad(raw rawDAD) DAD {
 }
 
 func (r *reporter) control(raw rawControl) Control {
-	key := func(k string) string { return joinPath(raw.path, k) }
+	key := raw.key
 	c := Control{
 		Socket:      deref(raw.Socket, defaultSocket),
 		StateDir:    deref(raw.StateDir, defaultStateDir),

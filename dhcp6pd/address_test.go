@@ -1,8 +1,6 @@
 package dhcp6pd
 
 import (
-	"encoding/binary"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,23 +9,6 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
 )
-
-func ianaOpt(iaid uint32, t1, t2 time.Duration, opts ...dhcpv6.Option) *dhcpv6.OptIANA {
-	na := &dhcpv6.OptIANA{T1: t1, T2: t2}
-	binary.BigEndian.PutUint32(na.IaId[:], iaid)
-	for _, o := range opts {
-		na.Options.Add(o)
-	}
-	return na
-}
-
-func iaaddr(a string, preferred, valid time.Duration, opts ...dhcpv6.Option) *dhcpv6.OptIAAddress {
-	o := &dhcpv6.OptIAAddress{IPv6Addr: net.IP(netip.MustParseAddr(a).AsSlice()), PreferredLifetime: preferred, ValidLifetime: valid}
-	for _, x := range opts {
-		o.Options.Add(x)
-	}
-	return o
-}
 
 const wanAddr = "2001:db8:ffff::77"
 

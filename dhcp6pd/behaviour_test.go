@@ -258,17 +258,21 @@ func TestStatusCodes(t *testing.T) {
 	})
 }
 
-func TestRenewReplies(t *testing.T) {
-	renewOnce := func(t *testing.T) (*Machine, *dhcpv6.Message, time.Time) {
-		m := newTestMachine(fixedSource(0), nil)
-		bound := bindMachine(t, m, goodPD())
-		now := bound
-		out := advance(t, m, &now, bound.Sub(t0)+1000*time.Second)
-		if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeRenew {
-			t.Fatalf("want a Renew at T1, got %+v", out)
-		}
-		return m, out[0].msg, now
+// renewAtT1 binds a machine to goodPD and runs it to T1, where it must
+// send one Renew; it returns the machine, that Renew and the time.
+func renewAtT1(t *testing.T) (*Machine, *dhcpv6.Message, time.Time) {
+	t.Helper()
+	m := newTestMachine(fixedSource(0), nil)
+	bound := bindMachine(t, m, goodPD())
+	now := bound
+	out := advance(t, m, &now, bound.Sub(t0)+1000*time.Second)
+	if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeRenew {
+		t.Fatalf("want a Renew at T1, got %+v", out)
 	}
+	return m, out[0].msg, now
+}
+
+func TestRenewReplies(t *testing.T) {
 	prefixes := func(l *Lease) []string {
 		var out []string
 		for _, p := range l.Prefixes {
@@ -277,7 +281,7 @@ func TestRenewReplies(t *testing.T) {
 		return out
 	}
 	t.Run("a successful Renew restarts the lifetimes", func(t *testing.T) {
-		m, renew, now := renewOnce(t)
+		m, renew, now := renewAtT1(t)
 		m.Receive(now, answer(renew, dhcpv6.MessageTypeReply, serverA, goodPD()), addrA)
 		l := m.Lease()
 		if m.State() != StateBound || !l.Acquired.Equal(now) || l.ValidUntil(now) != now.Add(3000*time.Second) {
@@ -285,7 +289,7 @@ func TestRenewReplies(t *testing.T) {
 		}
 	})
 	t.Run("a new prefix in a Renew reply is taken at once and the withdrawn one dropped", func(t *testing.T) {
-		m, renew, now := renewOnce(t)
+		m, renew, now := renewAtT1(t)
 		pd := iapd(testIAID, 1000*time.Second, 1600*time.Second,
 			iaprefix("2001:db8:100::/56", 0, 0),
 			iaprefix("2001:db8:300::/56", 2000*time.Second, 3000*time.Second))
@@ -301,7 +305,7 @@ func TestRenewReplies(t *testing.T) {
 		}
 	})
 	t.Run("a prefix the Renew reply does not mention keeps its remaining lifetime", func(t *testing.T) {
-		m, renew, now := renewOnce(t)
+		m, renew, now := renewAtT1(t)
 		pd := iapd(testIAID, 1000*time.Second, 1600*time.Second, iaprefix("2001:db8:300::/56", 2000*time.Second, 3000*time.Second))
 		m.Receive(now, answer(renew, dhcpv6.MessageTypeReply, serverA, pd), addrA)
 		want := []string{"2001:db8:300::/56 50m0s", "2001:db8:100::/56 33m20s"}
@@ -310,7 +314,7 @@ func TestRenewReplies(t *testing.T) {
 		}
 	})
 	t.Run("a Renew reply withdrawing every prefix expires the lease", func(t *testing.T) {
-		m, renew, now := renewOnce(t)
+		m, renew, now := renewAtT1(t)
 		pd := iapd(testIAID, 0, 0, iaprefix("2001:db8:100::/56", 0, 0))
 		m.Receive(now, answer(renew, dhcpv6.MessageTypeReply, serverA, pd), addrA)
 		if m.Lease() != nil || m.State() != StateSoliciting {
@@ -318,7 +322,7 @@ func TestRenewReplies(t *testing.T) {
 		}
 	})
 	t.Run("a Renew reply without our IA_PD is ignored", func(t *testing.T) {
-		m, renew, now := renewOnce(t)
+		m, renew, now := renewAtT1(t)
 		m.Receive(now, answer(renew, dhcpv6.MessageTypeReply, serverA, iapd(99, 0, 0, iaprefix("2001:db8:9::/56", 10, 20))), addrA)
 		if m.State() != StateRenewing {
 			t.Fatalf("state %s, want renewing", m.State())

@@ -99,17 +99,11 @@ func TestNextChoiceChange(t *testing.T) {
 // renumbering) moves the router to the new prefix, and the lease stays
 // bound after the old one expires.
 func TestRenumberingRenewKeepsTheNewPrefix(t *testing.T) {
-	m := newTestMachine(fixedSource(0), nil)
-	bound := bindMachine(t, m, goodPD())
-	now := bound
-	out := advance(t, m, &now, bound.Sub(t0)+1000*time.Second)
-	if len(out) != 1 || out[0].typ != dhcpv6.MessageTypeRenew {
-		t.Fatalf("want a Renew, got %+v", out)
-	}
+	m, renew, now := renewAtT1(t)
 	pd := iapd(testIAID, 1000*time.Second, 1600*time.Second,
 		iaprefix("2001:db8:100::/56", 0, 300*time.Second),
 		iaprefix("2001:db8:300::/56", 2000*time.Second, 3000*time.Second))
-	m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeReply, serverA, pd), addrA)
+	m.Receive(now, answer(renew, dhcpv6.MessageTypeReply, serverA, pd), addrA)
 	if p, _ := m.Lease().Chosen(56, now); p.Prefix.String() != "2001:db8:300::/56" {
 		t.Fatalf("chose %s, want the new prefix", p.Prefix)
 	}
@@ -131,7 +125,7 @@ func TestClientRepublishesWhenTheChoiceChanges(t *testing.T) {
 		t1: 100 * time.Second, t2: 160 * time.Second, pref: 1 * time.Second, valid: 200 * time.Second,
 		extra: []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:200::/56"), Preferred: 0, Valid: 300 * time.Second}}}
 	rc := startClient(t, srv, Config{})
-	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.waitBound(t)
 	if p, _ := rc.c.Snapshot().Lease.Chosen(56, time.Now()); p.Prefix != srv.prefix {
 		t.Fatalf("chose %s first, want %s", p.Prefix, srv.prefix)
 	}

@@ -25,6 +25,12 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
+// waitBound waits up to 5 s until the client is bound.
+func (rc *runningClient) waitBound(t *testing.T) {
+	t.Helper()
+	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -89,12 +95,11 @@ func (rc *runningClient) stop(t *testing.T) {
 }
 
 func TestClientSolicitBoundRenew(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 1 * time.Second, t2: 2 * time.Second, pref: 10 * time.Second, valid: 20 * time.Second}
+	srv := serverAFor(1*time.Second, 2*time.Second, 10*time.Second, 20*time.Second)
 	dir := t.TempDir()
 	rc := startClient(t, srv, Config{StateDir: dir})
 
-	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.waitBound(t)
 	first := rc.c.Snapshot()
 	if p, _ := first.Lease.Chosen(56, time.Now()); p.Prefix != srv.prefix {
 		t.Fatalf("bound to %v, want %s", first.Lease, srv.prefix)
@@ -126,11 +131,10 @@ func TestClientSolicitBoundRenew(t *testing.T) {
 }
 
 func TestClientRestartRebindsSavedLease(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+	srv := serverAFor(100*time.Second, 160*time.Second, 200*time.Second, 300*time.Second)
 	dir := t.TempDir()
 	rc := startClient(t, srv, Config{StateDir: dir})
-	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.waitBound(t)
 	rc.stop(t)
 
 	srv2 := &fakeServer{duid: serverA, prefix: srv.prefix, t1: srv.t1, t2: srv.t2, pref: srv.pref, valid: srv.valid}
@@ -151,10 +155,9 @@ func TestClientReleaseOnStop(t *testing.T) {
 			name = "with ReleaseOnStop a stop sends one Release"
 		}
 		t.Run(name, func(t *testing.T) {
-			srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-				t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+			srv := serverAFor(100*time.Second, 160*time.Second, 200*time.Second, 300*time.Second)
 			rc := startClient(t, srv, Config{ReleaseOnStop: release})
-			waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+			rc.waitBound(t)
 			rc.stop(t)
 			want := 0
 			if release {
@@ -168,10 +171,9 @@ func TestClientReleaseOnStop(t *testing.T) {
 }
 
 func TestClientStandbySendsNothing(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 1 * time.Second, t2: 2 * time.Second, pref: 3 * time.Second, valid: 4 * time.Second}
+	srv := serverAFor(1*time.Second, 2*time.Second, 3*time.Second, 4*time.Second)
 	rc := startClient(t, srv, Config{ReleaseOnStop: true})
-	waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+	rc.waitBound(t)
 	rc.c.SetStandby(true, nil)
 	waitFor(t, "standby", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateStandby })
 	n := len(srv.seen())
@@ -186,8 +188,7 @@ func TestClientStandbySendsNothing(t *testing.T) {
 }
 
 func TestClientStandbyBeforeRun(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 1 * time.Second, t2: 2 * time.Second, pref: 3 * time.Second, valid: 4 * time.Second}
+	srv := serverAFor(1*time.Second, 2*time.Second, 3*time.Second, 4*time.Second)
 	rc := &runningClient{conn: newFakeConn(srv), done: make(chan error, 1)}
 	rc.c = NewClient(Config{Interface: "wan0", DUID: clientDUID, IAID: testIAID, PrefixLength: 56, Tune: fastTune,
 		Listen: func(context.Context) (Conn, error) { return rc.conn, nil }})
@@ -206,8 +207,7 @@ func TestClientStandbyBeforeRun(t *testing.T) {
 }
 
 func TestClientReopensADeadSocket(t *testing.T) {
-	srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-		t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+	srv := serverAFor(100*time.Second, 160*time.Second, 200*time.Second, 300*time.Second)
 	var mu sync.Mutex
 	var conns []*fakeConn
 	c := NewClient(Config{Interface: "wan0", DUID: clientDUID, IAID: testIAID, PrefixLength: 56, Tune: fastTune,

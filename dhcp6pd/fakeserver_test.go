@@ -12,6 +12,12 @@ import (
 
 // fakeServer is an in-memory DHCPv6 server that delegates one prefix. It
 // decodes the client's real bytes and answers with real bytes.
+// serverAFor is server A delegating 2001:db8:100::/56 with these T1, T2
+// and lifetimes.
+func serverAFor(t1, t2, pref, valid time.Duration) *fakeServer {
+	return &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"), t1: t1, t2: t2, pref: pref, valid: valid}
+}
+
 type fakeServer struct {
 	duid     []byte
 	prefix   netip.Prefix

@@ -112,26 +112,33 @@ func (s srvMsg) bytes() []byte {
 	return m.ToBytes()
 }
 
+// iaID is an IAID as the options carry it.
+func iaID(iaid uint32) (id [4]byte) {
+	binary.BigEndian.PutUint32(id[:], iaid)
+	return id
+}
+
 func iapd(iaid uint32, t1, t2 time.Duration, opts ...dhcpv6.Option) *dhcpv6.OptIAPD {
-	pd := &dhcpv6.OptIAPD{T1: t1, T2: t2}
-	binary.BigEndian.PutUint32(pd.IaId[:], iaid)
-	for _, o := range opts {
-		pd.Options.Add(o)
-	}
-	return pd
+	return &dhcpv6.OptIAPD{IaId: iaID(iaid), T1: t1, T2: t2, Options: dhcpv6.PDOptions{Options: opts}}
+}
+
+func ianaOpt(iaid uint32, t1, t2 time.Duration, opts ...dhcpv6.Option) *dhcpv6.OptIANA {
+	return &dhcpv6.OptIANA{IaId: iaID(iaid), T1: t1, T2: t2, Options: dhcpv6.IdentityOptions{Options: opts}}
 }
 
 func iaprefix(p string, preferred, valid time.Duration, opts ...dhcpv6.Option) *dhcpv6.OptIAPrefix {
 	pp := netip.MustParsePrefix(p)
-	o := &dhcpv6.OptIAPrefix{
+	return &dhcpv6.OptIAPrefix{
 		PreferredLifetime: preferred,
 		ValidLifetime:     valid,
 		Prefix:            &net.IPNet{IP: net.IP(pp.Addr().AsSlice()), Mask: net.CIDRMask(pp.Bits(), 128)},
+		Options:           dhcpv6.PrefixOptions{Options: opts},
 	}
-	for _, x := range opts {
-		o.Options.Add(x)
-	}
-	return o
+}
+
+func iaaddr(a string, preferred, valid time.Duration, opts ...dhcpv6.Option) *dhcpv6.OptIAAddress {
+	return &dhcpv6.OptIAAddress{IPv6Addr: net.IP(netip.MustParseAddr(a).AsSlice()), PreferredLifetime: preferred, ValidLifetime: valid,
+		Options: dhcpv6.AddressOptions{Options: opts}}
 }
 
 func statusOpt(c iana.StatusCode) *dhcpv6.OptStatusCode {
@@ -177,4 +184,15 @@ func bindMachine(t *testing.T, m *Machine, pd *dhcpv6.OptIAPD) time.Time {
 		t.Fatalf("state %s, want bound; problems %q", m.State(), m.Problems())
 	}
 	return now
+}
+
+// startAndRun starts a machine drawing its RAND from src at t0 and runs it
+// for d; it returns the machine, the time then and everything it sent.
+func startAndRun(t *testing.T, src rand.Source, d time.Duration) (*Machine, time.Time, []sent) {
+	t.Helper()
+	m := newTestMachine(src, nil)
+	now := t0
+	out := sends(t, now, m.Start(now, nil))
+	out = append(out, advance(t, m, &now, d)...)
+	return m, now, out
 }

@@ -12,17 +12,14 @@ import (
 // TestKeaDNS: Kea's dns-servers and domain-search option-data (RFC 3646
 // options 23 and 24, asked for in our ORO) reach the Snapshot's lease.
 func TestKeaDNS(t *testing.T) {
-	lab := newKeaLab(t, map[string]any{
+	c := boundKeaClient(t, map[string]any{
 		"subnet":   "2001:db8::/32",
 		"pd-pools": []any{map[string]any{"prefix": "2001:db8:100::", "prefix-len": 40, "delegated-len": 56}},
 		"option-data": []any{
 			map[string]any{"name": "dns-servers", "data": "2001:db8::53, 2001:db8::54"},
 			map[string]any{"name": "domain-search", "data": "isp.example, example.net"},
 		},
-	}, nil)
-	c := lab.client(Config{DUID: DUIDLL(net.HardwareAddr{0x02, 0, 0x5e, 0, 0x02, 0x01}), IAID: 1, PrefixLength: 56},
-		netip.MustParseAddr("fe80::1"), nil)
-	waitFor(t, "bound", 20*time.Second, func() bool { return c.c.Snapshot().State == StateBound })
+	}, net.HardwareAddr{0x02, 0, 0x5e, 0, 0x02, 0x01})
 	l := c.c.Snapshot().Lease
 	want := []netip.Addr{netip.MustParseAddr("2001:db8::53"), netip.MustParseAddr("2001:db8::54")}
 	if !slices.Equal(l.DNS, want) {
@@ -83,4 +80,35 @@ func TestKeaAddress(t *testing.T) {
 		f := strings.Split(last, ",")
 		return len(f) > 3 && (f[2] == "0" || (len(f) > 13 && f[13] != "0"))
 	})
+}
+
+// TestKeaPDExclude: Kea 2.2's excluded-prefix in a pd-pool (RFC 6603)
+// reaches the Snapshot as Prefix.Exclude: the pool's excluded /64 (subnet
+// ID ff after the /56) applied to whichever /56 we get.
+func TestKeaPDExclude(t *testing.T) {
+	c := boundKeaClient(t, map[string]any{
+		"subnet": "2001:db8::/32",
+		"pd-pools": []any{map[string]any{"prefix": "2001:db8:100::", "prefix-len": 48, "delegated-len": 56,
+			"excluded-prefix": "2001:db8:100:ff::", "excluded-prefix-len": 64}},
+	}, net.HardwareAddr{0x02, 0, 0x5e, 0, 0x03, 0x01})
+	p, ok := c.c.Snapshot().Lease.Chosen(56, time.Now())
+	if !ok {
+		t.Fatal("no prefix")
+	}
+	a := p.Prefix.Addr().As16()
+	a[7] = 0xff
+	want := netip.PrefixFrom(netip.AddrFrom16(a), 64)
+	if p.Exclude != want {
+		t.Errorf("delegated %s, Exclude %s, want %s; problems %q", p.Prefix, p.Exclude, want, c.c.Snapshot().Problems)
+	}
+}
+
+// boundKeaClient runs a client with the DUID-LL of mac and IAID 1, asking
+// for a /56, against a Kea serving subnet, and waits until it is bound.
+func boundKeaClient(t *testing.T, subnet map[string]any, mac net.HardwareAddr) *labClient {
+	t.Helper()
+	lab := newKeaLab(t, subnet, nil)
+	c := lab.client(Config{DUID: DUIDLL(mac), IAID: 1, PrefixLength: 56}, netip.MustParseAddr("fe80::1"), nil)
+	waitFor(t, "bound", 20*time.Second, func() bool { return c.c.Snapshot().State == StateBound })
+	return c
 }

@@ -402,6 +402,19 @@ func (m *Machine) leaseNA(l *Lease) bool {
 	return m.wantNA() && (len(l.Addresses) > 0 || m.cfg.RequestAddress == AddressRequire)
 }
 
+// countDown is what is left of a preferred and a valid lifetime once gone
+// has passed: valid may go negative (expired), preferred stops at 0, and
+// Infinity stays infinite.
+func countDown(preferred, valid, gone time.Duration) (time.Duration, time.Duration) {
+	if valid != Infinity {
+		valid -= gone
+	}
+	if preferred != Infinity {
+		preferred = max(preferred-gone, 0)
+	}
+	return preferred, valid
+}
+
 func leaseAddrs(l *Lease) []netip.Addr {
 	var as []netip.Addr
 	for _, a := range l.Addresses {
@@ -426,38 +439,38 @@ func (m *Machine) startRenew(now time.Time) []Action {
 	if !now.Before(end) {
 		return m.startRebind(now)
 	}
-	m.ex = &exchange{
+	return m.extend(now, StateRenewing, exchange{
 		typ:      dhcpv6.MessageTypeRenew,
-		xid:      m.newXID(),
 		irt:      m.RenTimeout,
 		mrt:      m.RenMaxRT,
 		end:      end,
-		to:       AllServers,
 		serverID: l.ServerID,
-		prefixes: leasePrefixes(l),
-		withNA:   m.leaseNA(l),
-		addrs:    leaseAddrs(l),
-	}
-	acts := []Action{m.setState(now, StateRenewing)}
-	return append(acts, m.transmit(now)...)
+	})
 }
 
 // startRebind asks any server to extend the lease (RFC 8415 §18.2.5),
 // until the last prefix expires.
 func (m *Machine) startRebind(now time.Time) []Action {
+	return m.extend(now, StateRebinding, exchange{
+		typ: dhcpv6.MessageTypeRebind,
+		irt: m.RebTimeout,
+		mrt: m.RebMaxRT,
+		end: m.lease.lastValid(),
+	})
+}
+
+// extend enters state and starts ex, a Renew or a Rebind of the lease:
+// ex says its type, timers, end and server, extend adds a new transaction
+// ID and what the lease holds, and sends the first transmission.
+func (m *Machine) extend(now time.Time, state State, ex exchange) []Action {
 	l := m.lease
-	m.ex = &exchange{
-		typ:      dhcpv6.MessageTypeRebind,
-		xid:      m.newXID(),
-		irt:      m.RebTimeout,
-		mrt:      m.RebMaxRT,
-		end:      l.lastValid(),
-		to:       AllServers,
-		prefixes: leasePrefixes(l),
-		withNA:   m.leaseNA(l),
-		addrs:    leaseAddrs(l),
-	}
-	acts := []Action{m.setState(now, StateRebinding)}
+	ex.xid = m.newXID()
+	ex.to = AllServers
+	ex.prefixes = leasePrefixes(l)
+	ex.withNA = m.leaseNA(l)
+	ex.addrs = leaseAddrs(l)
+	m.ex = &ex
+	acts := []Action{m.setState(now, state)}
 	return append(acts, m.transmit(now)...)
 }
 
@@ -899,12 +912,7 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 			if said[a.Addr] {
 				continue
 			}
-			if a.Valid != Infinity {
-				a.Valid -= gone
-			}
-			if a.Preferred != Infinity {
-				a.Preferred = max(a.Preferred-gone, 0)
-			}
+			a.Preferred, a.Valid = countDown(a.Preferred, a.Valid, gone)
 			if a.Valid > 0 && m.wantNA() {
 				l.Addresses = append(l.Addresses, a)
 			}
@@ -918,12 +926,7 @@ func (m *Machine) bind(now time.Time, msg *message, v verdict, from netip.Addr) 
 			if mentioned[p.Prefix] {
 				continue
 			}
-			if p.Valid != Infinity {
-				p.Valid -= gone
-			}
-			if p.Preferred != Infinity {
-				p.Preferred = max(p.Preferred-gone, 0)
-			}
+			p.Preferred, p.Valid = countDown(p.Preferred, p.Valid, gone)
 			if p.Valid > 0 {
 				p.Carried = true
 				l.Prefixes = append(l.Prefixes, p)

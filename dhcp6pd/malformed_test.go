@@ -46,6 +46,14 @@ func TestMalformedReplies(t *testing.T) {
 		return srvMsg{typ: dhcpv6.MessageTypeReply, xid: req.TransactionID, clientID: clientDUID, serverID: serverA, opts: opts}
 	}
 	withRaw := func(s srvMsg, raw []byte) []byte { return append(s.bytes(), raw...) }
+	// goodBut is the good Reply with one change.
+	goodBut := func(change func(*srvMsg)) func(*dhcpv6.Message) []byte {
+		return func(*dhcpv6.Message) []byte {
+			s := good(goodPD())
+			change(&s)
+			return s.bytes()
+		}
+	}
 	tests := []struct {
 		name   string
 		msg    func(req *dhcpv6.Message) []byte
@@ -58,34 +66,14 @@ func TestMalformedReplies(t *testing.T) {
 			return append(b, 0, 23, 0, 200, 1, 2)
 		}, "claims 200 bytes"},
 		{"trailing bytes after the last option are refused", func(*dhcpv6.Message) []byte { return withRaw(good(goodPD()), []byte{0, 1}) }, "trailing bytes"},
-		{"a foreign transaction id is refused", func(*dhcpv6.Message) []byte {
-			s := good(goodPD())
-			s.xid[0] ^= 0xff
-			return s.bytes()
-		}, "transaction id"},
-		{"a Reply without Client ID is refused", func(*dhcpv6.Message) []byte {
-			s := good(goodPD())
-			s.clientID = nil
-			return s.bytes()
-		}, "no Client ID"},
-		{"a Reply for another client is refused", func(*dhcpv6.Message) []byte {
-			s := good(goodPD())
-			s.clientID = serverB
-			return s.bytes()
-		}, "is not ours"},
-		{"a Reply without Server ID is refused", func(*dhcpv6.Message) []byte {
-			s := good(goodPD())
-			s.serverID = nil
-			return s.bytes()
-		}, "no Server ID"},
+		{"a foreign transaction id is refused", goodBut(func(s *srvMsg) { s.xid[0] ^= 0xff }), "transaction id"},
+		{"a Reply without Client ID is refused", goodBut(func(s *srvMsg) { s.clientID = nil }), "no Client ID"},
+		{"a Reply for another client is refused", goodBut(func(s *srvMsg) { s.clientID = serverB }), "is not ours"},
+		{"a Reply without Server ID is refused", goodBut(func(s *srvMsg) { s.serverID = nil }), "no Server ID"},
 		{"a second Server ID is refused", func(*dhcpv6.Message) []byte {
 			return good(goodPD(), rawOpt(dhcpv6.OptionServerID, serverB...)).bytes()
 		}, "appears twice"},
-		{"an Advertise while requesting is refused", func(*dhcpv6.Message) []byte {
-			s := good(goodPD())
-			s.typ = dhcpv6.MessageTypeAdvertise
-			return s.bytes()
-		}, "unexpected while sending Request"},
+		{"an Advertise while requesting is refused", goodBut(func(s *srvMsg) { s.typ = dhcpv6.MessageTypeAdvertise }), "unexpected while sending Request"},
 		{"T1 greater than T2 is refused", func(*dhcpv6.Message) []byte {
 			return good(iapd(testIAID, 2000*time.Second, 1000*time.Second, iaprefix("2001:db8:100::/56", 2000*time.Second, 3000*time.Second))).bytes()
 		}, "T1 33m20s > T2 16m40s"},

@@ -67,10 +67,21 @@ func (s *status) String() string {
 	return fmt.Sprintf("%s (%q)", s.Code, s.Message)
 }
 
+// iaHead is what IA_PD and IA_NA options share (RFC 8415 §21.4, §21.21).
+type iaHead struct {
+	IAID   uint32
+	T1, T2 time.Duration
+	Status *status
+}
+
+func newIAHead(id [4]byte, t1, t2 time.Duration, st *dhcpv6.OptStatusCode) iaHead {
+	return iaHead{IAID: binary.BigEndian.Uint32(id[:]), T1: t1, T2: t2, Status: statusOf(st)}
+}
+
+func (h iaHead) iaid() uint32 { return h.IAID }
+
 type iaPD struct {
-	IAID     uint32
-	T1, T2   time.Duration
-	Status   *status
+	iaHead
 	Prefixes []iaPrefix
 }
 
@@ -87,10 +98,8 @@ type iaPrefix struct {
 
 // iaNA is an IA_NA (RFC 8415 §21.4) with its IA Addresses (§21.6).
 type iaNA struct {
-	IAID   uint32
-	T1, T2 time.Duration
-	Status *status
-	Addrs  []iaAddr
+	iaHead
+	Addrs []iaAddr
 }
 
 type iaAddr struct {
@@ -172,39 +181,37 @@ func parseMessage(b []byte) (m *message, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
-	iaids := map[uint32]bool{}
-	for _, o := range dm.Options.Get(dhcpv6.OptionIAPD) {
-		pd, ok := o.(*dhcpv6.OptIAPD)
-		if !ok {
-			return nil, fmt.Errorf("%w: IA_PD not decoded", errMalformed)
-		}
-		ia, err := convertIAPD(pd)
-		if err != nil {
-			return nil, err
-		}
-		if iaids[ia.IAID] {
-			return nil, fmt.Errorf("%w: duplicate IA_PD for IAID %d", errMalformed, ia.IAID)
-		}
-		iaids[ia.IAID] = true
-		m.IAPDs = append(m.IAPDs, ia)
+	if m.IAPDs, err = convertIAs(dm.Options.Get(dhcpv6.OptionIAPD), "IA_PD", convertIAPD); err != nil {
+		return nil, err
 	}
-	naIDs := map[uint32]bool{}
-	for _, o := range dm.Options.Get(dhcpv6.OptionIANA) {
-		na, ok := o.(*dhcpv6.OptIANA)
-		if !ok {
-			return nil, fmt.Errorf("%w: IA_NA not decoded", errMalformed)
-		}
-		ia, err := convertIANA(na)
-		if err != nil {
-			return nil, err
-		}
-		if naIDs[ia.IAID] {
-			return nil, fmt.Errorf("%w: duplicate IA_NA for IAID %d", errMalformed, ia.IAID)
-		}
-		naIDs[ia.IAID] = true
-		m.IANAs = append(m.IANAs, ia)
+	if m.IANAs, err = convertIAs(dm.Options.Get(dhcpv6.OptionIANA), "IA_NA", convertIANA); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// convertIAs converts the IA options (IA_PD or IA_NA, named what) of a
+// message, refusing one the library left undecoded and a second one for an
+// IAID.
+func convertIAs[O dhcpv6.Option, IA interface{ iaid() uint32 }](opts []dhcpv6.Option, what string, convert func(O) (IA, error)) ([]IA, error) {
+	var out []IA
+	seen := map[uint32]bool{}
+	for _, o := range opts {
+		opt, ok := o.(O)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s not decoded", errMalformed, what)
+		}
+		ia, err := convert(opt)
+		if err != nil {
+			return nil, err
+		}
+		if seen[ia.iaid()] {
+			return nil, fmt.Errorf("%w: duplicate %s for IAID %d", errMalformed, what, ia.iaid())
+		}
+		seen[ia.iaid()] = true
+		out = append(out, ia)
+	}
+	return out, nil
 }
 
 // walkOptions splits an option area into its options, refusing any length
@@ -296,27 +303,9 @@ func (m *message) addRaw(o rawOption) error {
 		}
 		m.Auth = a
 	case dhcpv6.OptionDNSRecursiveNameServer:
-		if m.DNS != nil || m.hasIgnored(o.code) {
-			m.ignore(o.code, "appears twice; the first one counts")
-			return nil
-		}
-		dns, err := parseDNSServers(o.data)
-		if err != nil {
-			m.ignore(o.code, err.Error())
-			return nil
-		}
-		m.DNS = dns
+		addList(m, o, &m.DNS, parseDNSServers)
 	case dhcpv6.OptionDomainSearchList:
-		if m.Domains != nil || m.hasIgnored(o.code) {
-			m.ignore(o.code, "appears twice; the first one counts")
-			return nil
-		}
-		ds, err := parseDomainList(o.data)
-		if err != nil {
-			m.ignore(o.code, err.Error())
-			return nil
-		}
-		m.Domains = ds
+		addList(m, o, &m.Domains, parseDomainList)
 	case dhcpv6.OptionIAPD:
 		// RFC 8415 §21.21: IAID, T1, T2 are 12 bytes; PixieFail-style short
 		// IA options must not reach a decoder.
@@ -369,15 +358,16 @@ func parseStatus(b []byte) (*status, error) {
 	return &status{Code: iana.StatusCode(binary.BigEndian.Uint16(b)), Message: string(b[2:])}, nil
 }
 
+// statusOf is the Status Code option the library decoded, nil when absent.
+func statusOf(s *dhcpv6.OptStatusCode) *status {
+	if s == nil {
+		return nil
+	}
+	return &status{Code: s.StatusCode, Message: s.StatusMessage}
+}
+
 func convertIAPD(pd *dhcpv6.OptIAPD) (iaPD, error) {
-	ia := iaPD{
-		IAID: binary.BigEndian.Uint32(pd.IaId[:]),
-		T1:   pd.T1,
-		T2:   pd.T2,
-	}
-	if s := pd.Options.Status(); s != nil {
-		ia.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
-	}
+	ia := iaPD{iaHead: newIAHead(pd.IaId, pd.T1, pd.T2, pd.Options.Status())}
 	for _, o := range pd.Options.Get(dhcpv6.OptionIAPrefix) {
 		p, ok := o.(*dhcpv6.OptIAPrefix)
 		if !ok {
@@ -394,15 +384,29 @@ func convertIAPD(pd *dhcpv6.OptIAPD) (iaPD, error) {
 		}
 		// An invalid pre.Prefix (length 0 or over 128) is rejected with a
 		// reason in validate.go.
-		if s := p.Options.Status(); s != nil {
-			pre.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
-		}
+		pre.Status = statusOf(p.Options.Status())
 		for _, x := range p.Options.Get(dhcpv6.OptionPDExclude) {
 			pre.Exclude = append(pre.Exclude, x.ToBytes())
 		}
 		ia.Prefixes = append(ia.Prefixes, pre)
 	}
 	return ia, nil
+}
+
+// addList sets *dst, a list option we can do without (DNS servers, the
+// domain search list), from o. A second one, and one that does not parse,
+// is ignored with the reason, not the message dropped.
+func addList[E any](m *message, o rawOption, dst *[]E, parse func([]byte) ([]E, error)) {
+	if *dst != nil || m.hasIgnored(o.code) {
+		m.ignore(o.code, "appears twice; the first one counts")
+		return
+	}
+	list, err := parse(o.data)
+	if err != nil {
+		m.ignore(o.code, err.Error())
+		return
+	}
+	*dst = list
 }
 
 func (m *message) ignore(code dhcpv6.OptionCode, why string) {
@@ -420,14 +424,7 @@ func (m *message) hasIgnored(code dhcpv6.OptionCode) bool {
 }
 
 func convertIANA(na *dhcpv6.OptIANA) (iaNA, error) {
-	ia := iaNA{
-		IAID: binary.BigEndian.Uint32(na.IaId[:]),
-		T1:   na.T1,
-		T2:   na.T2,
-	}
-	if s := na.Options.Status(); s != nil {
-		ia.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
-	}
+	ia := iaNA{iaHead: newIAHead(na.IaId, na.T1, na.T2, na.Options.Status())}
 	for _, o := range na.Options.Get(dhcpv6.OptionIAAddr) {
 		a, ok := o.(*dhcpv6.OptIAAddress)
 		if !ok {
@@ -438,9 +435,7 @@ func convertIANA(na *dhcpv6.OptIANA) (iaNA, error) {
 			return iaNA{}, fmt.Errorf("%w: IA Address", errMalformed)
 		}
 		ad := iaAddr{Addr: addr, Preferred: a.PreferredLifetime, Valid: a.ValidLifetime}
-		if s := a.Options.Status(); s != nil {
-			ad.Status = &status{Code: s.StatusCode, Message: s.StatusMessage}
-		}
+		ad.Status = statusOf(a.Options.Status())
 		ia.Addrs = append(ia.Addrs, ad)
 	}
 	return ia, nil

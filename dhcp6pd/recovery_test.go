@@ -23,10 +23,7 @@ func noPrefix() *dhcpv6.OptIAPD {
 func TestRefusedRequestRecovers(t *testing.T) {
 	for _, code := range []iana.StatusCode{iana.StatusNoPrefixAvail, iana.StatusNotOnLink} {
 		t.Run(code.String()+" then a good server binds within seconds", func(t *testing.T) {
-			m := newTestMachine(fixedSource(^uint64(0)), nil) // RAND at its top: the longest delays
-			now := t0
-			out := sends(t, now, m.Start(now, nil))
-			out = append(out, advance(t, m, &now, time.Second)...)
+			m, now, out := startAndRun(t, fixedSource(^uint64(0)), time.Second) // RAND at its top: the longest delays
 			sol := out[len(out)-1].msg
 			out = sends(t, now, m.Receive(now, answer(sol, dhcpv6.MessageTypeAdvertise, serverA, goodPD(), preference(255)), addrA))
 			refusedAt := now

@@ -1,7 +1,6 @@
 package dhcp6pd
 
 import (
-	"net/netip"
 	"testing"
 	"time"
 
@@ -13,11 +12,10 @@ import (
 // out; a stop waits for that at most StopTimeout.
 func TestClientReleaseOnStopRetransmits(t *testing.T) {
 	bound := func(t *testing.T, cfg Config) (*fakeServer, *runningClient) {
-		srv := &fakeServer{duid: serverA, prefix: netip.MustParsePrefix("2001:db8:100::/56"),
-			t1: 100 * time.Second, t2: 160 * time.Second, pref: 200 * time.Second, valid: 300 * time.Second}
+		srv := serverAFor(100*time.Second, 160*time.Second, 200*time.Second, 300*time.Second)
 		cfg.ReleaseOnStop = true
 		rc := startClient(t, srv, cfg)
-		waitFor(t, "bound", 5*time.Second, func() bool { return rc.c.Snapshot().State == StateBound })
+		rc.waitBound(t)
 		srv.mu.Lock()
 		srv.silent = true
 		srv.mu.Unlock()

@@ -52,10 +52,7 @@ func TestSolicitRetransmission(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newTestMachine(tt.src, nil)
-			now := t0
-			got := sends(t, now, m.Start(now, nil))
-			got = append(got, advance(t, m, &now, 12000*time.Second)...)
+			m, _, got := startAndRun(t, tt.src, 12000*time.Second)
 			if diff := cmp.Diff(tt.want, sendTimes(got, dhcpv6.MessageTypeSolicit)); diff != "" {
 				t.Errorf("Solicit times (-want +got):\n%s", diff)
 			}
@@ -70,10 +67,7 @@ func TestSolicitRetransmission(t *testing.T) {
 // bounds with an ordinary seeded generator.
 func TestSolicitRetransmissionSeeded(t *testing.T) {
 	for seed := range uint64(20) {
-		m := newTestMachine(rand.NewPCG(seed, 7), nil)
-		now := t0
-		got := sends(t, now, m.Start(now, nil))
-		got = append(got, advance(t, m, &now, 20000*time.Second)...)
+		_, _, got := startAndRun(t, rand.NewPCG(seed, 7), 20000*time.Second)
 		at := sendTimes(got, dhcpv6.MessageTypeSolicit)
 		if at[0] < 0 || at[0] > time.Second {
 			t.Fatalf("seed %d: first Solicit after %s, want within SOL_MAX_DELAY", seed, at[0])
@@ -110,10 +104,7 @@ func TestRequestRetransmission(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newTestMachine(tt.src, nil)
-			now := t0
-			out := sends(t, now, m.Start(now, nil))
-			out = append(out, advance(t, m, &now, 2*time.Second)...)
+			m, now, out := startAndRun(t, tt.src, 2*time.Second)
 			// Answer the first Solicit with preference 255: the Request
 			// goes out at once; count from there.
 			req := sends(t, now, m.Receive(now, answer(out[0].msg, dhcpv6.MessageTypeAdvertise, serverA, goodPD(), preference(255)), addrA))
@@ -198,10 +189,7 @@ func TestLeaseTimers(t *testing.T) {
 }
 
 func TestElapsedTime(t *testing.T) {
-	m := newTestMachine(fixedSource(0), nil)
-	now := t0
-	out := sends(t, now, m.Start(now, nil))
-	out = append(out, advance(t, m, &now, 800*time.Second)...)
+	_, _, out := startAndRun(t, fixedSource(0), 800*time.Second)
 	var got []time.Duration
 	for _, s := range out {
 		got = append(got, s.msg.Options.ElapsedTime())
@@ -220,10 +208,7 @@ func TestElapsedTime(t *testing.T) {
 // how RAND is drawn shows up here to the millisecond.
 func TestSeededSchedules(t *testing.T) {
 	t.Run("Solicit with seed 1,2", func(t *testing.T) {
-		m := newTestMachine(rand.NewPCG(1, 2), nil)
-		now := t0
-		got := sends(t, now, m.Start(now, nil))
-		got = append(got, advance(t, m, &now, 8000*time.Second)...)
+		_, _, got := startAndRun(t, rand.NewPCG(1, 2), 8000*time.Second)
 		want := ms(0.461, 1.511, 3.594, 7.885, 16.372, 33.887, 68.351, 140.538, 281.758, 567.156, 1162.372, 2312.79, 4665.715)
 		if diff := cmp.Diff(want, sendTimes(got, dhcpv6.MessageTypeSolicit)); diff != "" {
 			t.Errorf("Solicit times (-want +got):\n%s", diff)

@@ -205,11 +205,7 @@ func SaveLease(stateDir, iface string, l *Lease) error {
 	}
 	s := toSaved(l)
 	s.Interface = iface
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return fmt.Errorf("saving lease: %w", err)
-	}
-	if err := statefile.Write(leasePath(stateDir, iface, l.IAID), append(data, '\n'), 0o600); err != nil {
+	if err := statefile.WriteJSON(leasePath(stateDir, iface, l.IAID), s, 0o600); err != nil {
 		return fmt.Errorf("saving lease: %w", err)
 	}
 	return nil
@@ -228,12 +224,12 @@ func RemoveLease(stateDir, iface string, iaid uint32) error {
 // LoadLease reads the lease SaveLease wrote. A missing file is (nil, nil).
 func LoadLease(stateDir, iface string, iaid uint32) (*Lease, error) {
 	path := leasePath(stateDir, iface, iaid)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	data, found, err := statefile.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("loading lease: %w", err)
+	}
+	if !found {
+		return nil, nil
 	}
 	var s savedLease
 	if err := json.Unmarshal(data, &s); err != nil {

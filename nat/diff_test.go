@@ -115,47 +115,41 @@ func TestSwapsLeaveExactlyTheRenderedRules(t *testing.T) {
 	}
 }
 
-// TestCheckRemovesAnUnreadableForeignRule adds a rule google/nftables cannot parse (a ct
-// key with a direction) to our chain: Check must still notice and rebuild.
-func TestCheckRemovesAnUnreadableForeignRule(t *testing.T) {
+// TestCheckRestoresWhatWasChanged changes our table behind the Table's back
+// and checks that Check notices, rebuilds it once and leaves it as rendered.
+func TestCheckRestoresWhatWasChanged(t *testing.T) {
 	nstest.RequireRoot(t, "nft")
-	ns := newNetns(t, "foreign")
-	tbl := nsTable(t, ns)
-	r := goldenRulesets[2].r // hairpin-one-lan
-	if err := tbl.Set(r); err != nil {
-		t.Fatal(err)
-	}
-	ns.Run(t, "nft", "add rule ip6 v6edge postrouting ct original ip6 saddr ::1 counter")
-	if err := tbl.Check(); err != nil {
-		t.Fatal(err)
-	}
-	if got := tbl.Status().Restores; got != 1 {
-		t.Errorf("Restores = %d, want 1", got)
-	}
-	if diff := cmp.Diff(Format(DefaultName, Render(r)), listTable(t, ns)); diff != "" {
-		t.Errorf("table after Check (-want +got):\n%s", diff)
-	}
-}
-
-// TestCheckRestoresAChangedChainPolicy turns our prerouting chain's policy to drop behind
-// the Table's back: Check must put the accepting chain back.
-func TestCheckRestoresAChangedChainPolicy(t *testing.T) {
-	nstest.RequireRoot(t, "nft")
-	ns := newNetns(t, "policy")
-	tbl := nsTable(t, ns)
-	r := goldenRulesets[1].r // one-uplink
-	if err := tbl.Set(r); err != nil {
-		t.Fatal(err)
-	}
-	ns.Run(t, "nft", "chain ip6 v6edge prerouting { policy drop; }")
-	if err := tbl.Check(); err != nil {
-		t.Fatal(err)
-	}
-	if got := tbl.Status().Restores; got != 1 {
-		t.Errorf("Restores = %d, want 1", got)
-	}
-	if diff := cmp.Diff(Format(DefaultName, Render(r)), listTable(t, ns)); diff != "" {
-		t.Errorf("table after Check (-want +got):\n%s", diff)
+	for _, tc := range []struct {
+		name, ns string
+		r        Ruleset
+		nft      string
+	}{
+		// A rule google/nftables cannot parse (a ct key with a direction)
+		// added to our chain: Check must still notice and rebuild.
+		{"an unreadable foreign rule", "foreign", goldenRulesets[2].r, // hairpin-one-lan
+			"add rule ip6 v6edge postrouting ct original ip6 saddr ::1 counter"},
+		// Our prerouting chain's policy turned to drop: Check must put the
+		// accepting chain back.
+		{"a changed chain policy", "policy", goldenRulesets[1].r, // one-uplink
+			"chain ip6 v6edge prerouting { policy drop; }"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNetns(t, tc.ns)
+			tbl := nsTable(t, ns)
+			if err := tbl.Set(tc.r); err != nil {
+				t.Fatal(err)
+			}
+			ns.Run(t, "nft", tc.nft)
+			if err := tbl.Check(); err != nil {
+				t.Fatal(err)
+			}
+			if got := tbl.Status().Restores; got != 1 {
+				t.Errorf("Restores = %d, want 1", got)
+			}
+			if diff := cmp.Diff(Format(DefaultName, Render(tc.r)), listTable(t, ns)); diff != "" {
+				t.Errorf("table after Check (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

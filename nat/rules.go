@@ -1,7 +1,6 @@
 package nat
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/internal/nft"
 )
 
 // Chain names inside our table.
@@ -30,7 +31,7 @@ const (
 )
 
 // ifNameSize is IFNAMSIZ: interface names travel to the kernel NUL padded to 16 bytes.
-const ifNameSize = 16
+const ifNameSize = nft.IfNameSize
 
 // Offsets of the IPv6 source and destination addresses in the network header (RFC 8200 §3).
 const (
@@ -199,14 +200,14 @@ func Render(r Ruleset) []RuleSpec {
 			continue
 		}
 		add := func(list *[]RuleSpec, chain string, b *builder) {
-			*list = append(*list, RuleSpec{Chain: chain, Uplink: u.WAN, Text: b.String(), exprs: b.exprs})
+			*list = append(*list, RuleSpec{Chain: chain, Uplink: u.WAN, Text: b.String(), exprs: b.Exprs})
 		}
 		if u.Mark > 0 && len(r.Uplinks) > 1 {
 			// nat chains see only a connection's first packet, which is exactly when the
 			// mark has to be put on the conntrack entry.
 			b := new(builder)
-			b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, u.WAN)
-			b.ctMarkSet(u.Mark)
+			b.IfName(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, u.WAN)
+			b.CtMarkSet(u.Mark)
 			add(&pre, ChainPrerouting, b)
 		}
 
@@ -219,13 +220,12 @@ func Render(r Ruleset) []RuleSpec {
 			// or the LAN, these addresses are the hosts' own.
 			b := new(builder)
 			b.addr(offsetDaddr, "ip6 daddr", d.Masked())
-			b.words = append(b.words, "accept")
-			b.exprs = append(b.exprs, &expr.Verdict{Kind: expr.VerdictAccept})
+			b.Add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
 			add(&pre, ChainPrerouting, b)
 		}
 
 		b := new(builder)
-		b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, u.WAN)
+		b.IfName(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, u.WAN)
 		b.addr(offsetDaddr, "ip6 daddr", u.External)
 		b.netmap(expr.NATTypeDestNAT, "dnat", in)
 		add(&pre, ChainPrerouting, b)
@@ -246,15 +246,14 @@ func Render(r Ruleset) []RuleSpec {
 			// leave untranslated, which the guard drops.
 			if ix := MapPrefix(x, u.External, in); ix.IsValid() {
 				b := new(builder)
-				b.ifname(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, u.WAN)
+				b.IfName(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, u.WAN)
 				b.addr(offsetSaddr, "ip6 saddr", ix)
-				b.words = append(b.words, "accept")
-				b.exprs = append(b.exprs, &expr.Verdict{Kind: expr.VerdictAccept})
+				b.Add("accept", &expr.Verdict{Kind: expr.VerdictAccept})
 				add(&post, ChainPostrouting, b)
 			}
 		}
 		b = new(builder)
-		b.ifname(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, u.WAN)
+		b.IfName(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, u.WAN)
 		b.addr(offsetSaddr, "ip6 saddr", in)
 		b.netmap(expr.NATTypeSourceNAT, "snat", u.External)
 		add(&post, ChainPostrouting, b)
@@ -295,19 +294,19 @@ func Render(r Ruleset) []RuleSpec {
 			b := new(builder)
 			b.addr(offsetDaddr, "ip6 daddr", u.External)
 			b.netmap(expr.NATTypeDestNAT, "dnat", r.internalOf(u))
-			hairpin = append(hairpin, RuleSpec{Chain: ChainHairpin, Uplink: u.WAN, Text: b.String(), exprs: b.exprs})
+			hairpin = append(hairpin, RuleSpec{Chain: ChainHairpin, Uplink: u.WAN, Text: b.String(), exprs: b.Exprs})
 		}
 		for _, lan := range from {
 			b := new(builder)
 			if lan == "" {
 				for _, w := range wans {
-					b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpNeq, w)
+					b.IfName(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpNeq, w)
 				}
 			} else {
-				b.ifname(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, lan)
+				b.IfName(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, lan)
 			}
 			b.netmap(expr.NATTypeDestNAT, "dnat", r.Internal)
-			hairpin = append(hairpin, RuleSpec{Chain: ChainHairpin, Text: b.String(), exprs: b.exprs})
+			hairpin = append(hairpin, RuleSpec{Chain: ChainHairpin, Text: b.String(), exprs: b.Exprs})
 		}
 	}
 	return slices.Concat(pre, post, hairpin, guard)
@@ -326,11 +325,10 @@ func renderGuard(r Ruleset) []RuleSpec {
 			continue
 		}
 		b := new(builder)
-		b.ifname(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, w)
+		b.IfName(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, w)
 		b.addr(offsetSaddr, "ip6 saddr", r.Internal)
-		b.words = append(b.words, "drop")
-		b.exprs = append(b.exprs, &expr.Verdict{Kind: expr.VerdictDrop})
-		out = append(out, RuleSpec{Chain: ChainGuard, Text: b.String(), exprs: b.exprs})
+		b.Add("drop", &expr.Verdict{Kind: expr.VerdictDrop})
+		out = append(out, RuleSpec{Chain: ChainGuard, Text: b.String(), exprs: b.Exprs})
 	}
 	return out
 }
@@ -365,48 +363,30 @@ func Format(name string, rules []RuleSpec) string {
 }
 
 // builder writes one rule's text and expressions side by side, so they cannot disagree.
-type builder struct {
-	words []string
-	exprs []expr.Any
-}
-
-func (b *builder) String() string { return strings.Join(b.words, " ") }
-
-func (b *builder) ifname(key expr.MetaKey, word string, op expr.CmpOp, name string) {
-	if op == expr.CmpOpNeq {
-		b.words = append(b.words, fmt.Sprintf("%s != %q", word, name))
-	} else {
-		b.words = append(b.words, fmt.Sprintf("%s %q", word, name))
-	}
-	b.exprs = append(b.exprs,
-		&expr.Meta{Key: key, Register: 1},
-		&expr.Cmp{Op: op, Register: 1, Data: ifname(name)},
-	)
-}
+type builder struct{ nft.Builder }
 
 // addr matches a payload address against a prefix the way nft encodes it: a whole-byte
 // prefix compares only its bytes, any other length masks all 16.
 func (b *builder) addr(offset uint32, word string, p netip.Prefix) {
-	b.words = append(b.words, word+" "+prefixText(p))
+	b.Words = append(b.Words, word+" "+prefixText(p))
 	a := p.Addr().As16()
 	if p.Bits()%8 == 0 {
 		n := uint32(p.Bits() / 8)
-		b.exprs = append(b.exprs,
+		b.Exprs = append(b.Exprs,
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: n},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:n]},
 		)
 		return
 	}
-	b.exprs = append(b.exprs, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 16})
+	b.Exprs = append(b.Exprs, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 16})
 	b.masked(p)
 }
 
 // ctStatusDnat matches connections whose destination was translated (IPS_DST_NAT).
 func (b *builder) ctStatusDnat() {
-	b.words = append(b.words, "ct status dnat")
-	mask := make([]byte, 4)
-	binary.NativeEndian.PutUint32(mask, ipsDstNAT) // ct status is a host-order u32
-	b.exprs = append(b.exprs,
+	b.Words = append(b.Words, "ct status dnat")
+	mask := nft.U32(ipsDstNAT) // ct status is a host-order u32
+	b.Exprs = append(b.Exprs,
 		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
@@ -420,37 +400,26 @@ func (b *builder) masked(p netip.Prefix) {
 	a := p.Addr().As16()
 	mask := prefixMask(p.Bits())
 	if p.Bits() < 128 {
-		b.exprs = append(b.exprs, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask[:], Xor: make([]byte, 16)})
+		b.Exprs = append(b.Exprs, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask[:], Xor: make([]byte, 16)})
 	}
-	b.exprs = append(b.exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
+	b.Exprs = append(b.Exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
 }
 
 func (b *builder) jump(chain string) {
-	b.words = append(b.words, "jump "+chain)
-	b.exprs = append(b.exprs, &expr.Verdict{Kind: expr.VerdictJump, Chain: chain})
-}
-
-func (b *builder) ctMarkSet(mark uint32) {
-	b.words = append(b.words, fmt.Sprintf("ct mark set 0x%08x", mark))
-	data := make([]byte, 4)
-	binary.NativeEndian.PutUint32(data, mark) // marks are host-order u32 in the kernel
-	b.exprs = append(b.exprs,
-		&expr.Immediate{Register: 1, Data: data},
-		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
-	)
+	b.Add("jump "+chain, &expr.Verdict{Kind: expr.VerdictJump, Chain: chain})
 }
 
 // netmap is NETMAP: the address range of `to` in registers 1 and 2 with the prefix flag, so
 // the kernel keeps the host bits and replaces the prefix bits.
 func (b *builder) netmap(typ expr.NATType, word string, to netip.Prefix) {
-	b.words = append(b.words, word+" prefix to "+prefixText(to))
+	b.Words = append(b.Words, word+" prefix to "+prefixText(to))
 	first := to.Addr().As16()
 	last := first
 	mask := prefixMask(to.Bits())
 	for i := range last {
 		last[i] |= ^mask[i]
 	}
-	b.exprs = append(b.exprs,
+	b.Exprs = append(b.Exprs,
 		&expr.Immediate{Register: 1, Data: first[:]},
 		&expr.Immediate{Register: 2, Data: last[:]},
 		&expr.NAT{Type: typ, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 2, Prefix: true},
@@ -478,10 +447,4 @@ func prefixText(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
-}
-
-func ifname(name string) []byte {
-	b := make([]byte, ifNameSize)
-	copy(b, name)
-	return b
 }

@@ -2,18 +2,16 @@ package nat
 
 import (
 	"errors"
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables/expr"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+	"github.com/v6edge/v6edge/internal/golden"
+)
 
 var (
 	internal = netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56")
@@ -69,17 +67,8 @@ func TestRenderGolden(t *testing.T) {
 	for _, tc := range goldenRulesets {
 		t.Run("the "+tc.name+" ruleset renders as in testdata/"+tc.name+".golden", func(t *testing.T) {
 			got := goldenText(tc.r)
-			path := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("reading golden file (run with -update to create it): %v", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
+			want := golden.File(t, filepath.Join("testdata", tc.name+".golden"), got)
+			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Render mismatch (-want +got):\n%s", diff)
 			}
 		})

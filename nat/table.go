@@ -354,9 +354,7 @@ func (t *Table) swap(want []group) error {
 	if err := t.conn.Flush(); err != nil {
 		// The batch changed nothing. Most likely the table is gone or changed behind our
 		// back and Watch has not noticed yet: rebuild it whole.
-		t.synced = false
-		t.log.Warn("nat inserting new rules failed, rebuilding table", "err", err)
-		return t.rebuild(want)
+		return t.rebuildAfter(want, "inserting new rules failed", err)
 	}
 	t.noteSwap(start)
 	known := map[uint64]bool{}
@@ -366,9 +364,7 @@ func (t *Table) swap(want []group) error {
 		}
 	}
 	if err := t.readBack(add, sent, known); err != nil {
-		t.synced = false
-		t.log.Warn("nat rule handles not as expected, rebuilding table", "err", err)
-		return t.rebuild(want)
+		return t.rebuildAfter(want, "rule handles not as expected", err)
 	}
 
 	// Batch 2: delete the replaced rules by handle, off the hot path.
@@ -382,9 +378,7 @@ func (t *Table) swap(want []group) error {
 	cleanup := t.now()
 	if len(drop) > 0 {
 		if err := t.conn.Flush(); err != nil {
-			t.synced = false
-			t.log.Warn("nat deleting replaced rules failed, rebuilding table", "err", err)
-			return t.rebuild(want)
+			return t.rebuildAfter(want, "deleting replaced rules failed", err)
 		}
 	}
 	t.status.LastCleanupDuration = t.now().Sub(cleanup)
@@ -392,6 +386,14 @@ func (t *Table) swap(want []group) error {
 	t.logChanges(add)
 	t.forget(drop, want)
 	return nil
+}
+
+// rebuildAfter gives up on changing the table in place after what failed
+// with err: it logs that and rebuilds the table whole.
+func (t *Table) rebuildAfter(want []group, what string, err error) error {
+	t.synced = false
+	t.log.Warn("nat "+what+", rebuilding table", "err", err)
+	return t.rebuild(want)
 }
 
 // flushSwap is the single-batch alternative: flush both chains and add every rule again.
@@ -402,9 +404,7 @@ func (t *Table) flushSwap(want, drop []group) error {
 	sent := t.queueRules(want, false)
 	start := t.now()
 	if err := t.conn.Flush(); err != nil {
-		t.synced = false
-		t.log.Warn("nat replacing rules failed, rebuilding table", "err", err)
-		return t.rebuild(want)
+		return t.rebuildAfter(want, "replacing rules failed", err)
 	}
 	t.noteSwap(start)
 	t.status.LastCleanupDuration = 0 // nothing left to delete

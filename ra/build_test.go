@@ -2,10 +2,8 @@ package ra
 
 import (
 	"encoding/hex"
-	"flag"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,9 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/ndp"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/v6edge/v6edge/internal/golden"
+)
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
@@ -72,17 +70,8 @@ func TestBuildGolden(t *testing.T) {
 				t.Fatalf("MarshalMessage: %v", err)
 			}
 			got := hex.EncodeToString(b) + "\n"
-			path := filepath.Join("testdata", "ra_"+tt.name+".hex")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("reading golden (run with -update to create it): %v", err)
-			}
-			if diff := cmp.Diff(strings.TrimSpace(string(want)), strings.TrimSpace(got)); diff != "" {
+			want := golden.File(t, filepath.Join("testdata", "ra_"+tt.name+".hex"), got)
+			if diff := cmp.Diff(strings.TrimSpace(want), strings.TrimSpace(got)); diff != "" {
 				t.Errorf("RA bytes mismatch (-want +got):\n%s", diff)
 			}
 		})

@@ -1,31 +1,21 @@
 package ctflush
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"net/netip"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ti-mo/conntrack"
-	"github.com/vishvananda/netns"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // TestDeleteNetNS creates conntrack entries with the conntrack tool in a fresh namespace
 // v6ct-<random> (and the same entries in a second one, which must stay untouched) and
 // checks that Delete removes exactly the selected ones.
 func TestDeleteNetNS(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	for _, tool := range []string{"ip", "conntrack"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
+	nstest.RequireRoot(t, "conntrack")
 	const up1, up2 = "0x76650001", "0x76650002"
 	old := netip.MustParsePrefix("2001:db8:100::/56")
 	// Each entry is named by its original source address.
@@ -42,33 +32,21 @@ func TestDeleteNetNS(t *testing.T) {
 		{"192.0.2.10", "198.51.100.2", "198.51.100.2", "192.0.2.10", up1},
 	}
 	setup := func(t *testing.T) (int, func() []string) {
-		name := fmt.Sprintf("v6ct-%06x", rand.IntN(1<<24))
-		if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-			t.Fatalf("ip netns add %s: %v\n%s", name, err, out)
-		}
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-		h, err := netns.GetFromName(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
+		ns := nstest.NewNetns(t, "v6ct")
 		for _, e := range entries {
-			out, err := exec.Command("ip", "netns", "exec", name, "conntrack", "-I", "-p", "udp",
+			out, err := ns.Try("conntrack", "-I", "-p", "udp",
 				"-s", e.src, "-d", e.dst, "-r", e.replySrc, "-q", e.replyDst,
 				"--sport", "40000", "--dport", "53", "--reply-port-src", "53", "--reply-port-dst", "40000",
-				"-t", "300", "--mark", e.mark).CombinedOutput()
+				"-t", "300", "--mark", e.mark)
 			if err != nil {
 				t.Fatalf("conntrack -I %+v: %v\n%s", e, err, out)
 			}
 		}
 		// left lists the original sources of the entries still there.
 		left := func() []string {
-			out, err := exec.Command("ip", "netns", "exec", name, "conntrack", "-L").CombinedOutput()
-			if err != nil {
-				t.Fatalf("conntrack -L: %v\n%s", err, out)
-			}
+			out := ns.Run(t, "conntrack", "-L")
 			var srcs []string
-			for _, line := range strings.Split(string(out), "\n") {
+			for _, line := range strings.Split(out, "\n") {
 				for _, f := range strings.Fields(line) {
 					if s, ok := strings.CutPrefix(f, "src="); ok {
 						srcs = append(srcs, s)
@@ -82,7 +60,7 @@ func TestDeleteNetNS(t *testing.T) {
 		if got := left(); len(got) != len(entries) {
 			t.Fatalf("%d entries created, want %d: %v", len(got), len(entries), got)
 		}
-		return int(h), left
+		return ns.Fd(), left
 	}
 	all := []string{"192.0.2.10", "2001:db8:ffff::3", "fd00::a", "fd00::b", "fd00::d"}
 	usesOld := func(f conntrack.Flow) bool {

@@ -117,23 +117,20 @@ func (f *FakeHandle) emit(ev Event) {
 
 // LinkByName implements Handle.
 func (f *FakeHandle) LinkByName(name string) (netlink.Link, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, l := range f.links {
-		if l.Name == name {
-			c := *l
-			return &c, nil
-		}
-	}
-	return nil, netlink.LinkNotFoundError{}
+	return f.findLink(func(l *netlink.Dummy) bool { return l.Name == name })
 }
 
 // LinkByIndex implements Handle.
 func (f *FakeHandle) LinkByIndex(index int) (netlink.Link, error) {
+	return f.findLink(func(l *netlink.Dummy) bool { return l.Index == index })
+}
+
+// findLink returns a copy of the first link match accepts.
+func (f *FakeHandle) findLink(match func(*netlink.Dummy) bool) (netlink.Link, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, l := range f.links {
-		if l.Index == index {
+		if match(l) {
 			c := *l
 			return &c, nil
 		}
@@ -153,10 +150,8 @@ func (f *FakeHandle) AddrList(link netlink.Link, family int) ([]netlink.Addr, er
 func (f *FakeHandle) AddrAdd(link netlink.Link, addr *netlink.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.Calls["AddrAdd"]++
-	idx := link.Attrs().Index
-	p, _ := prefixOf(addr.IPNet)
-	if f.find(idx, p.Addr()) >= 0 {
+	idx, p, i := f.addrCall("AddrAdd", link, addr)
+	if i >= 0 {
 		return fmt.Errorf("fake AddrAdd %s: %w", p, syscall.EEXIST)
 	}
 	flags := unix.IFA_F_PERMANENT
@@ -175,16 +170,23 @@ func (f *FakeHandle) AddrAdd(link netlink.Link, addr *netlink.Addr) error {
 func (f *FakeHandle) AddrDel(link netlink.Link, addr *netlink.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.Calls["AddrDel"]++
-	idx := link.Attrs().Index
-	p, _ := prefixOf(addr.IPNet)
-	i := f.find(idx, p.Addr())
+	idx, p, i := f.addrCall("AddrDel", link, addr)
 	if i < 0 {
 		return fmt.Errorf("fake AddrDel %s: %w", p, syscall.EADDRNOTAVAIL)
 	}
 	f.addrs[idx] = slices.Delete(f.addrs[idx], i, i+1)
 	f.emit(Event{LinkIndex: idx, Address: p, Deleted: true})
 	return nil
+}
+
+// addrCall counts a call of the Handle method named call and returns the
+// link's index, addr's prefix and where the link has that address (-1:
+// nowhere). f.mu is held.
+func (f *FakeHandle) addrCall(call string, link netlink.Link, addr *netlink.Addr) (idx int, p netip.Prefix, i int) {
+	f.Calls[call]++
+	idx = link.Attrs().Index
+	p, _ = prefixOf(addr.IPNet)
+	return idx, p, f.find(idx, p.Addr())
 }
 
 func (f *FakeHandle) find(idx int, a netip.Addr) int {
@@ -271,12 +273,8 @@ func (f *FakeHandle) RouteReplace(route *netlink.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Calls["RouteReplace"]++
-	r := *route
-	if r.Table == 0 {
-		r.Table = unix.RT_TABLE_MAIN
-	}
-	k := routeKeyNL(r)
-	if i := slices.IndexFunc(f.routes, func(x netlink.Route) bool { return routeKeyNL(x) == k }); i >= 0 {
+	r := inMain(*route)
+	if i := f.routeIndex(r); i >= 0 {
 		f.routes[i] = r
 		return nil
 	}
@@ -284,19 +282,30 @@ func (f *FakeHandle) RouteReplace(route *netlink.Route) error {
 	return nil
 }
 
+// inMain is r with table 0 read as main, as the kernel does.
+func inMain(r netlink.Route) netlink.Route {
+	if r.Table == 0 {
+		r.Table = unix.RT_TABLE_MAIN
+	}
+	return r
+}
+
+// routeIndex is the index of the route with r's key in f.routes, or -1.
+// f.mu is held.
+func (f *FakeHandle) routeIndex(r netlink.Route) int {
+	k := routeKeyNL(r)
+	return slices.IndexFunc(f.routes, func(x netlink.Route) bool { return routeKeyNL(x) == k })
+}
+
 // RouteDel implements Handle.
 func (f *FakeHandle) RouteDel(route *netlink.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Calls["RouteDel"]++
-	r := *route
-	if r.Table == 0 {
-		r.Table = unix.RT_TABLE_MAIN
-	}
-	k := routeKeyNL(r)
-	i := slices.IndexFunc(f.routes, func(x netlink.Route) bool { return routeKeyNL(x) == k })
+	r := inMain(*route)
+	i := f.routeIndex(r)
 	if i < 0 {
-		return fmt.Errorf("fake RouteDel %s: %w", k.dst, syscall.ESRCH)
+		return fmt.Errorf("fake RouteDel %s: %w", routeKeyNL(r).dst, syscall.ESRCH)
 	}
 	f.routes = slices.Delete(f.routes, i, i+1)
 	return nil
@@ -326,10 +335,7 @@ func (f *FakeHandle) RouteListFiltered(family int, filter *netlink.Route, mask u
 func (f *FakeHandle) PutRoute(r netlink.Route) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r.Table == 0 {
-		r.Table = unix.RT_TABLE_MAIN
-	}
-	f.routes = append(f.routes, r)
+	f.routes = append(f.routes, inMain(r))
 }
 
 // Routes returns a copy of all routes.

@@ -131,29 +131,27 @@ func TestMachineBackoffDoublesFrom5sTo5m(t *testing.T) {
 }
 
 func TestMachineFlapping(t *testing.T) {
-	t.Run("a conflict that comes back soon after success keeps doubling", func(t *testing.T) {
-		m := testMachine(false)
-		m.setWants([]Want{{Interface: "lan0", Prefix: lanAddr}})
-		retry := failOnce(t, m, t0)
-		m.step(retry, view())
-		m.step(retry.Add(time.Second), view(ka(lanAddr, ready)))
-		next := failOnce(t, m, retry.Add(2*time.Second))
-		if d := next.Sub(retry.Add(2 * time.Second)); d != 10*time.Second {
-			t.Errorf("second backoff = %v, want 10s", d)
-		}
-	})
-	t.Run("a conflict after a long good spell starts over at 5s", func(t *testing.T) {
-		m := testMachine(false)
-		m.setWants([]Want{{Interface: "lan0", Prefix: lanAddr}})
-		retry := failOnce(t, m, t0)
-		m.step(retry, view())
-		m.step(retry.Add(time.Second), view(ka(lanAddr, ready)))
-		later := retry.Add(time.Hour)
-		next := failOnce(t, m, later)
-		if d := next.Sub(later); d != 5*time.Second {
-			t.Errorf("backoff = %v, want 5s", d)
-		}
-	})
+	for _, tc := range []struct {
+		name string
+		good time.Duration // from the retry to the next conflict, address ready after 1s
+		want time.Duration // the backoff after that conflict
+	}{
+		{"a conflict that comes back soon after success keeps doubling", 2 * time.Second, 10 * time.Second},
+		{"a conflict after a long good spell starts over at 5s", time.Hour, 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testMachine(false)
+			m.setWants([]Want{{Interface: "lan0", Prefix: lanAddr}})
+			retry := failOnce(t, m, t0)
+			m.step(retry, view())
+			m.step(retry.Add(time.Second), view(ka(lanAddr, ready)))
+			at := retry.Add(tc.good)
+			next := failOnce(t, m, at)
+			if d := next.Sub(at); d != tc.want {
+				t.Errorf("backoff = %v, want %v", d, tc.want)
+			}
+		})
+	}
 	t.Run("a link flap that takes the address away re-adds it", func(t *testing.T) {
 		m := testMachine(false)
 		m.setWants([]Want{{Interface: "lan0", Prefix: lanAddr}})

@@ -2,12 +2,9 @@ package netif
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,8 +12,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // TestReleaseNetNS runs a Tracker in a fresh namespace v6rel-<random> with a
@@ -24,34 +22,13 @@ import (
 // floating address, Release takes the floating one away for good (also
 // from the owned file), while Run goes on and after it returned.
 func TestReleaseNetNS(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
-	}
-	ns := fmt.Sprintf("v6rel-%06x", rand.IntN(1<<24))
-	ip := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ip -n %s %s: %v\n%s", ns, strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v\n%s", ns, err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	nstest.RequireRoot(t)
+	ns := nstest.NewNetns(t, "v6rel")
+	h := ns.Handle
 	// A veth pair (dummy may not be built): lan0 gets carrier with its peer up.
-	ip("link", "add", "lan0", "type", "veth", "peer", "name", "lan0p")
-	ip("link", "set", "lan0p", "up")
-	ip("link", "set", "lan0", "up")
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	ns.IP(t, "link", "add", "lan0", "type", "veth", "peer", "name", "lan0p")
+	ns.IP(t, "link", "set", "lan0p", "up")
+	ns.IP(t, "link", "set", "lan0", "up")
 	nl, err := netlink.NewHandleAt(h)
 	if err != nil {
 		t.Fatal(err)
@@ -75,18 +52,17 @@ func TestReleaseNetNS(t *testing.T) {
 	t.Cleanup(func() { stopRun() })
 
 	has := func(p netip.Prefix) bool {
-		return strings.Contains(ip("-6", "addr", "show", "dev", "lan0"), p.String())
+		return strings.Contains(ns.IP(t, "-6", "addr", "show", "dev", "lan0"), p.String())
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(end) {
-				t.Fatalf("timed out waiting until %s:\n%s", what, ip("-6", "addr", "show", "dev", "lan0"))
-			}
-		}
+		nstest.Eventually(t, 5*time.Second, 20*time.Millisecond, what, cond, func() string {
+			out, _ := ns.Try("ip", "-6", "addr", "show", "dev", "lan0")
+			return out
+		})
 	}
 	waitFor("both addresses are there", func() bool { return has(router) && has(float) })
-	if out := ip("-6", "addr", "show", "dev", "lan0"); !strings.Contains(out, float.String()+" scope global nodad") {
+	if out := ns.IP(t, "-6", "addr", "show", "dev", "lan0"); !strings.Contains(out, float.String()+" scope global nodad") {
 		t.Errorf("floating address not added nodad:\n%s", out)
 	}
 
@@ -106,7 +82,7 @@ func TestReleaseNetNS(t *testing.T) {
 	// Run sees the deletion event and must not add it again.
 	time.Sleep(300 * time.Millisecond)
 	if has(float) || !has(router) {
-		t.Fatalf("after Run looked again:\n%s", ip("-6", "addr", "show", "dev", "lan0"))
+		t.Fatalf("after Run looked again:\n%s", ns.IP(t, "-6", "addr", "show", "dev", "lan0"))
 	}
 
 	// After Run: an address of the restarted daemon's earlier run, known
@@ -126,7 +102,7 @@ func TestReleaseNetNS(t *testing.T) {
 		t.Errorf("match saw %+v, want the router address without and the floating one with NoDAD", seen)
 	}
 	if has(float) || !has(router) {
-		t.Errorf("after Release by the restarted Tracker:\n%s", ip("-6", "addr", "show", "dev", "lan0"))
+		t.Errorf("after Release by the restarted Tracker:\n%s", ns.IP(t, "-6", "addr", "show", "dev", "lan0"))
 	}
 	// The kernel still lists the router address with its DAD done; that
 	// one is the restarted Tracker's to keep.

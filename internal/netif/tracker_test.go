@@ -84,9 +84,7 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 	t.Run("an address removed by someone else is added again", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0")
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
-			stop := runTracker(tr)
+			_, stop := runWanting(f, Want{Interface: "lan0", Prefix: lanAddr, NoDAD: true})
 			defer stop()
 			f.RemoveAddr("lan0", lanAddr.Addr())
 			synctest.Wait()
@@ -122,9 +120,7 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0")
 			f.SetCarrier("lan0", false)
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr}})
-			stop := runTracker(tr)
+			tr, stop := runWanting(f, Want{Interface: "lan0", Prefix: lanAddr})
 			defer stop()
 			time.Sleep(10 * time.Second)
 			synctest.Wait()
@@ -137,9 +133,7 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 	t.Run("address events of other interfaces do not make it look again", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0", "veth9")
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
-			stop := runTracker(tr)
+			_, stop := runWanting(f, Want{Interface: "lan0", Prefix: lanAddr, NoDAD: true})
 			defer stop()
 			looks := f.Calls["AddrList"]
 			f.PutAddr("veth9", netip.MustParsePrefix("2001:db8::9/64"), unix.IFA_F_PERMANENT)
@@ -157,9 +151,7 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 	t.Run("a lost subscription is renewed and the state re-read", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0")
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
-			stop := runTracker(tr)
+			_, stop := runWanting(f, Want{Interface: "lan0", Prefix: lanAddr, NoDAD: true})
 			defer stop()
 			f.EndWatches()
 			synctest.Wait()
@@ -253,20 +245,14 @@ func TestTrackerStateDir(t *testing.T) {
 		})
 	})
 	t.Run("after a reboot the saved stable_secret is applied and the EUI-64 link-local replaced", func(t *testing.T) {
-		dir := t.TempDir()
 		saved := "2001:0db8:0000:0000:0000:0000:0000:0042"
-		if err := os.WriteFile(filepath.Join(dir, "stable_secret-lan0"), []byte(saved+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		dir := secretDir(t, saved)
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0")
 			eui := netip.MustParsePrefix("fe80::ff:fe00:1/64")
 			f.PutAddr("lan0", eui, unix.IFA_F_PERMANENT)
 			sys := &FakeSysctls{}
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: sys, StateDir: dir, HealLinkLocal: true})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
-			stop := runTracker(tr)
-			defer stop()
+			defer runHealing(f, sys, dir)()
 			want := []string{"lan0/stable_secret=" + saved, "lan0/addr_gen_mode=1", "lan0/addr_gen_mode=2"}
 			if diff := cmp.Diff(want, sys.Snapshot()); diff != "" {
 				t.Errorf("sysctl writes (-want +got):\n%s", diff)
@@ -277,22 +263,41 @@ func TestTrackerStateDir(t *testing.T) {
 		})
 	})
 	t.Run("a saved stable_secret already in place changes nothing", func(t *testing.T) {
-		dir := t.TempDir()
 		saved := "2001:db8::42"
-		if err := os.WriteFile(filepath.Join(dir, "stable_secret-lan0"), []byte(saved+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		dir := secretDir(t, saved)
 		synctest.Test(t, func(t *testing.T) {
 			f := NewFakeHandle("lan0")
 			f.PutAddr("lan0", ll, unix.IFA_F_PERMANENT|unix.IFA_F_STABLE_PRIVACY)
 			sys := &FakeSysctls{Values: map[string]string{"lan0/stable_secret": "2001:0db8:0000:0000:0000:0000:0000:0042"}}
-			tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: sys, StateDir: dir, HealLinkLocal: true})
-			tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
-			stop := runTracker(tr)
-			defer stop()
+			defer runHealing(f, sys, dir)()
 			if w := sys.Snapshot(); len(w) != 0 {
 				t.Errorf("sysctl writes %q, want none", w)
 			}
 		})
 	})
+}
+
+// runWanting runs a Tracker on f, with fake sysctls, wanting wants.
+func runWanting(f *FakeHandle, wants ...Want) (*Tracker, func() error) {
+	tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: &FakeSysctls{}})
+	tr.Set(wants)
+	return tr, runTracker(tr)
+}
+
+// secretDir is a state directory holding lan0's saved stable_secret.
+func secretDir(t *testing.T, secret string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "stable_secret-lan0"), []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// runHealing runs a Tracker that heals link-locals, on f with sys and the
+// state in dir, wanting lanAddr (nodad) on lan0.
+func runHealing(f *FakeHandle, sys *FakeSysctls, dir string) (stop func() error) {
+	tr := NewTracker(f, discard(), TrackerOptions{Watcher: f, Sysctls: sys, StateDir: dir, HealLinkLocal: true})
+	tr.Set([]Want{{Interface: "lan0", Prefix: lanAddr, NoDAD: true}})
+	return runTracker(tr)
 }

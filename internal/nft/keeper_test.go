@@ -1,38 +1,20 @@
 package nft
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
-// syncBuffer is a log sink safe for the Watch goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestKeeperCheck(t *testing.T) {
-	var logs syncBuffer
+	var logs nstest.SyncBuffer
 	answers := []struct {
 		what string
 		err  error
@@ -120,7 +102,7 @@ func TestKeeperWatch(t *testing.T) {
 					broken = &fakeMonitor{events: make(chan struct{})}
 				}
 				var checks atomic.Int32
-				var logs syncBuffer
+				var logs nstest.SyncBuffer
 				k := NewKeeper("test table", "t", slog.New(slog.NewTextHandler(&logs, nil)),
 					func() (string, error) { checks.Add(1); return "", nil })
 				k.SetMonitor(broken.subscribe)
@@ -147,7 +129,7 @@ func TestKeeperWatch(t *testing.T) {
 	t.Run("a failed check is logged and the watch goes on", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var checks atomic.Int32
-			var logs syncBuffer
+			var logs nstest.SyncBuffer
 			k := NewKeeper("test table", "t", slog.New(slog.NewTextHandler(&logs, nil)),
 				func() (string, error) { checks.Add(1); return "", errors.New("EPERM") })
 			ctx, cancel := context.WithCancel(context.Background())

@@ -2,62 +2,28 @@ package nft
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/vishvananda/netns"
-)
 
-// newNS creates a fresh namespace v6nft-<random>, deleted when the test ends, and returns
-// its fd and a func that runs a command in it.
-func newNS(t *testing.T) (int, func(args ...string) string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
-	name := fmt.Sprintf("v6nft-%06x", rand.IntN(1<<24))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v\n%s", name, err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return int(h), func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("ip", append([]string{"netns", "exec", name}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-}
+	"github.com/v6edge/v6edge/internal/nstest"
+)
 
 // TestNetNS drives a real kernel: a batch of 2000 rules through Open's connection (the
 // echo needs the big buffer, and so does the monitor for the notifications), Drift reading it back intact and noticing each kind of
 // change nft makes, and Monitor signalling transactions of anyone in the namespace only.
 func TestNetNS(t *testing.T) {
-	fd, run := newNS(t)
-	c, err := Open(fd)
+	nstest.RequireRoot(t, "nft")
+	ns := nstest.NewNetns(t, "v6nft")
+	c, err := Open(ns.Fd())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.CloseLasting()
 
-	events, stop, err := Monitor(fd)
+	events, stop, err := Monitor(ns.Fd())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +86,8 @@ func TestNetNS(t *testing.T) {
 	}
 
 	// Another namespace's transactions are not ours to see.
-	_, other := newNS(t)
-	other("nft", "add", "table", "ip6", "elsewhere")
+	other := nstest.NewNetns(t, "v6nft")
+	other.Run(t, "nft", "add", "table", "ip6", "elsewhere")
 	quiet("a transaction in another namespace")
 
 	for _, tc := range []struct {
@@ -133,7 +99,7 @@ func TestNetNS(t *testing.T) {
 		{"chain ip6 v6nft-test postrouting { policy drop; }", "chain postrouting has the wrong type, hook, priority or policy"},
 		{"flush ruleset", "table v6nft-test missing"},
 	} {
-		run("nft", tc.cmd)
+		ns.Run(t, "nft", tc.cmd)
 		waitEvent(tc.cmd)
 		what, err := Drift(c, tbl, want)
 		if err != nil {

@@ -283,16 +283,8 @@ func TestIntegrationPolicy(t *testing.T) {
 
 		// A flow opened now, through uplink 2, must stay there when uplink 1 is
 		// preferred again: one ping process is one ICMP identifier, one flow.
-		type pingResult struct {
-			out string
-			err error
-		}
-		long := make(chan pingResult, 1)
 		started := l.counter(t, 1, "own")
-		go func() {
-			out, err := l.host.Try("ping", "-6", "-n", "-q", "-i", "0.1", "-c", "25", "-W", "1", internet)
-			long <- pingResult{out, err}
-		}()
+		long := pingInBackground(l.host, "0.1", "25")
 		if !waitFor(2*time.Second, func() bool { return l.counter(t, 1, "own") >= started+2 }) {
 			t.Fatal("the long ping did not start through uplink 2")
 		}
@@ -418,16 +410,8 @@ func TestIntegrationFailoverTime(t *testing.T) {
 		t.Fatal("no answer before the first fault")
 	}
 	t.Run("a flow on the failed uplink carries on by the other one after the flush", func(t *testing.T) {
-		type pingResult struct {
-			out string
-			err error
-		}
-		long := make(chan pingResult, 1)
 		started := l.counter(t, 0, "own")
-		go func() {
-			out, err := l.host.Try("ping", "-6", "-n", "-q", "-i", "0.05", "-c", "30", "-W", "1", internet)
-			long <- pingResult{out, err}
-		}()
+		long := pingInBackground(l.host, "0.05", "30")
 		if !waitFor(2*time.Second, func() bool { return l.counter(t, 0, "own") >= started+3 }) {
 			t.Fatal("the ping did not start through uplink 1")
 		}
@@ -550,4 +534,22 @@ func (c *countingHandle) RouteDel(r *netlink.Route) error { c.writes++; return c
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// pingResult is what a ping run in the background printed and returned.
+type pingResult struct {
+	out string
+	err error
+}
+
+// pingInBackground pings the internet from host, every interval seconds,
+// count times, as one flow (one ICMP identifier); the result arrives on the
+// channel when ping ends.
+func pingInBackground(host nstest.Netns, interval, count string) <-chan pingResult {
+	long := make(chan pingResult, 1)
+	go func() {
+		out, err := host.Try("ping", "-6", "-n", "-q", "-i", interval, "-c", count, "-W", "1", internet)
+		long <- pingResult{out, err}
+	}()
+	return long
 }

@@ -2,7 +2,6 @@ package uplink
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -52,10 +51,10 @@ func RenderMarks(p Policy) []MarkSpec {
 			continue
 		}
 		b := new(exprs)
-		b.ifname(expr.MetaKeyOIFNAME, "oifname", u.Interface)
+		b.IfName(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpEq, u.Interface)
 		b.ctMarkIs(0)
-		b.ctMarkSet(u.Mark)
-		out = append(out, MarkSpec{Chain: ChainMarkOut, Text: b.text(), exprs: b.list})
+		b.CtMarkSet(u.Mark)
+		out = append(out, MarkSpec{Chain: ChainMarkOut, Text: b.String(), exprs: b.Exprs})
 	}
 	if len(out) == 0 {
 		return nil
@@ -68,15 +67,15 @@ func RenderMarks(p Policy) []MarkSpec {
 		}
 		seen[lan] = true
 		b := new(exprs)
-		b.ifname(expr.MetaKeyIIFNAME, "iifname", lan)
+		b.IfName(expr.MetaKeyIIFNAME, "iifname", expr.CmpOpEq, lan)
 		b.metaMarkFromCt()
-		in = append(in, MarkSpec{Chain: ChainMarkIn, Text: b.text(), exprs: b.list})
+		in = append(in, MarkSpec{Chain: ChainMarkIn, Text: b.String(), exprs: b.Exprs})
 	}
 	if len(in) == 0 && p.Internal.IsValid() && p.Internal.Addr().Is6() {
 		b := new(exprs)
 		b.saddr(p.Internal.Masked())
 		b.metaMarkFromCt()
-		in = append(in, MarkSpec{Chain: ChainMarkIn, Text: b.text(), exprs: b.list})
+		in = append(in, MarkSpec{Chain: ChainMarkIn, Text: b.String(), exprs: b.Exprs})
 	}
 	return append(in, out...)
 }
@@ -106,66 +105,36 @@ func FormatMarks(rules []MarkSpec) string {
 }
 
 // exprs builds one rule's expressions and its nft text side by side.
-type exprs struct {
-	words []string
-	list  []expr.Any
-}
-
-func (e *exprs) text() string { return strings.Join(e.words, " ") }
-
-func (e *exprs) ifname(key expr.MetaKey, word, name string) {
-	e.words = append(e.words, fmt.Sprintf("%s %q", word, name))
-	data := make([]byte, 16) // IFNAMSIZ, NUL padded as the kernel compares it
-	copy(data, name)
-	e.list = append(e.list,
-		&expr.Meta{Key: key, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data})
-}
+type exprs struct{ nft.Builder }
 
 func (e *exprs) saddr(p netip.Prefix) {
-	e.words = append(e.words, "ip6 saddr "+p.String())
+	e.Words = append(e.Words, "ip6 saddr "+p.String())
 	a := p.Addr().As16()
 	n := uint32((p.Bits() + 7) / 8)
-	e.list = append(e.list, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offsetSaddr, Len: n})
+	e.Exprs = append(e.Exprs, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offsetSaddr, Len: n})
 	if p.Bits()%8 != 0 {
 		mask := make([]byte, n)
 		for i := range p.Bits() {
 			mask[i/8] |= 0x80 >> (i % 8)
 		}
-		e.list = append(e.list, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)})
+		e.Exprs = append(e.Exprs, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)})
 	}
-	e.list = append(e.list, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:n]})
+	e.Exprs = append(e.Exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:n]})
 }
 
 // offsetSaddr is where the source address starts in the IPv6 header (RFC 8200 §3).
 const offsetSaddr = 8
 
 func (e *exprs) ctMarkIs(mark uint32) {
-	e.words = append(e.words, fmt.Sprintf("ct mark 0x%08x", mark))
-	e.list = append(e.list,
+	e.Add(fmt.Sprintf("ct mark 0x%08x", mark),
 		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: u32(mark)})
-}
-
-func (e *exprs) ctMarkSet(mark uint32) {
-	e.words = append(e.words, fmt.Sprintf("ct mark set 0x%08x", mark))
-	e.list = append(e.list,
-		&expr.Immediate{Register: 1, Data: u32(mark)},
-		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true})
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nft.U32(mark)})
 }
 
 func (e *exprs) metaMarkFromCt() {
-	e.words = append(e.words, "meta mark set ct mark")
-	e.list = append(e.list,
+	e.Add("meta mark set ct mark",
 		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true})
-}
-
-// u32 encodes a mark: marks are host-order u32 in the kernel.
-func u32(v uint32) []byte {
-	b := make([]byte, 4)
-	binary.NativeEndian.PutUint32(b, v)
-	return b
 }
 
 // NFTConn is the part of *nftables.Conn that Marks uses. Every call but the Get/List ones

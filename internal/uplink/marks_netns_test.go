@@ -2,15 +2,11 @@ package uplink
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/v6edge/v6edge/internal/nstest"
 )
 
 // TestMarksWatchNetNS proves that the policy table is watched like the NAT table: in a
@@ -18,34 +14,14 @@ import (
 // v6edge-policy` each get the table back as rendered within 2 s, counted once each, and
 // an intact table is left alone.
 func TestMarksWatchNetNS(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
-		}
-	}
-	ns := fmt.Sprintf("v6mark-%06x", rand.IntN(1<<24))
+	nstest.RequireRoot(t, "nft")
+	ns := nstest.NewNetns(t, "v6mark")
 	run := func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s in %s: %v\n%s", strings.Join(args, " "), ns, err, out)
-		}
-		return string(out)
+		return ns.Run(t, args...)
 	}
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v\n%s", ns, err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
 
-	m, err := NewMarks(int(h), discard())
+	m, err := NewMarks(ns.Fd(), discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +35,8 @@ func TestMarksWatchNetNS(t *testing.T) {
 		t.Fatalf("nft list table after Set:\n%s\nwant:\n%s", got, want)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Watch(ctx, time.Second) }() // the daemon's interval
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch() = %v", err)
-		}
+	nstest.RunTask(t, context.Background(), "Marks.Watch", func(ctx context.Context) error {
+		return m.Watch(ctx, time.Second) // the daemon's interval
 	})
 	// Our own Set and an unrelated table's transactions: events, but no drift.
 	run("nft", "add", "table", "ip6", "other")
@@ -82,12 +52,8 @@ func TestMarksWatchNetNS(t *testing.T) {
 	} {
 		start := time.Now()
 		run(breakIt...)
-		for m.Restores() < uint64(i+1) {
-			if time.Since(start) > 2*time.Second {
-				t.Fatalf("%s: table not restored within 2 s", strings.Join(breakIt, " "))
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		nstest.Eventually(t, 2*time.Second, 5*time.Millisecond, strings.Join(breakIt, " ")+": the table restored",
+			func() bool { return m.Restores() >= uint64(i+1) })
 		t.Logf("%s: restored after %v", strings.Join(breakIt, " "), time.Since(start).Round(time.Millisecond))
 		if got := run("nft", "list", "table", "ip6", MarksTable); got != want {
 			t.Errorf("after %s:\n%s\nwant:\n%s", strings.Join(breakIt, " "), got, want)

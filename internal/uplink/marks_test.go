@@ -89,6 +89,17 @@ func (c *recordingConn) Flush() error {
 
 func TestMarksSet(t *testing.T) {
 	two := Policy{Uplinks: uplinks(2), LANs: []string{"lan0"}, Internal: internal}
+	// built is a Marks on a recording connection that has built the table
+	// for two.
+	built := func(t *testing.T) (*recordingConn, *Marks) {
+		t.Helper()
+		c := &recordingConn{}
+		m := NewMarksConn(c, discard())
+		if err := m.Set(two); err != nil {
+			t.Fatal(err)
+		}
+		return c, m
+	}
 	t.Run("the table is built in one batch and an unchanged policy sends nothing", func(t *testing.T) {
 		c := &recordingConn{}
 		m := NewMarksConn(c, discard())
@@ -119,9 +130,7 @@ func TestMarksSet(t *testing.T) {
 		}
 	})
 	t.Run("a table removed behind our back is rebuilt by the next Set", func(t *testing.T) {
-		c := &recordingConn{}
-		m := NewMarksConn(c, discard())
-		_ = m.Set(two)
+		c, m := built(t)
 		c.rules = nil // nft flush ruleset
 		if err := m.Set(two); err != nil {
 			t.Fatal(err)
@@ -132,9 +141,7 @@ func TestMarksSet(t *testing.T) {
 		}
 	})
 	t.Run("a policy without marks removes the table", func(t *testing.T) {
-		c := &recordingConn{}
-		m := NewMarksConn(c, discard())
-		_ = m.Set(two)
+		c, m := built(t)
 		if err := m.Set(Policy{}); err != nil {
 			t.Fatal(err)
 		}

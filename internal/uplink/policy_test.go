@@ -1,17 +1,15 @@
 package uplink
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	"github.com/v6edge/v6edge/internal/golden"
+)
 
 var internal = netip.MustParsePrefix("fd00:aaaa:bbbb:cc00::/56")
 
@@ -46,17 +44,8 @@ func TestRenderGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name+" renders as in "+tt.file, func(t *testing.T) {
 			got := RenderText(tt.p)
-			path := filepath.Join("testdata", tt.file)
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
+			want := golden.File(t, filepath.Join("testdata", tt.file), got)
+			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("RenderText (-want +got):\n%s", diff)
 			}
 		})
