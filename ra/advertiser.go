@@ -394,7 +394,7 @@ func (a *Advertiser) serve(ctx context.Context, sched *Schedule) error {
 			return nil
 		case <-a.updated:
 			next := a.config()
-			if next.Interface != cfg.Interface || next.Source != cfg.Source || !next.Enabled {
+			if next.Interface != cfg.Interface || next.IfIndex != cfg.IfIndex || next.Source != cfg.Source || !next.Enabled {
 				return errReopen
 			}
 			cfg = next

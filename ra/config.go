@@ -73,6 +73,10 @@ type Route struct {
 // mutated by this package.
 type Config struct {
 	Interface string
+	// IfIndex, when set, is the interface's index: a new one (the
+	// interface was deleted and created again) opens a new socket, since
+	// the old one stays bound to the deleted interface and never sends.
+	IfIndex int
 	// Managed (M) and Other (O) flags, RFC 4861 §4.2. See Mode.Flags.
 	Managed, Other bool
 	// Prefixes are the CURRENT prefixes. A /64 that was in the previous

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/mdlayher/ndp"
@@ -66,7 +67,14 @@ func (kernelLink) Listen(iface string, src netip.Addr) (Conn, netip.Addr, net.Ha
 	if src.IsValid() {
 		want = ndp.Addr(src.WithZone("").String())
 	}
-	c, chosen, err := ndp.Listen(ifi, want)
+	// The socket's address carries the interface as its zone. Go resolves
+	// a zone name through a cache refreshed at most once a minute, so a
+	// LAN deleted and created again under the same name would bind to the
+	// deleted ifindex ("no such device") for up to a minute: name the
+	// interface by its index instead.
+	byIndex := *ifi
+	byIndex.Name = strconv.Itoa(ifi.Index)
+	c, chosen, err := ndp.Listen(&byIndex, want)
 	if err != nil {
 		// ndp.Listen fails when the address is not on the interface; bind
 		// fails with EADDRNOTAVAIL while it is tentative (DAD running).
@@ -91,7 +99,7 @@ func (kernelLink) Listen(iface string, src netip.Addr) (Conn, netip.Addr, net.Ha
 		c.Close()
 		return nil, netip.Addr{}, nil, fmt.Errorf("ra: joining ff02::2 on %s: %w", iface, err)
 	}
-	return c, chosen, ifi.HardwareAddr, nil
+	return c, chosen.WithZone(ifi.Name), ifi.HardwareAddr, nil
 }
 
 func (kernelLink) HasAddr(iface string, addr netip.Addr) (bool, error) {

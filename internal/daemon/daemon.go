@@ -649,7 +649,11 @@ func (d *Daemon) pass(ctx context.Context) {
 	}
 	for _, l := range des.LANs {
 		if a := d.ads[l.Interface]; a != nil {
-			a.Update(raConfig(cfg, l))
+			rc := raConfig(cfg, l)
+			// A LAN deleted and created again has a new index: the
+			// advertiser's socket must follow it.
+			rc.IfIndex = st.prepared[l.Interface]
+			a.Update(rc)
 		}
 	}
 	st.desired = des
