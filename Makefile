@@ -5,7 +5,9 @@ SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin/v6edge
 LAB       := bin/v6edge-lab
-VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# X.Y.Z at a tag, X.Y.Z+gitN.HASH N commits after it, 0.0.0+gitN.HASH before
+# any tag: sorts right for dpkg (packaging/version.sh, tested in packaging/).
+VERSION   ?= $(shell packaging/version.sh 2>/dev/null || echo 0.0.0)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
@@ -13,6 +15,8 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 # Debian packages the lab and the integration tests use as real peers.
 DEB_PACKAGES := iproute2 nftables kea-dhcp6-server kea-admin ndisc6 radvd radvdump dhcpcd-base keepalived \
                 conntrack tcpdump iputils-ping procps isc-dhcp-server curl util-linux
+# make deb's package is linted in make test (packaging/deb_test.go).
+DEB_PACKAGES += lintian
 
 .PHONY: all build lab deps demo test unit lint fuzz bench deb clean
 
