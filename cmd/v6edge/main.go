@@ -107,7 +107,7 @@ func cmdHelp(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("version", "", "print the version")
+	fs := flagSet("version", "", "print the version")
 	if code, ok := parse(fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -119,10 +119,17 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newFlags returns a subcommand's flag set. Its usage names the command, the
-// synopsis and what it does, then the flags with their defaults.
-func newFlags(name, synopsis, summary string) *flag.FlagSet {
+// newFlags returns a subcommand's bare flag set, writing to stderr.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("v6edge "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// flagSet returns a subcommand's flag set for parse. Its usage names the
+// command, the synopsis and what it does, then the flags with their defaults.
+func flagSet(name, synopsis, summary string) *flag.FlagSet {
+	fs := newFlags(name, io.Discard)
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintf(w, "usage: v6edge %s %s\n\n%s\n", name, synopsis, summary)
@@ -157,7 +164,7 @@ func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int,
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", "[-config PATH] [-log-format auto|text|json|journal] [-log-level LEVEL]",
+	fs := flagSet("run", "[-config PATH] [-log-format auto|text|json|journal] [-log-level LEVEL]",
 		"Run the daemon in the foreground; logs go to standard error.")
 	path := fs.String("config", defaultConfig, "config `file`")
 	format := fs.String("log-format", "auto", "log `format`: auto (journal under systemd's journal, else text), text, json or journal")
@@ -220,7 +227,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // cmdCheck validates a config: errors exit 1; what would only fail at run
 // time (a missing hook, group or interface) is a warning and exits 0.
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", "[-config PATH | PATH]",
+	fs := flagSet("check", "[-config PATH | PATH]",
 		"Validate a config file: every error names its key and line (exit 1 on any).\n"+
 			"Warns, without failing, about what would fail at run time: a hook that is\n"+
 			"missing or not executable, a socket_group that does not exist, interfaces\n"+
@@ -302,7 +309,18 @@ func runtimeWarnings(cfg *configs.Config) []string {
 	return warn
 }
 
-func callDaemon(socket string, req control.Request) (*control.Response, int, error) {
+// callDaemon sends req; on failure it prints the error to stderr and
+// returns the exit code: 2 unreachable, 1 refused by the daemon.
+func callDaemon(socket string, req control.Request, stderr io.Writer) (*control.Response, int) {
+	resp, code, err := call(socket, req)
+	if err != nil {
+		fmt.Fprintf(stderr, "v6edge: %v\n", err)
+	}
+	return resp, code
+}
+
+// call is callDaemon returning the error instead of printing it.
+func call(socket string, req control.Request) (*control.Response, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	resp, err := control.Call(ctx, socket, req)
@@ -324,7 +342,7 @@ type jsonError struct {
 }
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "[-socket PATH] [-json]",
+	fs := flagSet("status", "[-socket PATH] [-json]",
 		"Show the daemon's state: exit 0 healthy, 1 problems, 2 unreachable.\n"+
 			"Times are in the local time zone. With -json, failures print a JSON\n"+
 			"object {\"error\": ..., \"reachable\": ..., \"socket\": ...} to stdout.")
@@ -342,7 +360,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "v6edge: %v\n", err)
 		return code
 	}
-	resp, code, err := callDaemon(*socket, control.Request{Command: "status"})
+	resp, code, err := call(*socket, control.Request{Command: "status"})
 	if err != nil {
 		return fail(code, code != 2, err)
 	}
@@ -370,14 +388,12 @@ func cmdSimple(cmd string, args []string, stdout, stderr io.Writer) int {
 		"renew":   "Ask the daemon to renew the delegated prefix now.",
 		"release": "Ask the daemon to release the delegated prefix (refused in an HA pair).",
 	}[cmd]
-	fs := newFlags(cmd, "[-socket PATH]", summary)
+	fs := flagSet(cmd, "[-socket PATH]", summary)
 	socket := fs.String("socket", defaultSocket, "control socket `path`")
 	if code, ok := parse(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	_, code, err := callDaemon(*socket, control.Request{Command: cmd})
-	if err != nil {
-		fmt.Fprintf(stderr, "v6edge: %v\n", err)
+	if _, code := callDaemon(*socket, control.Request{Command: cmd}, stderr); code != 0 {
 		return code
 	}
 	fmt.Fprintf(stdout, "%s requested\n", cmd)
@@ -387,7 +403,7 @@ func cmdSimple(cmd string, args []string, stdout, stderr io.Writer) int {
 func cmdHA(args []string, stdout, stderr io.Writer) int {
 	// The role may come before or after the flags: `v6edge ha master
 	// -socket S` and `v6edge ha -socket S master` both work.
-	fs := newFlags("ha", "master|backup|fault [-socket PATH]",
+	fs := flagSet("ha", "master|backup|fault [-socket PATH]",
 		"Set the node's HA role (with [ha] mode = \"external\"), e.g. from a\nkeepalived notify script.")
 	socket := fs.String("socket", defaultSocket, "control socket `path`")
 	var role string
@@ -404,9 +420,7 @@ func cmdHA(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	_, code, err := callDaemon(*socket, control.Request{Command: "ha", Role: role})
-	if err != nil {
-		fmt.Fprintf(stderr, "v6edge: %v\n", err)
+	if _, code := callDaemon(*socket, control.Request{Command: "ha", Role: role}, stderr); code != 0 {
 		return code
 	}
 	fmt.Fprintf(stdout, "role %s set\n", role)
