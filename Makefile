@@ -20,6 +20,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 # Debian packages the lab and the integration tests use as real peers.
 DEB_PACKAGES := iproute2 nftables kea-dhcp6-server kea-admin ndisc6 radvd radvdump dhcpcd-base keepalived \
                 conntrack tcpdump iputils-ping procps isc-dhcp-server curl util-linux
+
 # make deb's package is linted in make test (packaging/deb_test.go).
 DEB_PACKAGES += lintian
 # go test -race needs cgo, so a C compiler and libc headers, which a minimal

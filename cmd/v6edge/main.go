@@ -41,16 +41,16 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: v6edge <command> [flags]
 
 commands:
-  run      [-config PATH] [-log-format auto|text|json|journal] [-log-level LEVEL]   run the daemon in the foreground
-  check    [-config PATH | PATH]                                                    validate a config (exit 1 on any error)
-  status   [-socket PATH] [-json]                                                   show the daemon's state (exit 0 healthy, 1 problems, 2 unreachable)
-  renew    [-socket PATH]                                                           renew the delegated prefix now
-  release  [-socket PATH]                                                           release the delegated prefix
-  ha       master|backup|fault [-socket PATH]                                       set the HA role (ha.mode = "external")
-  version                                                                           print the version
-  help     [COMMAND]                                                                print this usage, or a command's
+  run      [-config PATH] [-log-format FORMAT] [-log-level LEVEL]      run the daemon in the foreground
+  check    [-config PATH | PATH]                                       validate a config (exit 1 on any error)
+  status   [-socket PATH] [-json]                                      show the daemon's state (exit 0 healthy, 1 problems, 2 unreachable)
+  renew    [-socket PATH]                                              renew the delegated prefix now
+  release  [-socket PATH]                                              release the delegated prefix
+  ha       master|backup|fault [-socket PATH]                          set the HA role (ha.mode = "external")
+  version                                                              print the version
+  help     [COMMAND]                                                   print this usage, or a command's
 
-Run 'v6edge help COMMAND' or 'v6edge COMMAND -h' for a command's flags.
+'v6edge help COMMAND' or 'v6edge COMMAND -h' prints a command's flags.
 `)
 }
 
