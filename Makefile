@@ -2,10 +2,17 @@
 # Two set-up commands on a fresh Debian machine, as root: `make demo` and `make test`.
 
 SHELL     := /bin/bash
-GO        ?= go
+# The one prerequisite make deps does not install: Go, at least the go.mod
+# version, on PATH or at /usr/local/go (where the go.dev tarball unpacks).
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GO_MIN    := $(shell awk '$$1 == "go" {print $$2; exit}' go.mod)
+# The tests run go themselves (go build, go list): the same one.
+export PATH := $(if $(filter /%,$(GO)),$(dir $(GO)):)$(PATH)
 BIN       := bin/v6edge
 LAB       := bin/v6edge-lab
-VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# X.Y.Z at a tag, X.Y.Z+gitN.HASH N commits after it, 0.0.0+gitN.HASH before
+# any tag: sorts right for dpkg (packaging/version.sh, tested in packaging/).
+VERSION   ?= $(shell packaging/version.sh 2>/dev/null || echo 0.0.0)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
@@ -13,6 +20,12 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 # Debian packages the lab and the integration tests use as real peers.
 DEB_PACKAGES := iproute2 nftables kea-dhcp6-server kea-admin ndisc6 radvd radvdump dhcpcd-base keepalived \
                 conntrack tcpdump iputils-ping procps isc-dhcp-server curl util-linux prometheus
+
+# make deb's package is linted in make test (packaging/deb_test.go).
+DEB_PACKAGES += lintian
+# go test -race needs cgo, so a C compiler and libc headers, which a minimal
+# Debian lacks.
+DEB_PACKAGES += gcc libc6-dev
 
 .PHONY: all build lab deps demo test unit lint fuzz bench deb clean
 
@@ -26,11 +39,16 @@ build: lab
 lab:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(LAB) ./cmd/v6edge-lab
 
-# deps installs the Debian packages that are missing (nothing when all are there).
+# deps checks Go, then installs the Debian packages that are missing (nothing
+# when all are there).
 # Their services must not start on install (the lab runs every peer itself, in its own
 # namespaces): where no policy-rc.d exists, one that forbids starting them is in place
 # for the duration of the install only.
 deps:
+	@have=$$(GOTOOLCHAIN=local $(GO) env GOVERSION 2>/dev/null | sed 's/^go//'); \
+	if [ -z "$$have" ]; then echo "make deps: Go $(GO_MIN) or newer is needed, on PATH or at /usr/local/go (https://go.dev/dl/); it is not installed" >&2; exit 1; fi; \
+	if [ "$$(printf '%s\n%s\n' "$(GO_MIN)" "$$have" | sort -V | head -1)" != "$(GO_MIN)" ]; then \
+		echo "make deps: $(GO) is Go $$have; go.mod needs $(GO_MIN) or newer (https://go.dev/dl/)" >&2; exit 1; fi
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \

@@ -74,12 +74,11 @@ func (s *Server) Listen() error {
 	}
 	mode := os.FileMode(0o600)
 	if s.Group != "" {
-		g, err := user.LookupGroup(s.Group)
+		gid, err := LookupGroup(s.Group)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("control socket group %q: %w", s.Group, err)
 		}
-		gid, _ := strconv.Atoi(g.Gid)
 		if err := os.Chown(s.Path, -1, gid); err != nil {
 			ln.Close()
 			return fmt.Errorf("chown control socket: %w", err)
@@ -92,6 +91,21 @@ func (s *Server) Listen() error {
 	}
 	s.ln = ln
 	return nil
+}
+
+// LookupGroup resolves control.socket_group, a group name or a numeric id,
+// to its gid.
+func LookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		if _, nerr := strconv.Atoi(name); nerr != nil {
+			return 0, err
+		}
+		if g, err = user.LookupGroupId(name); err != nil {
+			return 0, err
+		}
+	}
+	return strconv.Atoi(g.Gid)
 }
 
 // Run accepts connections until ctx is cancelled, then removes the socket.

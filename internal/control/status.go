@@ -217,7 +217,9 @@ func shortTime(s string) string {
 	if err != nil {
 		return s
 	}
-	return t.Format("2006-01-02 15:04:05")
+	// The daemon sends UTC; an operator reads the local time, with its zone
+	// named so that the reading is never ambiguous.
+	return t.Local().Format("2006-01-02 15:04:05 MST")
 }
 
 func b2i(b bool) int {
