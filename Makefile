@@ -3,7 +3,7 @@
 
 SHELL     := /bin/bash
 # The one prerequisite make deps does not install: Go, at least the go.mod
-# version, on PATH or at /usr/local/go (where the go.dev tarball unpacks).
+# version, on PATH or at /usr/local/go (where the Go release tarball unpacks).
 GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 GO_MIN    := $(shell awk '$$1 == "go" {print $$2; exit}' go.mod)
 # The tests run go themselves (go build, go list): the same one.
@@ -46,9 +46,9 @@ lab:
 # for the duration of the install only.
 deps:
 	@have=$$(GOTOOLCHAIN=local $(GO) env GOVERSION 2>/dev/null | sed 's/^go//'); \
-	if [ -z "$$have" ]; then echo "make deps: Go $(GO_MIN) or newer is needed, on PATH or at /usr/local/go (https://go.dev/dl/); it is not installed" >&2; exit 1; fi; \
+	if [ -z "$$have" ]; then echo "make deps: Go $(GO_MIN) or newer is needed, on PATH or at /usr/local/go; it is not installed" >&2; exit 1; fi; \
 	if [ "$$(printf '%s\n%s\n' "$(GO_MIN)" "$$have" | sort -V | head -1)" != "$(GO_MIN)" ]; then \
-		echo "make deps: $(GO) is Go $$have; go.mod needs $(GO_MIN) or newer (https://go.dev/dl/)" >&2; exit 1; fi
+		echo "make deps: $(GO) is Go $$have; go.mod needs $(GO_MIN) or newer" >&2; exit 1; fi
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
