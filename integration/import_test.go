@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -171,5 +172,131 @@ func TestImportIncumbentSingleRouter(t *testing.T) {
 	})
 	t.Run("v6edge's RA carries what radvd's did, field by field", func(t *testing.T) {
 		compareRAs(t, radvdRA, hostRA(t, l))
+	})
+}
+
+// TestImportIncumbentPair: the keepalived pair (pairinc_test.go) imported
+// on each node and replaced by a v6edge VRRPv3 pair, which must hold the
+// same prefix, send the RA radvd sent and survive node 1's death.
+func TestImportIncumbentPair(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	for _, prog := range []string{"keepalived", "dhcpcd", "radvd", "unshare", "setsid", "rdisc6"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Skipf("needs %s", prog)
+		}
+	}
+	t.Parallel()
+	ctx := t.Context()
+	l := pairNewLab(t, 2)
+	shared, err := net.ParseMAC(pairSharedMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const advert = 500 * time.Millisecond // haConfig's: 100 ms flaps on a loaded machine
+	var nodes []*testbed.PairIncNode
+	for i, prio := range []int{150, pairBackupPriority} {
+		own := pairOwnMAC
+		if i > 0 {
+			own = l.WANMACs[i]
+		}
+		n, err := l.PairIncStart(ctx, i, testbed.PairIncOptions{
+			VRID: pairVRID, Priority: prio, Advert: advert, SharedMAC: shared, OwnMAC: own,
+			VirtualAddrs: []string{pairVirtualLL.String() + "/64", pairRouterULA.String()},
+			RASource:     pairVirtualLL,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, n := range nodes {
+				t.Logf("incumbent node %d keepalived (last lines):\n%s\n%s", i+1, lastLines(n.Keepalived.Log(), 30), n.Log())
+			}
+		}
+	})
+	deleg := kepaPD(t, l, pairDUID)
+	if !pairIncWaitNetmap(t, l, nodes[0], deleg, 15*time.Second) {
+		t.Fatal("the incumbent's node 1 never mapped the prefix")
+	}
+	hostAddr := hostSLAAC(t, l, l.Hosts[0], subnet1)
+	radvdRA := hostRA(t, l)
+
+	// Import on each node from the files it runs.
+	var configs []string
+	for i, n := range nodes {
+		config, stderr, status := runImport(t,
+			"-dhcpcd", filepath.Join(n.Dir, "dhcpcd.conf"), "-hook", filepath.Join(n.Dir, "dhcpcd-hook.sh"),
+			"-radvd", filepath.Join(n.Dir, "radvd.conf"), "-keepalived", filepath.Join(n.Dir, "keepalived.conf"))
+		t.Logf("node %d imported config:\n%s", i+1, config)
+		if status != 0 {
+			t.Fatalf("node %d: v6edge import: exit %d, want 0\n%s", i+1, status, stderr)
+		}
+		configs = append(configs, config)
+	}
+
+	// The incumbent goes away as in a maintenance window: keepalived
+	// stopped (it removes its virtual addresses), then each node's notify
+	// script run for backup, which stops dhcpcd (SIGTERM: no Release, and
+	// its privsep helpers exit with it, freeing port 546) and radvd,
+	// deletes the hook's table and gives the WAN its own MAC back.
+	for i, n := range nodes {
+		if err := n.Keepalived.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := l.Exec(ctx, l.Routers[i], filepath.Join(n.Dir, "notify.sh"), "backup"); err != nil {
+			t.Fatalf("node %d notify.sh backup: %v\n%s", i+1, err, out)
+		}
+	}
+	v6 := runNodes(t, l, func(prio int) string {
+		if prio == 150 {
+			return configs[0]
+		}
+		return configs[1]
+	}, 150, pairBackupPriority)
+
+	t.Run("the v6edge pair holds the prefix the incumbent had", func(t *testing.T) {
+		if got := waitMasterBound(t, v6); got != deleg {
+			t.Errorf("delegated %s, the incumbent had %s", got, deleg)
+		}
+		pairCheckOneKeaLease(t, l, deleg)
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Run("the host keeps its address and reaches the internet mapped", func(t *testing.T) {
+		waitHostThroughPair(t, l)
+		if !pairIncHostHas(t, l, hostAddr) {
+			t.Errorf("the host lost %s", hostAddr)
+		}
+		want := testbed.MapAddr(hostAddr, internal, deleg)
+		if seen := pingSources(t, l, l.Hosts[0], hostAddr); len(seen) == 0 || seen[0] != want {
+			t.Errorf("upstream saw %v, want %s", seen, want)
+		}
+	})
+	t.Run("the master's RA carries what radvd's did, field by field", func(t *testing.T) {
+		compareRAs(t, radvdRA, hostRA(t, l))
+	})
+	t.Run("node 1 dies and node 2 takes over with the same prefix", func(t *testing.T) {
+		p := &pairLab{Lab: l, nodes: v6, advert: advert, deleg: deleg, hostAddr: hostAddr}
+		o := p.pairMeasure(t, func() { p.killNode1(t) })
+		p.waitNode2Master(t, 5*time.Second)
+		doc, _, err := v6[1].Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := testbed.GetString(doc, "wan", "prefix"); got != deleg.String() {
+			t.Errorf("node 2 has prefix %s, want %s", got, deleg)
+		}
+		if o.ViaNew == 0 {
+			t.Error("no reply came through node 2")
+		}
+		if !pairIncHostHas(t, l, hostAddr) {
+			t.Errorf("the host lost %s", hostAddr)
+		}
+		t.Logf("imported pair, node death at %v adverts: %v", advert, o)
 	})
 }
