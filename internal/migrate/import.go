@@ -30,7 +30,7 @@ type Inputs struct {
 	// are read).
 	ReadFile func(path string) ([]byte, error)
 	// V6edge is the path of the v6edge binary in the notify lines
-	// printed with KeepKeepalived (default /usr/bin/v6edge).
+	// printed with KeepKeepalived (default /usr/sbin/v6edge).
 	V6edge string
 }
 
@@ -460,7 +460,7 @@ func (b *builder) buildLAN(name string, ifc RadvdIface, used map[int]bool) error
 					b.note(name, opt.Line, opt.text(), "v6edge withdraws its DNS options on a clean stop", sect)
 				}
 			default:
-				b.note(name, opt.Line, opt.text(), "v6edge sets the RDNSS lifetime itself (3 × max_interval, following the lease)", sect)
+				b.note(name, opt.Line, opt.text(), "v6edge chooses the RDNSS lifetime itself", sect)
 			}
 		}
 	}
@@ -470,7 +470,7 @@ func (b *builder) buildLAN(name string, ifc RadvdIface, used map[int]bool) error
 			if opt.key() == "FlushDNSSL" && isOn(opt.arg(1)) {
 				continue
 			}
-			b.note(name, opt.Line, opt.text(), "v6edge sets the DNSSL lifetime itself", sect)
+			b.note(name, opt.Line, opt.text(), "v6edge chooses the DNSSL lifetime itself", sect)
 		}
 	}
 	if len(ifc.RDNSS) > 0 {
@@ -536,7 +536,7 @@ func (b *builder) buildLAN(name string, ifc RadvdIface, used map[int]bool) error
 			case opt.key() == "RemoveRoute":
 				b.note(name, opt.Line, opt.text(), "v6edge always withdraws its routes in the final RA of a clean stop", sect)
 			default:
-				b.note(name, opt.Line, opt.text(), "v6edge advertises routes at medium preference with the router lifetime", sect)
+				b.note(name, opt.Line, opt.text(), "v6edge advertises routes at medium preference and chooses their lifetime", sect)
 			}
 		}
 	}
@@ -844,10 +844,11 @@ func (b *builder) vip(name string, a Stmt, s *Section) string {
 func (b *builder) notify(name string, scripts []Stmt, s *Section) {
 	mac := ""
 	for _, n := range scripts {
-		path := strings.Fields(n.arg(1) + " ")[0]
-		if path == "" {
+		words := strings.Fields(n.arg(1))
+		if len(words) == 0 {
 			continue
 		}
+		path := words[0]
 		var text []byte
 		var err error
 		if b.in.ReadFile != nil {
@@ -868,7 +869,7 @@ func (b *builder) notify(name string, scripts []Stmt, s *Section) {
 	if b.in.KeepKeepalived {
 		v := b.in.V6edge
 		if v == "" {
-			v = "/usr/bin/v6edge"
+			v = "/usr/sbin/v6edge"
 		}
 		for _, role := range []string{"master", "backup", "fault"} {
 			b.r.NotifyLines = append(b.r.NotifyLines, fmt.Sprintf("notify_%s \"%s ha %s\"", role, v, role))
