@@ -322,7 +322,7 @@ func TestDebianKeepalived(t *testing.T) {
 			}
 			res, err := Import(Inputs{
 				Dhcpcd: readTestdata(t, "incumbent-dhcpcd.conf"), Hook: readTestdata(t, "incumbent-hook.sh"),
-				Radvd: &File{"radvd.conf", []byte("interface eth0.1 { AdvSendAdvert on; prefix fd00:aaaa:bbbb:cc01::/64 {}; };")},
+				Radvd:      &File{"radvd.conf", []byte("interface eth0.1 { AdvSendAdvert on; prefix fd00:aaaa:bbbb:cc01::/64 {}; };")},
 				Keepalived: f,
 			})
 			if err != nil {
