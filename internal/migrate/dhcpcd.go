@@ -32,6 +32,9 @@ type Dhcpcd struct {
 	// Imported lists what was taken over, for comments: "key (line): what".
 	Imported []string
 	Notes    []Note
+
+	ianaIAID string // ia_na's own IAID, checked against ia_pd's
+	ianaLine dhcpcdLine
 }
 
 // Delegation is one interface part of an ia_pd line.
@@ -122,6 +125,11 @@ func ParseDhcpcd(name string, data []byte) (*Dhcpcd, error) {
 			return nil, err
 		}
 	}
+	if d.ianaIAID != "" {
+		if v, err := parseIAID(d.ianaIAID); err != nil || !d.HasIAID || v != d.IAID {
+			d.note(name, d.ianaLine, "v6edge's IA_NA has the IAID of the IA_PD; the IAID "+d.ianaIAID+" is not kept")
+		}
+	}
 	return d, nil
 }
 
@@ -185,7 +193,7 @@ func (d *Dhcpcd) line(name string, l dhcpcdLine) error {
 		d.IANA = true
 		d.took(l, `wan.request_address = "try"`)
 		if len(f) > 1 {
-			d.note(name, l, "v6edge's IA_NA has the IAID of the IA_PD; the IAID "+f[1]+" is not kept")
+			d.ianaIAID, d.ianaLine = f[1], l
 		}
 	case "duid":
 		switch {

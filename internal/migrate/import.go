@@ -320,6 +320,17 @@ func (b *builder) buildLANs() error {
 	if len(b.lans) == 0 {
 		return errors.New(name + ": no interface block advertises (AdvSendAdvert on)")
 	}
+	// Routed, dhcpcd's ia_pd numbered /64s onto interfaces itself; v6edge
+	// does so only for the [[lan]]s. With NAT they are the fake-interface
+	// idiom (nosuch0/0/58) and mean nothing.
+	if b.dh != nil && b.nat == nil {
+		for _, d := range b.dh.Delegations {
+			if b.lan(d.Interface) == nil {
+				b.note(b.in.Dhcpcd.Name, 0, fmt.Sprintf("ia_pd ... %s/%d/%d", d.Interface, d.SLA, d.Length),
+					"radvd does not advertise on "+d.Interface+"; v6edge numbers /64s onto [[lan]] interfaces only", "wan")
+			}
+		}
+	}
 	return nil
 }
 

@@ -371,3 +371,28 @@ func TestParseErrors(t *testing.T) {
 		t.Error("no WAN interface, no error")
 	}
 }
+
+// Routed: no NETMAP hook, dhcpcd numbers the delegation onto the LAN
+// (ia_pd 1 lan0/3) and radvd advertises whatever is there (::/64).
+func TestImportRouted(t *testing.T) {
+	res, err := Import(Inputs{
+		Dhcpcd: &File{"dhcpcd.conf", []byte("duid ll\nipv6only\ninterface wan0\n\tia_na 2\n\tia_pd 1/::/56 lan0/3/64 dmz0/4/64\n")},
+		Radvd:  &File{"radvd.conf", []byte("interface lan0 {\n\tAdvSendAdvert on;\n\tprefix ::/64 {\n\t\tAdvAutonomous on;\n\t};\n\tRDNSS 2001:db8::53 { };\n};\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := configs.Parse("imported", []byte(res.Render()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res.Render())
+	}
+	if c.NAT.Enabled() || len(c.LANs) != 1 || c.LANs[0].Subnet != 3 || c.LANs[0].Advertise != configs.AdvertiseExternal {
+		t.Errorf("nat %+v lans %+v", c.NAT, c.LANs)
+	}
+	if c.WAN().RequestAddress != "try" {
+		t.Errorf("request_address %q, want try (ia_na)", c.WAN().RequestAddress)
+	}
+	if !hasNote(res.Notes, "dmz0/4/64") || !hasNote(res.Notes, "ia_na 2") {
+		t.Errorf("notes %v, want dmz0 and ia_na's IAID", res.Notes)
+	}
+}
