@@ -758,6 +758,9 @@ func (b *builder) buildHA() {
 				s.set("preempt_delay", dur(d), at(o))
 			}
 		case "state":
+			if b.in.KeepKeepalived {
+				continue
+			}
 			s.Comments = append(s.Comments, fmt.Sprintf("keepalived's state %s (%s): v6edge starts as backup and the priorities elect the master.", v, at(o)))
 		case "virtual_ipaddress", "virtual_ipaddress_excluded":
 			for _, a := range o.Block {
@@ -854,12 +857,21 @@ func (b *builder) vip(name string, a Stmt, s *Section) string {
 // printed.
 func (b *builder) notify(name string, scripts []Stmt, s *Section) {
 	mac := ""
+	seen := map[string][]string{} // script path → the notify keys that run it
+	var order []string
 	for _, n := range scripts {
 		words := strings.Fields(n.arg(1))
 		if len(words) == 0 {
 			continue
 		}
 		path := words[0]
+		if _, ok := seen[path]; !ok {
+			order = append(order, path)
+		}
+		seen[path] = append(seen[path], fmt.Sprintf("%s (%s:%d)", n.key(), name, n.Line))
+		if len(seen[path]) > 1 {
+			continue
+		}
 		var text []byte
 		var err error
 		if b.in.ReadFile != nil {
@@ -869,13 +881,17 @@ func (b *builder) notify(name string, scripts []Stmt, s *Section) {
 		}
 		if err != nil {
 			b.note(name, n.Line, n.text(), "could not read the script ("+err.Error()+"): v6edge does on master what such scripts do (WAN MAC, PD client, RAs); check it by hand", "ha")
+			delete(seen, path)
+			order = order[:len(order)-1]
 			continue
 		}
 		if m := NotifyMAC(text); m != "" && mac == "" {
 			mac = m
 			s.set("wan_mac", tomlString(m), filepath.Base(path))
 		}
-		s.Comments = append(s.Comments, fmt.Sprintf("%s %s (%s:%d): v6edge does on a role change what it did (the WAN MAC, the PD client, the NETMAP pair and the RAs move with the master).", n.key(), path, name, n.Line))
+	}
+	for _, path := range order {
+		s.Comments = append(s.Comments, fmt.Sprintf("%s, run by %s: v6edge does on a role change what it did (the WAN MAC, the PD client, the NETMAP pair and the RAs move with the master).", path, strings.Join(seen[path], ", ")))
 	}
 	if b.in.KeepKeepalived {
 		v := b.in.V6edge
