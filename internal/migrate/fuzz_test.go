@@ -8,6 +8,14 @@ import (
 	"github.com/v6edge/v6edge/configs"
 )
 
+// Run one target with e.g.
+//
+//	go test -run '^$' -fuzz '^FuzzParseRadvd$' -fuzztime 60s -fuzzminimizetime 5s ./internal/migrate
+//
+// The seeds are whole config files of a few KB: without a short
+// -fuzzminimizetime the engine spends up to a minute minimizing each new
+// interesting input, and its progress line shows 0 execs/sec meanwhile.
+
 // seeds adds every testdata file whose name starts with prefix.
 func seeds(f *testing.F, prefixes ...string) {
 	for _, p := range prefixes {
