@@ -47,6 +47,7 @@ commands:
   renew    [-socket PATH]                                              renew the delegated prefix now
   release  [-socket PATH]                                              release the delegated prefix
   ha       master|backup|fault [-socket PATH]                          set the HA role (ha.mode = "external")
+  import   [-dhcpcd F] [-hook F] [-radvd F] [-keepalived F] [-keep-keepalived] [-o F]   write a v6edge config from dhcpcd + hook + radvd + keepalived (exit 1 if something was left out)
   version                                                              print the version
   help     [COMMAND]                                                   print this usage, or a command's
 
@@ -75,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdSimple(cmd, args, stdout, stderr)
 	case "ha":
 		return cmdHA(args, stdout, stderr)
+	case "import":
+		return cmdImport(args, stdout, stderr)
 	case "version", "-version", "--version":
 		return cmdVersion(args, stdout, stderr)
 	case "help", "-h", "-help", "--help":

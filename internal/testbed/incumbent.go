@@ -74,6 +74,10 @@ NFT
 type Incumbent struct {
 	Dhcpcd, Radvd *Proc
 
+	// DhcpcdConf, Hook and RadvdConf are the paths of the files it runs
+	// (what `v6edge import` reads).
+	DhcpcdConf, Hook, RadvdConf string
+
 	lab        *Lab
 	name, conf string // dhcpcd's name (its db and run directories) and configuration text
 }
@@ -158,7 +162,8 @@ func (l *Lab) RunIncumbent(ctx context.Context) (*Incumbent, error) {
 		_ = d.Stop()
 		return nil, err
 	}
-	return &Incumbent{Dhcpcd: d, Radvd: r, lab: l, name: name, conf: conf}, nil
+	return &Incumbent{Dhcpcd: d, Radvd: r, DhcpcdConf: l.path(name + ".conf"), Hook: hook, RadvdConf: radvdConf,
+		lab: l, name: name, conf: conf}, nil
 }
 
 // incumbentDhcpcdConf is the incumbent's dhcpcd.conf, headed by the

@@ -110,21 +110,7 @@ func (l *Lab) PairIncStart(ctx context.Context, i int, o PairIncOptions) (*PairI
 			return nil, err
 		}
 	}
-	hook := filepath.Join(dir, "dhcpcd-hook.sh")
-	files := map[string]string{
-		hook: strings.NewReplacer("INTERNAL", DefaultInternal.String(), "WAN", WANIface).Replace(incumbentHook),
-		filepath.Join(dir, "notify.sh"): strings.NewReplacer("DIR", dir, "WAN", WANIface,
-			"SHARED", o.SharedMAC.String(), "OWN", o.OwnMAC.String()).Replace(pairIncNotify),
-		filepath.Join(dir, "dhcpcd.conf"): incumbentDhcpcdConf("incumbent HA: dhcpcd as a DHCPv6-PD client only, DUID-LL from the shared MAC",
-			hook, false, l.opts.Delegated),
-		// radvd sends from "the first link-local address" of lan0 unless
-		// AdvRASrcAddress (radvd 2.19) lists acceptable sources: with the
-		// virtual fe80::1 listed, both nodes are the same router to the
-		// hosts. Without it the source is whichever link-local the kernel
-		// lists first, usually but not always keepalived's fe80::1.
-		filepath.Join(dir, "radvd.conf"):      incumbentRadvdConf(pairIncRASrc(o.RASource)),
-		filepath.Join(dir, "keepalived.conf"): pairIncKeepalivedConf(o, filepath.Join(dir, "notify.sh")),
-	}
+	files := pairIncFiles(dir, o, l.opts.Delegated)
 	for name, text := range files {
 		mode := os.FileMode(0o644)
 		if strings.HasSuffix(name, ".sh") {
@@ -143,6 +129,26 @@ func (l *Lab) PairIncStart(ctx context.Context, i int, o PairIncOptions) (*PairI
 		return nil, err
 	}
 	return &PairIncNode{Keepalived: k, NS: ns, Dir: dir}, nil
+}
+
+// pairIncFiles are the files of a node in dir, by path: dhcpcd.conf, the
+// NETMAP hook, radvd.conf, keepalived.conf and its notify script.
+func pairIncFiles(dir string, o PairIncOptions, delegated int) map[string]string {
+	hook := filepath.Join(dir, "dhcpcd-hook.sh")
+	return map[string]string{
+		hook: strings.NewReplacer("INTERNAL", DefaultInternal.String(), "WAN", WANIface).Replace(incumbentHook),
+		filepath.Join(dir, "notify.sh"): strings.NewReplacer("DIR", dir, "WAN", WANIface,
+			"SHARED", o.SharedMAC.String(), "OWN", o.OwnMAC.String()).Replace(pairIncNotify),
+		filepath.Join(dir, "dhcpcd.conf"): incumbentDhcpcdConf("incumbent HA: dhcpcd as a DHCPv6-PD client only, DUID-LL from the shared MAC",
+			hook, false, delegated),
+		// radvd sends from "the first link-local address" of lan0 unless
+		// AdvRASrcAddress (radvd 2.19) lists acceptable sources: with the
+		// virtual fe80::1 listed, both nodes are the same router to the
+		// hosts. Without it the source is whichever link-local the kernel
+		// lists first, usually but not always keepalived's fe80::1.
+		filepath.Join(dir, "radvd.conf"):      incumbentRadvdConf(pairIncRASrc(o.RASource)),
+		filepath.Join(dir, "keepalived.conf"): pairIncKeepalivedConf(o, filepath.Join(dir, "notify.sh")),
+	}
 }
 
 func pairIncKeepalivedConf(o PairIncOptions, notify string) string {
