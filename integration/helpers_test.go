@@ -252,13 +252,16 @@ func wantStatusNAT(t *testing.T, d *testbed.Daemon, deleg netip.Prefix) {
 }
 
 // hostSLAAC waits up to 20 s for host to number itself in prefix and
-// returns the address.
+// returns the address, once the host also has its default route: an
+// address can come from an RA that still says router lifetime 0 (no way out
+// yet, RFC 7084 G-4), and traffic, replies included, needs the route.
 func hostSLAAC(t *testing.T, l *testbed.Lab, host string, prefix netip.Prefix) netip.Addr {
 	t.Helper()
 	a, err := l.WaitHostSLAAC(t.Context(), host, prefix, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitHostDefaultRoute(t, l, host)
 	return a
 }
 
@@ -287,6 +290,16 @@ func waitHostDefaultRoute(t *testing.T, l *testbed.Lab, host string) {
 		return strings.Contains(out, "dev "+testbed.HostIface), err
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addHostlessLAN gives the router a second LAN, name, with no hosts: a veth
+// pair of its own is enough for its RAs (this kernel has no dummy links).
+func addHostlessLAN(t *testing.T, l *testbed.Lab, name string) {
+	t.Helper()
+	if _, err := l.Exec(t.Context(), l.Router, "sh", "-c",
+		"ip link add "+name+" type veth peer name "+name+"p && ip link set "+name+" up && ip link set "+name+"p up"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -26,9 +26,7 @@ func TestISPOptionsReachTheWANAndTheLAN(t *testing.T) {
 	l := opsLab(t, testbed.Options{ExcludedPrefix: true, AddressPool: ispAddressPool, DNS: ispDNS, Domains: ispDomains})
 	ctx := t.Context()
 	// A second LAN on the last /64 of the /56, the one Kea excludes.
-	if _, err := l.Exec(ctx, l.Router, "sh", "-c", "ip link add lan1 type veth peer name lan1p && ip link set lan1 up && ip link set lan1p up"); err != nil {
-		t.Fatal(err)
-	}
+	addHostlessLAN(t, l, "lan1")
 	cfg := testbed.Config{
 		WANs: []testbed.WAN{{Interface: testbed.WANIface, DUID: "ll", IAID: 1, PrefixLength: 56}},
 		NAT:  testbed.NAT{InternalPrefix: internal, Hairpin: true},

@@ -31,11 +31,8 @@ func TestDelegationSmallerThanTheInternalPrefix(t *testing.T) {
 			t.Parallel()
 			l := newLab(t, "v6sz", testbed.Options{Delegated: tc.delegated})
 			ctx := t.Context()
-			// The second LAN has no hosts: a veth pair of its own is enough for its
-			// RAs (this kernel has no dummy links).
-			if _, err := l.Exec(ctx, l.Router, "sh", "-c", "ip link add lan1 type veth peer name lan1p && ip link set lan1 up && ip link set lan1p up"); err != nil {
-				t.Fatal(err)
-			}
+			// The second LAN has no hosts.
+			addHostlessLAN(t, l, "lan1")
 			cfg := testbed.Config{
 				WANs: []testbed.WAN{{Interface: testbed.WANIface, DUID: "ll", IAID: 1, PrefixLength: 56}},
 				NAT:  testbed.NAT{InternalPrefix: internal, Hairpin: true},
