@@ -87,6 +87,17 @@ func DemoWith(ctx context.Context, out io.Writer, v V6edge, o Options) (err erro
 	w.say("v6edge asked Kea for a /56 and got %s (DUID %s).", deleg, GetString(doc, "wan", "duid"))
 	w.say("The LAN itself keeps a stable ULA prefix, %s; NAT maps it 1:1 onto %s.", DefaultInternal, deleg)
 
+	// v6edge names itself the LAN's default router only once it has a way
+	// out — the lease and the upstream's default route (RFC 7084 G-4) — in
+	// its next RA after both arrived: wait for the host to take it.
+	err = l.WaitFor(ctx, 15*time.Second, "the host's default route via the router", func() (bool, error) {
+		out, err := l.Exec(ctx, host, "ip", "-6", "route", "show", "default")
+		return strings.Contains(out, "dev "+HostIface), err
+	})
+	if err != nil {
+		return err
+	}
+
 	w.heading("4. What the LAN host hears: rdisc6 on the host")
 	ra, _ := l.Exec(ctx, host, "rdisc6", "-1", "-w", "2000", HostIface)
 	w.block(ra)
