@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -37,6 +38,7 @@ var ErrNoLinkLocal = errors.New("no non-tentative link-local address")
 type udpConn struct {
 	c      *net.UDPConn
 	ifname string
+	zone   string // the interface's index, for link-local destinations
 }
 
 // ListenUDP opens the client socket on ifname: bound to the interface's
@@ -113,12 +115,21 @@ func bindUDP(ifname string, ll netip.Addr) (*udpConn, error) {
 		}
 		return serr
 	}}
-	addr := netip.AddrPortFrom(ll.WithZone(ifname), ClientPort)
+	// The interface goes into the address as its index, not its name: Go
+	// resolves zone names through a cache refreshed at most once a minute,
+	// so a WAN deleted and created again under the same name would bind and
+	// send to the deleted ifindex.
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("finding interface %s: %w", ifname, err)
+	}
+	zone := strconv.Itoa(ifi.Index)
+	addr := netip.AddrPortFrom(ll.WithZone(zone), ClientPort)
 	pc, err := lc.ListenPacket(context.Background(), "udp6", addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("binding %s: %w", addr, err)
 	}
-	return &udpConn{c: pc.(*net.UDPConn), ifname: ifname}, nil
+	return &udpConn{c: pc.(*net.UDPConn), ifname: ifname, zone: zone}, nil
 }
 
 // linkLocal returns the first non-tentative, non-DAD-failed link-local
@@ -147,8 +158,9 @@ func linkLocal(ifname string) (netip.Addr, error) {
 
 func (u *udpConn) WriteTo(b []byte, to netip.AddrPort) error {
 	a := to.Addr()
-	if a.Zone() == "" && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
-		to = netip.AddrPortFrom(a.WithZone(u.ifname), to.Port())
+	if a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() {
+		// The socket is bound to one interface: that is the zone, by index.
+		to = netip.AddrPortFrom(a.WithZone(u.zone), to.Port())
 	}
 	_, err := u.c.WriteToUDPAddrPort(b, to)
 	return err
