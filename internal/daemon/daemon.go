@@ -467,7 +467,11 @@ func (d *Daemon) fold(e event) {
 	case peerLeaseEvent:
 		d.learnLease(e.lease)
 	case probeEvent:
-		if h := st.health[e.wan]; h != nil {
+		// A probe leaves from the router's ULA through NAT: before the
+		// uplink has a usable delegation it cannot be answered, and
+		// counting those misses would hold a healthy uplink down for its
+		// recovery hold-down right after the start.
+		if h := st.health[e.wan]; h != nil && d.hasDelegation(e.wan) {
 			h.ProbeResult(d.now(), e.ok)
 		}
 	case delegationsEvent:
@@ -483,6 +487,16 @@ func (d *Daemon) fold(e event) {
 		}
 	case changedEvent:
 	}
+}
+
+// hasDelegation reports whether wan has a usable delegated prefix now.
+func (d *Daemon) hasDelegation(wan string) bool {
+	for _, w := range d.st.cfg.WANs {
+		if w.Interface == wan {
+			return uplinkFrom(w, d.st.snaps[wan], d.now()).Delegated.IsValid()
+		}
+	}
+	return false
 }
 
 // observeLinks re-reads every configured link. Router firmware brings links

@@ -557,6 +557,11 @@ func (m *machine) problems(now time.Time) []string {
 		case s.State == StateDADFailed:
 			out = append(out, fmt.Sprintf("%s: %s failed duplicate address detection (another host uses it); retrying in %s",
 				s.Interface, s.Address.Addr(), roundUp(s.NextRetry.Sub(now))))
+		case s.State == StateTentative && s.Failures > 0:
+			// Retrying after a failure is not a recovery yet: the problem
+			// stays until the address holds.
+			out = append(out, fmt.Sprintf("%s: %s failed duplicate address detection %d time(s) (another host uses it); trying it again",
+				s.Interface, s.Address.Addr(), s.Failures))
 		case s.State == StateMissing && s.Detail != "":
 			out = append(out, fmt.Sprintf("%s: %s is missing: %s", s.Interface, s.Address.Addr(), s.Detail))
 		case s.State == StateTentative && s.Detail != "" && s.Detail != "added":

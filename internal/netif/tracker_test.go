@@ -68,10 +68,18 @@ func TestTrackerDrivesTheKernel(t *testing.T) {
 			if diff := cmp.Diff(map[netip.Prefix]AddrState{lanAddr: StateTentative}, addrStates(f), cmpOpts); diff != "" {
 				t.Fatalf("kernel after the backoff (-want +got):\n%s", diff)
 			}
+			// Retrying is not a recovery: the problem stays until DAD passes.
+			want = []string{"lan0: fd00:aaaa:bbbb:cc01::1 failed duplicate address detection 1 time(s) (another host uses it); trying it again"}
+			if diff := cmp.Diff(want, tr.Problems()); diff != "" {
+				t.Errorf("problems while retrying (-want +got):\n%s", diff)
+			}
 			f.FinishDAD("lan0", lanAddr.Addr(), true)
 			synctest.Wait()
 			if st := tr.Status(); len(st) != 1 || st[0].State != StateOK {
 				t.Errorf("status = %+v, want ok", st)
+			}
+			if p := tr.Problems(); len(p) != 0 {
+				t.Errorf("problems once the address holds: %q", p)
 			}
 			if len(tr.Problems()) != 0 {
 				t.Errorf("problems = %q after recovery", tr.Problems())
