@@ -303,3 +303,41 @@ func addHostlessLAN(t *testing.T, l *testbed.Lab, name string) {
 		t.Fatal(err)
 	}
 }
+
+// metricCheck is one expectation on a scraped metric.
+type metricCheck struct {
+	name   string
+	labels []string
+	ok     func(float64) bool
+	want   string
+}
+
+// waitMetrics scrapes url in the router namespace until every check holds
+// (10 s at most) and returns the last scrape; on a timeout it fails the
+// test naming each metric and the value it had.
+func waitMetrics(t *testing.T, l *testbed.Lab, url string, checks []metricCheck) string {
+	t.Helper()
+	ctx := t.Context()
+	var text string
+	err := l.WaitFor(ctx, 10*time.Second, "the metrics", func() (bool, error) {
+		var err error
+		text, err = l.OpsScrape(ctx, l.Router, url)
+		if err != nil {
+			return false, err
+		}
+		for _, c := range checks {
+			if v, ok := opsMetric(text, c.name, c.labels...); !ok || !c.ok(v) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		for _, c := range checks {
+			v, ok := opsMetric(text, c.name, c.labels...)
+			t.Errorf("%s%v = %v (present %v), want %s", c.name, c.labels, v, ok, c.want)
+		}
+		t.Fatal(err)
+	}
+	return text
+}

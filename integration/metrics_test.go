@@ -35,12 +35,7 @@ func TestMetricsScrapePassesPromtool(t *testing.T) {
 	opsDhcpcdEvent(t, l, c, 20*time.Second, "BOUND6")
 
 	const url = "http://[::1]:9430/metrics"
-	checks := []struct {
-		name   string
-		labels []string
-		ok     func(float64) bool
-		want   string
-	}{
+	checks := []metricCheck{
 		{"v6edge_wan_state", []string{`state="bound"`}, func(v float64) bool { return v == 1 }, "1"},
 		{"v6edge_dhcp6_server_leases", []string{`interface="` + testbed.LANIface + `"`}, func(v float64) bool { return v >= 1 }, "≥ 1"},
 		{"v6edge_dhcp6_server_delegations", nil, func(v float64) bool { return v >= 1 }, "≥ 1"},
@@ -53,27 +48,7 @@ func TestMetricsScrapePassesPromtool(t *testing.T) {
 		{"go_goroutines", nil, func(v float64) bool { return v > 0 }, "> 0"},
 		{"process_resident_memory_bytes", nil, func(v float64) bool { return v > 0 }, "> 0"},
 	}
-	var text string
-	err = l.WaitFor(ctx, 10*time.Second, "the metrics", func() (bool, error) {
-		var err error
-		text, err = l.OpsScrape(ctx, l.Router, url)
-		if err != nil {
-			return false, err
-		}
-		for _, c := range checks {
-			if v, ok := opsMetric(text, c.name, c.labels...); !ok || !c.ok(v) {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		for _, c := range checks {
-			v, ok := opsMetric(text, c.name, c.labels...)
-			t.Errorf("%s%v = %v (present %v), want %s", c.name, c.labels, v, ok, c.want)
-		}
-		t.Fatal(err)
-	}
+	text := waitMetrics(t, l, url, checks)
 	if strings.Contains(text, "v6edge_nat_last_swap_seconds") {
 		t.Error("the scrape still has v6edge_nat_last_swap_seconds, renamed v6edge_nat_last_swap_duration_seconds")
 	}

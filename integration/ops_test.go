@@ -549,38 +549,14 @@ func TestOpsHookAndMetricsFollowARenumbering(t *testing.T) {
 	var swapsBefore float64
 	t.Run("metrics show bound, NAT installed, RAs and a Solicit", func(t *testing.T) {
 		var text string
-		checks := []struct {
-			name   string
-			labels []string
-			ok     func(float64) bool
-			want   string
-		}{
+		checks := []metricCheck{
 			{"v6edge_wan_state", []string{`state="bound"`}, func(v float64) bool { return v == 1 }, "1"},
 			{"v6edge_nat_installed", nil, func(v float64) bool { return v == 1 }, "1"},
 			{"v6edge_ra_sent_total", nil, func(v float64) bool { return v > 0 }, "> 0"},
 			{"v6edge_dhcp6_messages_total", []string{`kind="sent"`, `type="SOLICIT"`}, func(v float64) bool { return v >= 1 }, "≥ 1"},
 		}
 		// RAs and NAT settle just after the lease: poll until all hold.
-		err := l.WaitFor(ctx, 10*time.Second, "the metrics", func() (bool, error) {
-			var err error
-			text, err = l.OpsScrape(ctx, l.Router, url)
-			if err != nil {
-				return false, err
-			}
-			for _, c := range checks {
-				if v, ok := opsMetric(text, c.name, c.labels...); !ok || !c.ok(v) {
-					return false, nil
-				}
-			}
-			return true, nil
-		})
-		if err != nil {
-			for _, c := range checks {
-				v, ok := opsMetric(text, c.name, c.labels...)
-				t.Errorf("%s%v = %v (present %v), want %s", c.name, c.labels, v, ok, c.want)
-			}
-			t.Fatal(err)
-		}
+		text = waitMetrics(t, l, url, checks)
 		swapsBefore, _ = opsMetric(text, "v6edge_nat_swaps_total")
 	})
 
