@@ -126,6 +126,11 @@ func (i *ISPIncumbent) HookEnv(reason string) (run HookRun, ok bool, err error) 
 			env[k] = v
 		}
 	}
+	if env["reason"] != reason {
+		// The hook's `env > file` creates the file before it writes it:
+		// an empty (or partly written) file is a run still under way.
+		return HookRun{}, false, nil
+	}
 	return HookRun{Reason: reason, At: fi.ModTime(), Env: env}, true, nil
 }
 
