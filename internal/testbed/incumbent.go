@@ -122,6 +122,31 @@ func (i *Incumbent) Stop() error {
 	return e2
 }
 
+// prepareIncumbent sets what the incumbent setup needs in the router
+// namespace (forwarding, accept_ra=2 on the WAN, the router's LAN address,
+// which radvd does not add itself) and writes its NETMAP hook as name in
+// the lab's directory, returning the hook's path.
+func (l *Lab) prepareIncumbent(ctx context.Context, name string) (string, error) {
+	for k, v := range map[string]string{
+		"net.ipv6.conf.all.forwarding":             "1",
+		"net.ipv6.conf." + WANIface + ".accept_ra": "2",
+	} {
+		if err := l.Sysctl(ctx, l.Router, k, v); err != nil {
+			return "", err
+		}
+	}
+	lanAddr := netip.PrefixFrom(DefaultLANSubnet.Addr().Next(), 64)
+	if _, err := l.Exec(ctx, l.Router, "ip", "addr", "replace", lanAddr.String(), "dev", LANIface, "nodad"); err != nil {
+		return "", err
+	}
+	hook := l.path(name)
+	script := strings.NewReplacer("INTERNAL", DefaultInternal.String(), "WAN", WANIface).Replace(incumbentHook)
+	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+		return "", fmt.Errorf("lab: %w", err)
+	}
+	return hook, nil
+}
+
 // RunIncumbent starts, in the router namespace, what an operator runs today
 // instead of v6edge: dhcpcd as PD client with a hook script that installs the
 // NETMAP rules with nft, and radvd advertising the ULA /64 on lan0. It sets
@@ -129,22 +154,9 @@ func (i *Incumbent) Stop() error {
 // the router's LAN address, which radvd does not add itself.
 func (l *Lab) RunIncumbent(ctx context.Context) (*Incumbent, error) {
 	n := l.next()
-	for k, v := range map[string]string{
-		"net.ipv6.conf.all.forwarding":             "1",
-		"net.ipv6.conf." + WANIface + ".accept_ra": "2",
-	} {
-		if err := l.Sysctl(ctx, l.Router, k, v); err != nil {
-			return nil, err
-		}
-	}
-	lanAddr := netip.PrefixFrom(DefaultLANSubnet.Addr().Next(), 64)
-	if _, err := l.Exec(ctx, l.Router, "ip", "addr", "replace", lanAddr.String(), "dev", LANIface, "nodad"); err != nil {
+	hook, err := l.prepareIncumbent(ctx, fmt.Sprintf("incumbent-hook-%d.sh", n))
+	if err != nil {
 		return nil, err
-	}
-	hook := l.path(fmt.Sprintf("incumbent-hook-%d.sh", n))
-	script := strings.NewReplacer("INTERNAL", DefaultInternal.String(), "WAN", WANIface).Replace(incumbentHook)
-	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
 	}
 	conf := incumbentDhcpcdConf("incumbent: dhcpcd as a DHCPv6-PD client only", hook, l.opts.RapidCommit, l.opts.Delegated)
 	radvdConf := l.path(fmt.Sprintf("incumbent-radvd-%d.conf", n))

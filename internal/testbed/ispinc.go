@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,22 +43,9 @@ func (l *Lab) RunIncumbentConf(ctx context.Context, c IncumbentConf) (*ISPIncumb
 		c.Hint = 56
 	}
 	n := l.next()
-	for k, v := range map[string]string{
-		"net.ipv6.conf.all.forwarding":             "1",
-		"net.ipv6.conf." + WANIface + ".accept_ra": "2",
-	} {
-		if err := l.Sysctl(ctx, l.Router, k, v); err != nil {
-			return nil, err
-		}
-	}
-	lanAddr := netip.PrefixFrom(DefaultLANSubnet.Addr().Next(), 64)
-	if _, err := l.Exec(ctx, l.Router, "ip", "addr", "replace", lanAddr.String(), "dev", LANIface, "nodad"); err != nil {
+	hook, err := l.prepareIncumbent(ctx, fmt.Sprintf("isp-incumbent-hook-%d.sh", n))
+	if err != nil {
 		return nil, err
-	}
-	hook := l.path(fmt.Sprintf("isp-incumbent-hook-%d.sh", n))
-	script := strings.NewReplacer("INTERNAL", DefaultInternal.String(), "WAN", WANIface).Replace(incumbentHook)
-	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
 	}
 	conf := ispDhcpcdConf(hook, l.opts.RapidCommit, c)
 	radvdConf := l.path(fmt.Sprintf("isp-incumbent-radvd-%d.conf", n))
